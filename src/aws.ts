@@ -1,0 +1,75 @@
+/**
+ * The seam between the lock and the AWS SDK: sending commands through the caller's client, and
+ * classifying what comes back (condition failed, retryable, missing table, wrong key schema).
+ */
+import type { AttributeValue, DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { LockError } from "./errors.js";
+import type { KeySchema } from "./item.js";
+
+/** What dynamolock needs of a DynamoDB client: `send`. A `DynamoDBClient` is one. */
+export type DynamoDBSender = Pick<DynamoDBClient, "send">;
+
+interface SdkError {
+  name?: string;
+  message?: string;
+  code?: string;
+  $metadata?: { httpStatusCode?: number };
+  $retryable?: unknown;
+  Item?: Record<string, AttributeValue>;
+}
+
+const asSdkError = (err: unknown): SdkError =>
+  typeof err === "object" && err !== null ? (err as SdkError) : {};
+
+export function isConditionFailed(err: unknown): boolean {
+  return asSdkError(err).name === "ConditionalCheckFailedException";
+}
+
+/** The old item a failed conditional write returned (`ReturnValuesOnConditionCheckFailure`), if any. */
+export function oldItemOf(err: unknown): Record<string, AttributeValue> | undefined {
+  const item = asSdkError(err).Item;
+  return item !== undefined && Object.keys(item).length > 0 ? item : undefined;
+}
+
+const THROTTLING = new Set([
+  "ProvisionedThroughputExceededException",
+  "ThrottlingException",
+  "RequestLimitExceeded",
+  "TooManyRequestsException",
+  "LimitExceededException",
+  "TransactionInProgressException",
+]);
+
+/**
+ * Whether trying again may succeed: throttling, server errors, and failures with no HTTP answer
+ * (time-outs, resets, aborted attempts). Only the last two can hide a write that was applied.
+ */
+export function isRetryable(err: unknown): boolean {
+  const e = asSdkError(err);
+  if (e.name !== undefined && THROTTLING.has(e.name)) return true;
+  const status = e.$metadata?.httpStatusCode;
+  if (status === undefined) return true;
+  return status >= 500 || status === 429;
+}
+
+/** Turns a missing table or a key-schema mismatch into a LockError that says what to do. */
+export function tableError(err: unknown, schema: KeySchema): LockError | undefined {
+  const e = asSdkError(err);
+  const expected = `partition key "${schema.partitionKey}" (S)${schema.sortKey === undefined ? "" : ` and sort key "${schema.sortKey.name}" (S)`}`;
+  if (e.name === "ResourceNotFoundException") {
+    return new LockError(
+      `Table "${schema.table}" does not exist (or is not ACTIVE yet). Create it with ${expected}: call \`createTable()\`, or run \`dynamolock create-table ${schema.table}\``,
+      { cause: err },
+    );
+  }
+  if (
+    e.name === "ValidationException" &&
+    /key element does not match the schema|missing the key|key schema/i.test(e.message ?? "")
+  ) {
+    return new LockError(
+      `Table "${schema.table}" does not have the key schema this LockClient expects (${expected}). Pass the table's key names as \`partitionKey\` / \`sortKey\`, or use a table created by \`createTable()\``,
+      { cause: err },
+    );
+  }
+  return undefined;
+}

@@ -1,0 +1,409 @@
+/**
+ * LockClient: acquires locks (waiting as asked), reads them, and administers the table.
+ */
+import {
+  DynamoDBClient,
+  GetItemCommand,
+  type GetItemCommandInput,
+  UpdateItemCommand,
+} from "@aws-sdk/client-dynamodb";
+import { type DynamoDBSender, isConditionFailed, isRetryable, oldItemOf, tableError } from "./aws.js";
+import { backoffDelay, waitBeforeNextPoll } from "./backoff.js";
+import { decodeData, type LockData } from "./data.js";
+import { LockError, LockHeldError } from "./errors.js";
+import { type LockRecord, parseRecord } from "./item.js";
+import { judge, type Observation, observe } from "./lease.js";
+import { Lock, type LockContext } from "./lock.js";
+import { dataBudgetBytes, type LockClientOptions, type ResolvedOptions, resolveOptions } from "./options.js";
+import { acquireRequest, forceReleaseRequest, pollRequest, readRequest, releaseRequest } from "./requests.js";
+import { sleep } from "./runtime.js";
+import { type CreateTableOptions, createLockTable } from "./table.js";
+import { keyString, nonNegativeDuration, optionalSignal, optionsObject } from "./validate.js";
+
+export interface AcquireOptions {
+  /**
+   * How long to wait for a held lock, in ms. 0 tries once and rejects with LockHeldError if the
+   * lock is held and not stale.
+   * @default 0
+   */
+  readonly waitMs?: number;
+  /** Aborting it stops the wait; the call rejects with `signal.reason`. */
+  readonly signal?: AbortSignal;
+}
+
+/** A lock as read, without taking it. */
+export interface LockInfo<Data> {
+  readonly id: string;
+  /** The stored data, or undefined if none was stored. */
+  readonly data: Data | undefined;
+  /** Whether an owner is recorded (it may be a crashed holder whose lease is running out). */
+  readonly held: boolean;
+  /** The holder's name, when held. */
+  readonly holder: string | undefined;
+  /** The fence of the latest acquisition (0 if never acquired). */
+  readonly fence: number;
+  /** The holder's wall clock (ms since epoch) at its last write, when held. */
+  readonly heartbeatAt: number | undefined;
+  /** The lease the holder promised, in ms, when held. */
+  readonly leaseMs: number | undefined;
+  /**
+   * Held, but by this machine's wall clock past `heartbeatAt + leaseMs + maxClockSkewMs`: the
+   * holder is presumed dead and the next acquire will take the lock over.
+   */
+  readonly stale: boolean;
+  /** Wall clock (ms since epoch) of the last release, if any. */
+  readonly releasedAt: number | undefined;
+}
+
+let defaultClient: DynamoDBClient | undefined;
+/** One SDK client for every caller that did not pass its own. */
+export function sharedDefaultClient(): DynamoDBClient {
+  defaultClient ??= new DynamoDBClient({});
+  return defaultClient;
+}
+
+export class LockClient {
+  readonly #options: ResolvedOptions;
+  readonly #client: DynamoDBSender;
+  readonly #ownsClient: boolean;
+  readonly #held = new Set<Lock>();
+  /** Best-effort cleanups of acquisitions that may have been applied after we gave up. */
+  readonly #cleanups = new Set<Promise<void>>();
+  #closed = false;
+
+  constructor(options: LockClientOptions) {
+    this.#options = resolveOptions(options);
+    this.#ownsClient = this.#options.client === undefined;
+    this.#client = this.#options.client ?? new DynamoDBClient({});
+  }
+
+  /** The table this client's locks live in. */
+  get table(): string {
+    return this.#options.schema.table;
+  }
+
+  /**
+   * Takes the lock `id`, waiting up to `waitMs` for a holder to release it or to be presumed dead.
+   * One UpdateItem when the lock is free; the returned lock carries its data and fence.
+   */
+  async acquire<Data extends LockData = LockData>(id: string, options?: AcquireOptions): Promise<Lock<Data>> {
+    keyString("id", id, 2048);
+    const o = optionsObject<AcquireOptions>("options", options);
+    const waitMs = o.waitMs === undefined ? 0 : nonNegativeDuration("waitMs", o.waitMs);
+    const signal = optionalSignal("signal", o.signal);
+    this.#throwIfClosed();
+    signal?.throwIfAborted();
+    const lock = await this.#acquire<Data>(id, waitMs, signal);
+    return lock;
+  }
+
+  /** Takes the lock if it is free (or its holder presumed dead); never waits. */
+  async tryAcquire<Data extends LockData = LockData>(
+    id: string,
+    options?: { readonly signal?: AbortSignal },
+  ): Promise<Lock<Data> | undefined> {
+    const signal = optionalSignal("signal", optionsObject<AcquireOptions>("options", options).signal);
+    try {
+      return await this.acquire<Data>(id, { waitMs: 0, ...(signal === undefined ? {} : { signal }) });
+    } catch (err) {
+      if (err instanceof LockHeldError) return undefined;
+      throw err;
+    }
+  }
+
+  /**
+   * Runs `fn` while holding the lock, then releases it. `fn` receives the lock: watch `lock.signal`
+   * (aborted if the lock is lost) and pass `lock.fence` to what you protect.
+   *
+   * If `fn` throws, its error is rethrown unchanged (the release is still attempted, and its own
+   * failure does not mask yours). If `fn` succeeds but the lock was lost meanwhile, rejects with
+   * LockLostError: the work may have overlapped another holder's.
+   */
+  async withLock<T, Data extends LockData = LockData>(
+    id: string,
+    fn: (lock: Lock<Data>) => T | Promise<T>,
+    options?: AcquireOptions,
+  ): Promise<T> {
+    if (typeof fn !== "function") throw new TypeError(`Expected \`fn\` to be a function, got ${typeof fn}`);
+    const lock = await this.acquire<Data>(id, options);
+    let result: T;
+    try {
+      result = await fn(lock);
+    } catch (err) {
+      await lock.release().catch(() => undefined);
+      throw err;
+    }
+    await lock.release();
+    return result;
+  }
+
+  /** Reads a lock without taking it (a strongly consistent GetItem). Undefined if it never existed. */
+  async read<Data extends LockData = LockData>(
+    id: string,
+    options?: { readonly signal?: AbortSignal },
+  ): Promise<LockInfo<Data> | undefined> {
+    keyString("id", id, 2048);
+    const signal = optionalSignal("signal", optionsObject<AcquireOptions>("options", options).signal);
+    signal?.throwIfAborted();
+    const record = await this.#get(readRequest(this.#options.schema, id), signal);
+    if (record === undefined) return undefined;
+    return this.#info<Data>(id, record);
+  }
+
+  /**
+   * Administrative: removes whoever holds the lock, keeping data and fence. The holder learns at
+   * its next heartbeat (its signal aborts with reason "released"). Resolves to the removed
+   * holder's state, or undefined if the lock was not held.
+   */
+  async forceRelease<Data extends LockData = LockData>(id: string): Promise<LockInfo<Data> | undefined> {
+    keyString("id", id, 2048);
+    this.#throwIfClosed();
+    const input = forceReleaseRequest(this.#options.schema, id, this.#options.runtime.wallNow());
+    try {
+      const out = await this.#client.send(new UpdateItemCommand(input));
+      const record = parseRecord(out.Attributes);
+      return record === undefined ? undefined : this.#info<Data>(id, record);
+    } catch (err) {
+      if (isConditionFailed(err)) return undefined;
+      throw this.#translate(err, `Force-releasing lock "${id}" failed`);
+    }
+  }
+
+  /**
+   * Creates the table (on-demand billing) if it does not exist and waits until it is ACTIVE. An
+   * existing table with the right key schema is fine; one with another key schema is a LockError.
+   * Resolves to true if this call created it.
+   */
+  createTable(options?: CreateTableOptions): Promise<boolean> {
+    return createLockTable(this.#client, this.#options.schema, this.#options.runtime, options);
+  }
+
+  /** Releases every lock this client holds (keeping their data), stops all timers. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    const results = await Promise.allSettled([...this.#held].map((lock) => lock.releaseIfHeld()));
+    await Promise.allSettled([...this.#cleanups]);
+    if (this.#ownsClient) (this.#client as DynamoDBClient).destroy();
+    const failures = results.flatMap((r) => (r.status === "rejected" ? [r.reason] : []));
+    if (failures.length > 0)
+      throw new AggregateError(failures, "Some locks could not be released on close()");
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  // ---- internals ----
+
+  #throwIfClosed(): void {
+    if (this.#closed) throw new LockError(`This LockClient (table "${this.table}") is closed`);
+  }
+
+  #translate(err: unknown, message: string, lockId?: string): unknown {
+    if (err instanceof LockError) return err;
+    const table = tableError(err, this.#options.schema);
+    if (table !== undefined) return table;
+    return new LockError(`${message}: ${(err as Error)?.message ?? String(err)}`, {
+      cause: err,
+      ...(lockId === undefined ? {} : { lockId }),
+    });
+  }
+
+  async #get(input: GetItemCommandInput, signal: AbortSignal | undefined): Promise<LockRecord | undefined> {
+    try {
+      const out = await this.#client.send(
+        new GetItemCommand(input),
+        signal === undefined ? {} : { abortSignal: signal },
+      );
+      return parseRecord(out.Item);
+    } catch (err) {
+      if (signal?.aborted) throw signal.reason;
+      throw this.#translate(
+        err,
+        `Reading lock "${String(input.Key?.[this.#options.schema.partitionKey]?.S)}" failed`,
+      );
+    }
+  }
+
+  #info<Data>(id: string, record: LockRecord): LockInfo<Data> {
+    const held = record.owner !== undefined;
+    const { maxClockSkewMs, runtime } = this.#options;
+    const stale =
+      held &&
+      record.heartbeatAt !== undefined &&
+      runtime.wallNow() > record.heartbeatAt + (record.leaseMs ?? this.#options.leaseMs) + maxClockSkewMs;
+    return {
+      id,
+      data: decodeData<Data>(record.data),
+      held,
+      holder: held ? record.holder : undefined,
+      fence: record.fence,
+      heartbeatAt: held ? record.heartbeatAt : undefined,
+      leaseMs: held ? record.leaseMs : undefined,
+      stale,
+      releasedAt: record.releasedAt,
+    };
+  }
+
+  #context(id: string): LockContext {
+    return {
+      schema: this.#options.schema,
+      client: this.#client,
+      runtime: this.#options.runtime,
+      heartbeatMs: this.#options.heartbeatMs,
+      clockDrift: this.#options.clockDrift,
+      dataBudgetBytes: dataBudgetBytes(this.#options, id),
+      onSettled: (lock) => this.#held.delete(lock),
+    };
+  }
+
+  /**
+   * The acquire loop. Each round either writes (the lock looked free, or its lease stale) or reads
+   * and sleeps. Every takeover is conditioned on the exact (owner, version) judged stale.
+   */
+  async #acquire<Data extends LockData>(
+    id: string,
+    waitMs: number,
+    signal: AbortSignal | undefined,
+  ): Promise<Lock<Data>> {
+    const { runtime, schema, holder, leaseMs, maxClockSkewMs, poll } = this.#options;
+    const owner = runtime.token();
+    const started = runtime.monotonicNow();
+    const deadline = started + waitMs;
+    let observation: Observation | undefined;
+    let stale: { owner: string; version: number } | undefined;
+    /** Send time of the earliest attempt that may have been applied without our knowing. */
+    let uncertainSince: number | undefined;
+    let polls = 0;
+    /** Writes sent once the deadline had passed: a lock seen free just after may be tried once more. */
+    let lateWrites = 0;
+    let lastSeen: LockRecord | undefined;
+
+    const giveUp = (err: unknown): never => {
+      if (uncertainSince !== undefined) this.#cleanUp(id, owner);
+      throw err;
+    };
+
+    for (;;) {
+      // ---- write: take the lock ----
+      const sentAt = runtime.monotonicNow();
+      if (sentAt >= deadline && ++lateWrites > 2) giveUp(this.#heldError(id, lastSeen, sentAt - started));
+      let record: LockRecord | undefined;
+      try {
+        const input = acquireRequest(schema, id, {
+          owner,
+          holder,
+          leaseMs,
+          wallNow: runtime.wallNow(),
+          stale,
+        });
+        const out = await this.#client.send(
+          new UpdateItemCommand(input),
+          signal === undefined ? {} : { abortSignal: signal },
+        );
+        const acquired = parseRecord(out.Attributes);
+        if (acquired === undefined)
+          throw new LockError(`Acquire of "${id}" returned no item`, { lockId: id });
+        return this.#adopt<Data>(id, owner, acquired, Math.min(uncertainSince ?? sentAt, sentAt));
+      } catch (err) {
+        if (signal?.aborted) giveUp(signal.reason);
+        if (!isConditionFailed(err)) {
+          if (err instanceof LockError || !isRetryable(err) || runtime.monotonicNow() >= deadline) {
+            giveUp(this.#translate(err, `Acquiring lock "${id}" failed`, id));
+          }
+          uncertainSince ??= sentAt;
+          await sleep(
+            runtime,
+            waitBeforeNextPoll(
+              backoffDelay(polls++, poll, runtime.random()),
+              Infinity,
+              deadline - runtime.monotonicNow(),
+            ),
+            signal,
+          ).catch(giveUp);
+          continue;
+        }
+        record = parseRecord(oldItemOf(err));
+        if (record === undefined) record = await this.#get(pollRequest(schema, id), signal).catch(giveUp);
+      }
+
+      // ---- wait: until the lock looks free or stale, or the wait runs out ----
+      stale = undefined;
+      for (;;) {
+        const arrivedAt = runtime.monotonicNow();
+        lastSeen = record;
+        if (record?.owner === undefined || record.owner === owner) break; // free (or ours): write again
+        observation = observe(
+          observation,
+          {
+            owner: record.owner,
+            version: record.version,
+            leaseMs: record.leaseMs ?? leaseMs,
+            heartbeatAt: record.heartbeatAt,
+          },
+          arrivedAt,
+        );
+        const verdict = judge(observation, arrivedAt, runtime.wallNow(), maxClockSkewMs);
+        if (verdict.stale) {
+          stale = { owner: observation.owner, version: observation.version };
+          break;
+        }
+        const remaining = deadline - arrivedAt;
+        if (remaining <= 0) giveUp(this.#heldError(id, record, arrivedAt - started));
+        const delay = waitBeforeNextPoll(
+          backoffDelay(polls++, poll, runtime.random()),
+          verdict.staleInMs,
+          remaining,
+        );
+        await sleep(runtime, delay, signal).catch(giveUp);
+        record = await this.#get(pollRequest(schema, id), signal).catch(giveUp);
+      }
+    }
+  }
+
+  #heldError(id: string, record: LockRecord | undefined, waitedMs: number): LockHeldError {
+    return new LockHeldError(
+      id,
+      {
+        holder: record?.holder,
+        fence: record?.fence ?? 0,
+        heartbeatAt: record?.heartbeatAt,
+        leaseMs: record?.leaseMs,
+      },
+      waitedMs,
+    );
+  }
+
+  #adopt<Data extends LockData>(id: string, owner: string, record: LockRecord, sentAt: number): Lock<Data> {
+    const lock = new Lock<Data>(this.#context(id), {
+      id,
+      owner,
+      holder: this.#options.holder,
+      leaseMs: this.#options.leaseMs,
+      record,
+      sentAt,
+    });
+    this.#held.add(lock as unknown as Lock);
+    return lock;
+  }
+
+  /**
+   * An acquire attempt whose outcome we never learned may have made us the owner. Free the lock
+   * again (conditioned on our token, so it can touch nothing else), rather than leave it to a
+   * full lease. Best effort: if this fails too, the lease runs out as after a crash.
+   */
+  #cleanUp(id: string, owner: string): void {
+    const input = releaseRequest(this.#options.schema, id, {
+      owner,
+      wallNow: this.#options.runtime.wallNow(),
+    });
+    const cleanup = this.#client
+      .send(new UpdateItemCommand(input))
+      .then(
+        () => undefined,
+        () => undefined,
+      )
+      .finally(() => this.#cleanups.delete(cleanup));
+    this.#cleanups.add(cleanup);
+  }
+}

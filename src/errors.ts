@@ -1,0 +1,80 @@
+/**
+ * Errors raised by dynamolock. Every lock error extends {@link LockError}; argument errors are the
+ * platform's own `TypeError` / `RangeError`, as Node's APIs do.
+ */
+
+/** Base class of every error dynamolock raises about a lock or a table. */
+export class LockError extends Error {
+  override name = "LockError";
+  /** The lock id the error is about, when there is one. */
+  readonly lockId: string | undefined;
+
+  constructor(message: string, options?: ErrorOptions & { lockId?: string }) {
+    super(message, options);
+    this.lockId = options?.lockId;
+  }
+}
+
+/** What is known of the holder of a lock we could not take. Never includes the lock's data. */
+export interface HolderInfo {
+  /** Human-readable holder name (default `hostname:pid`). */
+  readonly holder: string | undefined;
+  /** Fencing token of the holder's acquisition. */
+  readonly fence: number;
+  /** The holder's wall-clock time (ms since epoch) of its last confirmed write. */
+  readonly heartbeatAt: number | undefined;
+  /** The lease the holder promised, in ms. */
+  readonly leaseMs: number | undefined;
+}
+
+/** The lock is held by someone else and `waitMs` ran out (or was 0). */
+export class LockHeldError extends LockError {
+  override name = "LockHeldError";
+  readonly holder: string | undefined;
+  readonly fence: number;
+  readonly heartbeatAt: number | undefined;
+  readonly leaseMs: number | undefined;
+  /** How long the caller waited, in ms. */
+  readonly waitedMs: number;
+
+  constructor(lockId: string, info: HolderInfo, waitedMs: number, options?: ErrorOptions) {
+    const who = info.holder === undefined ? "another holder" : `"${info.holder}"`;
+    super(
+      `Lock "${lockId}" is held by ${who} (fence ${info.fence}); gave up after waiting ${Math.round(waitedMs)} ms`,
+      { ...options, lockId },
+    );
+    this.holder = info.holder;
+    this.fence = info.fence;
+    this.heartbeatAt = info.heartbeatAt;
+    this.leaseMs = info.leaseMs;
+    this.waitedMs = waitedMs;
+  }
+}
+
+/** Why a lock stopped being ours. */
+export type LockLostReason =
+  /** The lease ran out on our monotonic clock without a confirmed heartbeat. */
+  | "expired"
+  /** Another holder took the lock over (it judged our lease stale). */
+  | "taken"
+  /** Someone removed the owner (`forceRelease`, the CLI, or a manual edit). */
+  | "released"
+  /** The client was closed or the lock released while an operation was waiting. */
+  | "closed";
+
+/**
+ * The lock is no longer ours. Also the `reason` of `lock.signal` when it aborts.
+ * A late `update()` / `release()` of a lost lock rejects with this error and writes nothing.
+ */
+export class LockLostError extends LockError {
+  override name = "LockLostError";
+  readonly reason: LockLostReason;
+  /** Fence of the acquisition that was lost. */
+  readonly fence: number;
+
+  constructor(lockId: string, reason: LockLostReason, fence: number, detail: string, options?: ErrorOptions) {
+    super(`Lock "${lockId}" (fence ${fence}) was lost: ${detail}`, { ...options, lockId });
+    this.reason = reason;
+    this.fence = fence;
+  }
+}

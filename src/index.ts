@@ -1,0 +1,12 @@
+export type { DynamoDBSender } from "./aws.js";
+export type { AcquireOptions, LockInfo } from "./client.js";
+export { LockClient } from "./client.js";
+export type { LockData } from "./data.js";
+export type { HolderInfo, LockLostReason } from "./errors.js";
+export { LockError, LockHeldError, LockLostError } from "./errors.js";
+export { Lock } from "./lock.js";
+export type { LockClientOptions } from "./options.js";
+export type { Runtime, Timer } from "./runtime.js";
+export type { HeldLock, LockOptions } from "./seed.js";
+export { lock, read } from "./seed.js";
+export type { CreateTableOptions } from "./table.js";

@@ -1,0 +1,76 @@
+/**
+ * The lock item's layout: key attributes and the lock's own fields, and the parsing of an item
+ * read back from DynamoDB. See docs/protocol.md ("Item layout").
+ */
+import type { AttributeValue } from "@aws-sdk/client-dynamodb";
+
+/** Attribute names of the lock's own fields. The caller's data lives under `data` alone. */
+export const FIELD = {
+  /** Random token of the current acquisition; absent when the lock is free. */
+  owner: "owner",
+  /** Write counter within one acquisition: 1 at acquire, +1 on every heartbeat and update. */
+  version: "version",
+  /** The lease the holder promised, in ms. */
+  leaseMs: "leaseMs",
+  /** Holder's wall clock (ms since epoch) when it sent its last write. */
+  heartbeatAt: "heartbeatAt",
+  /** Human-readable holder name. */
+  holder: "holder",
+  /** Fencing token: incremented by every acquisition, never reset. */
+  fence: "fence",
+  /** The caller's data (a map). */
+  data: "data",
+  /** Owner token of the last release, so a retried release can recognise its own success. */
+  releasedBy: "releasedBy",
+  /** Wall clock (ms since epoch) of the last release. */
+  releasedAt: "releasedAt",
+} as const;
+
+/** Where lock items live: the table and how an id maps to a key. */
+export interface KeySchema {
+  readonly table: string;
+  /** Partition key attribute name (type S); the lock id is its value. */
+  readonly partitionKey: string;
+  /** Optional sort key attribute (type S) and the constant value lock items use. */
+  readonly sortKey: { readonly name: string; readonly value: string } | undefined;
+}
+
+export function itemKey(schema: KeySchema, id: string): Record<string, AttributeValue> {
+  const key: Record<string, AttributeValue> = { [schema.partitionKey]: { S: id } };
+  if (schema.sortKey !== undefined) key[schema.sortKey.name] = { S: schema.sortKey.value };
+  return key;
+}
+
+/** A lock item as read from DynamoDB. */
+export interface LockRecord {
+  readonly owner: string | undefined;
+  readonly version: number;
+  readonly leaseMs: number | undefined;
+  readonly heartbeatAt: number | undefined;
+  readonly holder: string | undefined;
+  readonly fence: number;
+  readonly data: AttributeValue | undefined;
+  readonly releasedBy: string | undefined;
+  readonly releasedAt: number | undefined;
+}
+
+function num(value: AttributeValue | undefined): number | undefined {
+  if (value?.N === undefined) return undefined;
+  const n = Number(value.N);
+  return Number.isFinite(n) ? n : undefined;
+}
+
+export function parseRecord(item: Record<string, AttributeValue> | undefined): LockRecord | undefined {
+  if (item === undefined || Object.keys(item).length === 0) return undefined;
+  return {
+    owner: item[FIELD.owner]?.S,
+    version: num(item[FIELD.version]) ?? 0,
+    leaseMs: num(item[FIELD.leaseMs]),
+    heartbeatAt: num(item[FIELD.heartbeatAt]),
+    holder: item[FIELD.holder]?.S,
+    fence: num(item[FIELD.fence]) ?? 0,
+    data: item[FIELD.data],
+    releasedBy: item[FIELD.releasedBy]?.S,
+    releasedAt: num(item[FIELD.releasedAt]),
+  };
+}

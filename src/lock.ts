@@ -1,0 +1,396 @@
+/**
+ * A held lock: keeps the lease alive with heartbeats, signals its loss, and writes data and the
+ * release atomically with the ownership check. All writes of one lock go through one queue, so a
+ * release never races a heartbeat and versions are installed in order.
+ */
+
+import type { UpdateItemCommandInput } from "@aws-sdk/client-dynamodb";
+import { GetItemCommand, UpdateItemCommand } from "@aws-sdk/client-dynamodb";
+import { type DynamoDBSender, isConditionFailed, isRetryable, oldItemOf } from "./aws.js";
+import { backoffDelay } from "./backoff.js";
+import { decodeData, encodeData, type LockData } from "./data.js";
+import { LockError, LockLostError, type LockLostReason } from "./errors.js";
+import { type KeySchema, type LockRecord, parseRecord } from "./item.js";
+import { holderValidUntil } from "./lease.js";
+import { FORCED_RELEASE, readRequest, releaseRequest, renewRequest } from "./requests.js";
+import { deadlineSignal, type Runtime, sleep, type Timer } from "./runtime.js";
+
+/** What a Lock shares with the client that made it. */
+export interface LockContext {
+  readonly schema: KeySchema;
+  readonly client: DynamoDBSender;
+  readonly runtime: Runtime;
+  readonly heartbeatMs: number;
+  readonly clockDrift: number;
+  /** Bytes of data the item can hold after the key and the lock's own fields. */
+  readonly dataBudgetBytes: number;
+  /** Called once when the lock stops being held (released or lost). */
+  readonly onSettled: (lock: Lock) => void;
+}
+
+/** The state a successful acquisition hands to its Lock. */
+export interface Acquisition {
+  readonly id: string;
+  readonly owner: string;
+  readonly holder: string;
+  readonly leaseMs: number;
+  readonly record: LockRecord;
+  /** Monotonic send time of the earliest acquire attempt that may have been the one applied. */
+  readonly sentAt: number;
+}
+
+type State = "held" | "released" | "lost";
+
+/** Quick retries of a failed heartbeat, well inside the remaining lease. */
+const RETRY_BACKOFF = { minMs: 50, maxMs: 1_000 };
+
+export class Lock<Data extends LockData = LockData> implements AsyncDisposable {
+  /** The lock id. */
+  readonly id: string;
+  /** Fencing token: strictly increases with every acquisition of this id. Pass it to what you protect. */
+  readonly fence: number;
+  /** Aborts, with a {@link LockLostError} as its reason, when the lock is lost. */
+  readonly signal: AbortSignal;
+  /** This holder's name as recorded in the item. */
+  readonly holder: string;
+  /** The lease this holder promised, in ms. */
+  readonly leaseMs: number;
+
+  readonly #context: LockContext;
+  readonly #owner: string;
+  readonly #lost = new AbortController();
+  #data: Data | undefined;
+  #state: State = "held";
+  /** The version of our last confirmed write. */
+  #version: number;
+  /** Monotonic instant until which we may act as the owner. */
+  #validUntil: number;
+  /** Monotonic send time of our last confirmed write (heartbeats are scheduled from it). */
+  #confirmedAt: number;
+  #writes: Promise<unknown> = Promise.resolve();
+  #heartbeatTimer: Timer | undefined;
+  #expiryTimer: Timer | undefined;
+  #release: Promise<void> | undefined;
+
+  /** @internal Locks are made by `LockClient.acquire`. */
+  constructor(context: LockContext, acquisition: Acquisition) {
+    this.#context = context;
+    this.id = acquisition.id;
+    this.#owner = acquisition.owner;
+    this.holder = acquisition.holder;
+    this.leaseMs = acquisition.leaseMs;
+    this.fence = acquisition.record.fence;
+    this.#version = acquisition.record.version;
+    this.#data = decodeData<Data>(acquisition.record.data);
+    this.signal = this.#lost.signal;
+    this.#confirmedAt = acquisition.sentAt;
+    this.#validUntil = holderValidUntil(acquisition.sentAt, this.leaseMs, context.clockDrift);
+    this.#schedule();
+  }
+
+  /** The data stored with the lock: read atomically with the acquisition, then as last written by us. */
+  get data(): Data | undefined {
+    return this.#data;
+  }
+
+  /** True while the lock is held and its lease, by our own clock, has not run out. */
+  get held(): boolean {
+    return this.#state === "held" && this.#context.runtime.monotonicNow() < this.#validUntil;
+  }
+
+  /** How long (ms) the lease is still ours without another confirmed heartbeat; 0 once lost. */
+  get remainingMs(): number {
+    if (this.#state !== "held") return 0;
+    return Math.max(0, this.#validUntil - this.#context.runtime.monotonicNow());
+  }
+
+  /**
+   * Writes `data` into the lock item, atomically with the ownership check, and renews the lease.
+   * Rejects with LockLostError (writing nothing) if the lock is no longer ours.
+   */
+  async update(data: Data): Promise<void> {
+    const encoded = encodeData("data", data, this.#context.dataBudgetBytes);
+    this.#throwIfNotHeld();
+    await this.#enqueue(async () => {
+      this.#throwIfNotHeld();
+      await this.#renew(encoded, "update");
+      this.#data = data;
+    });
+  }
+
+  /**
+   * Releases the lock, writing `data` if given (otherwise the stored data is kept). Waits for a
+   * heartbeat in flight. Resolves at once if already released; rejects with LockLostError if the
+   * lock was lost, in which case nothing is written.
+   */
+  release(data?: Data): Promise<void> {
+    if (this.#state === "released") return Promise.resolve();
+    let encoded: ReturnType<typeof encodeData> | undefined;
+    try {
+      encoded = data === undefined ? undefined : encodeData("data", data, this.#context.dataBudgetBytes);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (this.#release !== undefined) return this.#release;
+    this.#cancelHeartbeat();
+    const release = this.#enqueue(async () => {
+      this.#throwIfNotHeld();
+      await this.#sendRelease(encoded);
+      this.#state = "released";
+      if (data !== undefined) this.#data = data;
+      this.#settle();
+    });
+    this.#release = release;
+    release.catch(() => {
+      // A release that failed without losing the lock leaves it held: keep the lease alive and let
+      // the caller try again.
+      if (this.#release === release) this.#release = undefined;
+      if (this.#state === "held") this.#schedule();
+    });
+    return release;
+  }
+
+  /** `await using lock = await client.acquire(id)` releases at scope exit. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.release();
+  }
+
+  /** @internal Used by `LockClient.close()`: release if held, ignore a lock already lost. */
+  async releaseIfHeld(): Promise<void> {
+    if (this.#state !== "held") return;
+    try {
+      await this.release();
+    } catch (err) {
+      if (!(err instanceof LockLostError)) throw err;
+    }
+  }
+
+  #throwIfNotHeld(): void {
+    if (this.#state === "lost") throw this.#lost.signal.reason;
+    if (this.#state === "released") {
+      throw new LockError(`Lock "${this.id}" (fence ${this.fence}) was already released`, {
+        lockId: this.id,
+      });
+    }
+    if (this.#context.runtime.monotonicNow() >= this.#validUntil) {
+      this.#lose("expired", "the lease ran out before this operation could be sent");
+      throw this.#lost.signal.reason;
+    }
+  }
+
+  #enqueue<T>(operation: () => Promise<T>): Promise<T> {
+    const run = this.#writes.then(operation, operation);
+    this.#writes = run.catch(() => undefined);
+    return run;
+  }
+
+  // ---- heartbeats and expiry ----
+
+  #schedule(): void {
+    const { runtime, heartbeatMs } = this.#context;
+    this.#cancelHeartbeat();
+    this.#expiryTimer?.cancel();
+    const now = runtime.monotonicNow();
+    this.#expiryTimer = runtime.setTimer(
+      () => this.#lose("expired", "the lease ran out without a confirmed heartbeat"),
+      this.#validUntil - now,
+      false,
+    );
+    this.#heartbeatTimer = runtime.setTimer(
+      () => {
+        this.#heartbeatTimer = undefined;
+        void this.#enqueue(() => this.#heartbeat());
+      },
+      this.#confirmedAt + heartbeatMs - now,
+      false,
+    );
+  }
+
+  #cancelHeartbeat(): void {
+    this.#heartbeatTimer?.cancel();
+    this.#heartbeatTimer = undefined;
+  }
+
+  async #heartbeat(): Promise<void> {
+    if (this.#state !== "held" || this.#release !== undefined) return;
+    try {
+      await this.#renew(undefined, "heartbeat");
+    } catch {
+      // #renew has already declared the lock lost, which the signal reports.
+      return;
+    }
+    if (this.#state === "held" && this.#release === undefined) this.#schedule();
+  }
+
+  /**
+   * Installs the next version (heartbeat, or update with data), retrying transient failures while
+   * the lease lasts. Each attempt is cut off at the end of the lease or after one heartbeat
+   * interval, whichever is first, so a hung connection cannot use up the lease.
+   */
+  async #renew(data: ReturnType<typeof encodeData> | undefined, what: "heartbeat" | "update"): Promise<void> {
+    const { runtime, schema, heartbeatMs } = this.#context;
+    const version = this.#version + 1;
+    const wallNow = runtime.wallNow();
+    const input = renewRequest(schema, this.id, { owner: this.#owner, version, wallNow, data });
+    // The earliest attempt is the one whose effect a waiter might have seen first.
+    let firstSentAt: number | undefined;
+    for (let attempt = 0; ; attempt++) {
+      this.#throwIfNotHeld();
+      const sentAt = runtime.monotonicNow();
+      firstSentAt ??= sentAt;
+      try {
+        await this.#send(input, Math.min(this.#validUntil - sentAt, heartbeatMs));
+        this.#confirm(version, firstSentAt);
+        return;
+      } catch (err) {
+        if (isConditionFailed(err)) {
+          await this.#loseFromFailedCondition(err);
+          throw this.#lost.signal.reason;
+        }
+        const retryIn = backoffDelay(attempt, RETRY_BACKOFF, runtime.random());
+        if (runtime.monotonicNow() + retryIn >= this.#validUntil) {
+          this.#lose(
+            "expired",
+            `the lease ran out while retrying a failed ${what}${what === "update" ? " (the update may or may not have been written)" : ""}`,
+            err,
+          );
+          throw this.#lost.signal.reason;
+        }
+        await sleep(runtime, retryIn);
+      }
+    }
+  }
+
+  #confirm(version: number, sentAt: number): void {
+    const now = this.#context.runtime.monotonicNow();
+    this.#version = version;
+    // The write was applied while we owned the item. But once our lease has run out locally we
+    // stay lost: the signal cannot be un-aborted, and the holder must learn first.
+    if (this.#state === "held" && now >= this.#validUntil) {
+      this.#lose("expired", "the lease ran out before a heartbeat was confirmed");
+      return;
+    }
+    this.#confirmedAt = sentAt;
+    this.#validUntil = Math.max(
+      this.#validUntil,
+      holderValidUntil(sentAt, this.leaseMs, this.#context.clockDrift),
+    );
+    if (this.#state === "held") {
+      this.#expiryTimer?.cancel();
+      this.#expiryTimer = this.#context.runtime.setTimer(
+        () => this.#lose("expired", "the lease ran out without a confirmed heartbeat"),
+        this.#validUntil - now,
+        false,
+      );
+    }
+  }
+
+  async #send(input: UpdateItemCommandInput, timeoutMs: number): Promise<void> {
+    const { runtime, client } = this.#context;
+    const deadline = deadlineSignal(
+      runtime,
+      Math.max(1, timeoutMs),
+      undefined,
+      () => new Error("attempt timed out"),
+    );
+    try {
+      await client.send(new UpdateItemCommand(input), { abortSignal: deadline.signal });
+    } finally {
+      deadline.dispose();
+    }
+  }
+
+  /** Reads who has the lock now, for the loss report; the server may have returned it already. */
+  async #currentRecord(err: unknown): Promise<LockRecord | undefined> {
+    const old = oldItemOf(err);
+    if (old !== undefined) return parseRecord(old);
+    try {
+      const out = await this.#context.client.send(
+        new GetItemCommand(readRequest(this.#context.schema, this.id)),
+      );
+      return parseRecord(out.Item);
+    } catch {
+      return undefined;
+    }
+  }
+
+  async #loseFromFailedCondition(err: unknown): Promise<void> {
+    const record = await this.#currentRecord(err);
+    if (record?.owner === undefined) {
+      const by = record?.releasedBy === FORCED_RELEASE ? " by forceRelease" : "";
+      this.#lose("released", `the lock was released${by} by someone else`, err);
+    } else {
+      const who = record.holder === undefined ? "another holder" : `"${record.holder}"`;
+      this.#lose("taken", `the lock was taken over by ${who} (fence ${record.fence})`, err);
+    }
+  }
+
+  // ---- release ----
+
+  async #sendRelease(data: ReturnType<typeof encodeData> | undefined): Promise<void> {
+    const { runtime, schema, heartbeatMs } = this.#context;
+    const input = releaseRequest(schema, this.id, { owner: this.#owner, wallNow: runtime.wallNow(), data });
+    for (let attempt = 0; ; attempt++) {
+      this.#throwIfNotHeld();
+      try {
+        await this.#send(input, Math.min(this.#validUntil - runtime.monotonicNow(), heartbeatMs));
+        return;
+      } catch (err) {
+        if (isConditionFailed(err)) {
+          // The SDK, or we, may have retried a release that was applied but not acknowledged.
+          const record = await this.#currentRecord(err);
+          if (record?.owner === undefined && record?.releasedBy === this.#owner) return;
+          await this.#loseFromFailedCondition(err);
+          throw this.#lost.signal.reason;
+        }
+        if (!isRetryable(err))
+          throw new LockError(`Releasing lock "${this.id}" failed`, { cause: err, lockId: this.id });
+        const retryIn = backoffDelay(attempt, RETRY_BACKOFF, runtime.random());
+        if (runtime.monotonicNow() + retryIn >= this.#validUntil) {
+          this.#lose(
+            "expired",
+            `the lease ran out while retrying the release${data === undefined ? "" : " (its data may or may not have been written)"}`,
+            err,
+          );
+          throw this.#lost.signal.reason;
+        }
+        await sleep(runtime, retryIn);
+      }
+    }
+  }
+
+  // ---- loss ----
+
+  #lose(reason: LockLostReason, detail: string, cause?: unknown): void {
+    if (this.#state !== "held") return;
+    this.#state = "lost";
+    this.#cancelHeartbeat();
+    this.#expiryTimer?.cancel();
+    this.#lost.abort(
+      new LockLostError(this.id, reason, this.fence, detail, cause === undefined ? undefined : { cause }),
+    );
+    this.#settle();
+    if (reason === "expired") {
+      // Our record may still name us (a partition, a stall): free it early for the next holder if
+      // so. Conditioned on our ownership, it can never release anyone else's lock, and it writes no
+      // data. Best effort: if it fails, the lease runs out for waiters as it would after a crash.
+      void this.#enqueue(() => this.#sendQuietRelease());
+    }
+  }
+
+  async #sendQuietRelease(): Promise<void> {
+    const { runtime, schema, heartbeatMs } = this.#context;
+    try {
+      const input = releaseRequest(schema, this.id, { owner: this.#owner, wallNow: runtime.wallNow() });
+      await this.#send(input, heartbeatMs);
+    } catch {
+      // Best effort, see #lose.
+    }
+  }
+
+  #settle(): void {
+    this.#cancelHeartbeat();
+    this.#expiryTimer?.cancel();
+    this.#context.onSettled(this as unknown as Lock);
+  }
+}

@@ -1,0 +1,169 @@
+/**
+ * LockClient options: their documented defaults, applied in one place, and their checks.
+ */
+import { hostname } from "node:os";
+import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import type { DynamoDBSender } from "./aws.js";
+import type { BackoffSettings } from "./backoff.js";
+import { MAX_ITEM_BYTES } from "./data.js";
+import type { KeySchema } from "./item.js";
+import { CLOCK_RATE_DRIFT } from "./lease.js";
+import { type Runtime, systemRuntime } from "./runtime.js";
+import {
+  attributeName,
+  fail,
+  keyString,
+  nonNegativeOrInfinite,
+  optionsObject,
+  positiveDuration,
+  tableName,
+  utf8Length,
+} from "./validate.js";
+
+export interface LockClientOptions {
+  /** The DynamoDB table holding the locks. Required. */
+  readonly table: string;
+  /**
+   * Your DynamoDB client (credentials, region, middleware are yours).
+   * @default new DynamoDBClient({}) — the SDK's configuration from the environment
+   */
+  readonly client?: DynamoDBClient | DynamoDBSender;
+  /**
+   * The lease: how long after its last confirmed heartbeat a holder may still be believed alive.
+   * A crashed holder's lock is free again at most this long after its last heartbeat.
+   * @default 30_000
+   */
+  readonly leaseMs?: number;
+  /**
+   * How often a holder renews its lease. At most a third of `leaseMs`, so that a failed heartbeat
+   * can be retried before the lease runs out.
+   * @default leaseMs / 6 (5_000 for the default lease)
+   */
+  readonly heartbeatMs?: number;
+  /** @default "id" — the table's partition key attribute (type S); lock ids are its values. */
+  readonly partitionKey?: string;
+  /**
+   * For tables with a sort key: its attribute name (type S) and the constant value lock items use,
+   * so locks can live beside other items in a single-table design.
+   * @default undefined (the table has a partition key only)
+   */
+  readonly sortKey?: { readonly name: string; readonly value: string };
+  /**
+   * A human-readable name recorded with the lock, shown to waiters and in LockHeldError.
+   * @default `${hostname()}:${process.pid}`
+   */
+  readonly holder?: string;
+  /**
+   * The most that any two participants' wall clocks may disagree. A waiter treats a holder as dead
+   * once its own wall clock is more than `leaseMs + maxClockSkewMs` past the holder's last recorded
+   * heartbeat, without first watching a whole lease go by. `Infinity` turns this shortcut off and
+   * relies on the skew-immune observed-lease rule alone.
+   * @default 1_000
+   */
+  readonly maxClockSkewMs?: number;
+  /**
+   * Backoff between a waiter's reads: the first delay is drawn from [pollMinMs/2, pollMinMs],
+   * doubling up to [pollMaxMs/2, pollMaxMs].
+   * @default 50
+   */
+  readonly pollMinMs?: number;
+  /** @default 1_000 */
+  readonly pollMaxMs?: number;
+  /**
+   * Clocks, timers and randomness. For tests and simulation only.
+   * @default the system's (Date.now, performance.now, setTimeout, crypto)
+   */
+  readonly runtime?: Runtime;
+}
+
+export const DEFAULT_LEASE_MS = 30_000;
+export const DEFAULT_MAX_CLOCK_SKEW_MS = 1_000;
+export const DEFAULT_POLL_MIN_MS = 50;
+export const DEFAULT_POLL_MAX_MS = 1_000;
+/** heartbeatMs may be at most this share of leaseMs. */
+export const MAX_HEARTBEAT_SHARE = 1 / 3;
+/** Room for the lock's own fields in the 400 KB item (names and values, rounded up). */
+const LOCK_FIELDS_BYTES = 512;
+
+/** Options after defaults, as the client and its locks use them. */
+export interface ResolvedOptions {
+  readonly schema: KeySchema;
+  readonly client: DynamoDBSender | undefined;
+  readonly leaseMs: number;
+  readonly heartbeatMs: number;
+  readonly holder: string;
+  readonly maxClockSkewMs: number;
+  readonly poll: BackoffSettings;
+  readonly runtime: Runtime;
+  readonly clockDrift: number;
+}
+
+export function checkHeartbeat(leaseMs: number, heartbeatMs: number, leaseName = "leaseMs"): void {
+  if (heartbeatMs > leaseMs * MAX_HEARTBEAT_SHARE) {
+    throw new RangeError(
+      `Expected \`heartbeatMs\` to be at most a third of \`${leaseName}\` (${leaseMs * MAX_HEARTBEAT_SHARE} ms), got \`${heartbeatMs}\` (number)`,
+    );
+  }
+}
+
+export function resolveOptions(input: unknown): ResolvedOptions {
+  if (input === null || typeof input !== "object") fail("options", "an options object with a `table`", input);
+  const o = input as LockClientOptions;
+  const table = tableName("table", o.table);
+  const leaseMs = o.leaseMs === undefined ? DEFAULT_LEASE_MS : positiveDuration("leaseMs", o.leaseMs);
+  const heartbeatMs =
+    o.heartbeatMs === undefined
+      ? Math.max(1, Math.round(leaseMs / 6))
+      : positiveDuration("heartbeatMs", o.heartbeatMs);
+  checkHeartbeat(leaseMs, heartbeatMs);
+  const partitionKey = o.partitionKey === undefined ? "id" : attributeName("partitionKey", o.partitionKey);
+  let sortKey: KeySchema["sortKey"];
+  if (o.sortKey !== undefined) {
+    const sk = optionsObject<{ name: string; value: string }>("sortKey", o.sortKey);
+    sortKey = {
+      name: attributeName("sortKey.name", sk.name),
+      value: keyString("sortKey.value", sk.value, 1024),
+    };
+    if (sortKey.name === partitionKey) {
+      throw new RangeError("Expected `sortKey.name` to differ from `partitionKey`, got the same name twice");
+    }
+  }
+  const holder =
+    o.holder === undefined ? `${hostname()}:${process.pid}` : keyString("holder", o.holder, 1024);
+  const maxClockSkewMs =
+    o.maxClockSkewMs === undefined
+      ? DEFAULT_MAX_CLOCK_SKEW_MS
+      : nonNegativeOrInfinite("maxClockSkewMs", o.maxClockSkewMs);
+  const pollMinMs =
+    o.pollMinMs === undefined ? DEFAULT_POLL_MIN_MS : positiveDuration("pollMinMs", o.pollMinMs);
+  const pollMaxMs =
+    o.pollMaxMs === undefined ? DEFAULT_POLL_MAX_MS : positiveDuration("pollMaxMs", o.pollMaxMs);
+  if (pollMaxMs < pollMinMs) {
+    throw new RangeError(
+      `Expected \`pollMaxMs\` to be at least \`pollMinMs\` (${pollMinMs}), got \`${pollMaxMs}\``,
+    );
+  }
+  if (o.client !== undefined && typeof (o.client as DynamoDBSender).send !== "function") {
+    fail("client", "a DynamoDBClient", o.client);
+  }
+  return {
+    schema: { table, partitionKey, sortKey },
+    client: o.client,
+    leaseMs,
+    heartbeatMs,
+    holder,
+    maxClockSkewMs,
+    poll: { minMs: pollMinMs, maxMs: pollMaxMs },
+    runtime: o.runtime ?? systemRuntime,
+    clockDrift: CLOCK_RATE_DRIFT,
+  };
+}
+
+/** What is left of DynamoDB's 400 KB for the caller's data in one lock item. */
+export function dataBudgetBytes(options: ResolvedOptions, id: string): number {
+  const { schema } = options;
+  let keyBytes = utf8Length(schema.partitionKey) + utf8Length(id);
+  if (schema.sortKey !== undefined)
+    keyBytes += utf8Length(schema.sortKey.name) + utf8Length(schema.sortKey.value);
+  return MAX_ITEM_BYTES - LOCK_FIELDS_BYTES - keyBytes - utf8Length(options.holder);
+}

@@ -1,0 +1,216 @@
+/**
+ * Turns lock operations into DynamoDB request inputs. This is the only module that knows request
+ * shapes. Every name and value goes through ExpressionAttributeNames / ExpressionAttributeValues,
+ * and every condition is built from the named parts below, each stating the invariant it protects.
+ */
+import type { AttributeValue, GetItemCommandInput, UpdateItemCommandInput } from "@aws-sdk/client-dynamodb";
+import { FIELD, itemKey, type KeySchema } from "./item.js";
+
+const NAMES = {
+  "#owner": FIELD.owner,
+  "#version": FIELD.version,
+  "#leaseMs": FIELD.leaseMs,
+  "#heartbeatAt": FIELD.heartbeatAt,
+  "#holder": FIELD.holder,
+  "#fence": FIELD.fence,
+  "#data": FIELD.data,
+  "#releasedBy": FIELD.releasedBy,
+  "#releasedAt": FIELD.releasedAt,
+} as const;
+type Name = keyof typeof NAMES;
+
+/** Condition parts. Values are bound by the request that uses them. */
+const CONDITION = {
+  /** Nobody owns the lock. */
+  lockIsFree: "attribute_not_exists(#owner)",
+  /**
+   * The acquisition is ours and no later write of ours has been applied: lets a retried acquire
+   * whose first attempt was applied but not acknowledged succeed, while a stray duplicate that
+   * arrives after a heartbeat cannot roll the version back.
+   */
+  ourAcquireStands: "(#owner = :owner AND #version = :firstVersion)",
+  /**
+   * The exact holder state a waiter judged stale is still in place: if the holder wrote anything
+   * since (a heartbeat, an update), the version differs and the takeover fails.
+   */
+  leaseObservedStale: "(#owner = :staleOwner AND #version = :staleVersion)",
+  /** We still own the lock. */
+  ownerIsMe: "#owner = :owner",
+  /**
+   * No newer write of ours has been applied: a retry of this very write succeeds (same version),
+   * a delayed duplicate of an older one fails instead of rolling the version back.
+   */
+  notSuperseded: "#version <= :version",
+  /** Someone owns the lock. */
+  lockIsHeld: "attribute_exists(#owner)",
+} as const;
+
+/** The version an acquisition installs; every later write of the same acquisition adds one. */
+export const FIRST_VERSION = 1;
+
+function names(...used: Name[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const n of used) out[n] = NAMES[n];
+  return out;
+}
+
+const N = (n: number): AttributeValue => ({ N: String(n) });
+const S = (s: string): AttributeValue => ({ S: s });
+
+export interface AcquireParams {
+  readonly owner: string;
+  readonly holder: string;
+  readonly leaseMs: number;
+  readonly wallNow: number;
+  /** Present for the takeover of a lease judged stale: the exact state that was judged. */
+  readonly stale?: { readonly owner: string; readonly version: number } | undefined;
+}
+
+/**
+ * acquire: one UpdateItem that takes a free (or stale) lock, bumps the fence, and returns the whole
+ * new item (data and fence) in the same round trip. On a failed condition it asks for the old item,
+ * so the waiter learns the holder without a second request where the server supports it.
+ */
+export function acquireRequest(schema: KeySchema, id: string, p: AcquireParams): UpdateItemCommandInput {
+  const taking = p.stale === undefined ? CONDITION.lockIsFree : CONDITION.leaseObservedStale;
+  const values: Record<string, AttributeValue> = {
+    ":owner": S(p.owner),
+    ":firstVersion": N(FIRST_VERSION),
+    ":leaseMs": N(p.leaseMs),
+    ":now": N(p.wallNow),
+    ":holder": S(p.holder),
+    ":one": N(1),
+  };
+  if (p.stale !== undefined) {
+    values[":staleOwner"] = S(p.stale.owner);
+    values[":staleVersion"] = N(p.stale.version);
+  }
+  return {
+    TableName: schema.table,
+    Key: itemKey(schema, id),
+    UpdateExpression:
+      "SET #owner = :owner, #version = :firstVersion, #leaseMs = :leaseMs, #heartbeatAt = :now, #holder = :holder ADD #fence :one",
+    ConditionExpression: `${taking} OR ${CONDITION.ourAcquireStands}`,
+    ExpressionAttributeNames: names("#owner", "#version", "#leaseMs", "#heartbeatAt", "#holder", "#fence"),
+    ExpressionAttributeValues: values,
+    ReturnValues: "ALL_NEW",
+    ReturnValuesOnConditionCheckFailure: "ALL_OLD",
+  };
+}
+
+export interface RenewParams {
+  readonly owner: string;
+  /** The version this write installs: one more than the holder's last. */
+  readonly version: number;
+  readonly wallNow: number;
+  /** New data to store with the renewal (update), or undefined (heartbeat). */
+  readonly data?: AttributeValue | undefined;
+}
+
+/**
+ * heartbeat / update: refreshes the lease (new version, new heartbeatAt), optionally writing data.
+ * Conditioned on ownership and on the version not having moved past this write, never on the exact
+ * previous version: a heartbeat applied but not acknowledged must not make its retry fail.
+ */
+export function renewRequest(schema: KeySchema, id: string, p: RenewParams): UpdateItemCommandInput {
+  const values: Record<string, AttributeValue> = {
+    ":owner": S(p.owner),
+    ":version": N(p.version),
+    ":now": N(p.wallNow),
+  };
+  let update = "SET #version = :version, #heartbeatAt = :now";
+  const used: Name[] = ["#owner", "#version", "#heartbeatAt"];
+  if (p.data !== undefined) {
+    update += ", #data = :data";
+    values[":data"] = p.data;
+    used.push("#data");
+  }
+  return {
+    TableName: schema.table,
+    Key: itemKey(schema, id),
+    UpdateExpression: update,
+    ConditionExpression: `${CONDITION.ownerIsMe} AND ${CONDITION.notSuperseded}`,
+    ExpressionAttributeNames: names(...used),
+    ExpressionAttributeValues: values,
+    ReturnValuesOnConditionCheckFailure: "ALL_OLD",
+  };
+}
+
+const RELEASE_UPDATE =
+  "REMOVE #owner, #version, #leaseMs, #heartbeatAt, #holder SET #releasedBy = :owner, #releasedAt = :now";
+const RELEASE_NAMES: Name[] = [
+  "#owner",
+  "#version",
+  "#leaseMs",
+  "#heartbeatAt",
+  "#holder",
+  "#releasedBy",
+  "#releasedAt",
+];
+
+/**
+ * release: removes the owner fields (keeping fence and data), optionally writing new data, and
+ * records our token in `releasedBy` so that a retry after an ambiguous failure recognises that
+ * its first attempt went through.
+ */
+export function releaseRequest(
+  schema: KeySchema,
+  id: string,
+  p: { readonly owner: string; readonly wallNow: number; readonly data?: AttributeValue | undefined },
+): UpdateItemCommandInput {
+  const values: Record<string, AttributeValue> = { ":owner": S(p.owner), ":now": N(p.wallNow) };
+  let update = RELEASE_UPDATE;
+  const used = [...RELEASE_NAMES];
+  if (p.data !== undefined) {
+    update += ", #data = :data";
+    values[":data"] = p.data;
+    used.push("#data");
+  }
+  return {
+    TableName: schema.table,
+    Key: itemKey(schema, id),
+    UpdateExpression: update,
+    ConditionExpression: CONDITION.ownerIsMe,
+    ExpressionAttributeNames: names(...used),
+    ExpressionAttributeValues: values,
+    ReturnValuesOnConditionCheckFailure: "ALL_OLD",
+  };
+}
+
+/** The `releasedBy` marker of an administrative release. */
+export const FORCED_RELEASE = "force-release";
+
+/**
+ * forceRelease: removes whoever owns the lock (administrative). The holder finds out at its next
+ * heartbeat, which fails its ownership condition. Returns the old item to report who was removed.
+ */
+export function forceReleaseRequest(schema: KeySchema, id: string, wallNow: number): UpdateItemCommandInput {
+  return {
+    TableName: schema.table,
+    Key: itemKey(schema, id),
+    UpdateExpression: RELEASE_UPDATE,
+    ConditionExpression: CONDITION.lockIsHeld,
+    ExpressionAttributeNames: names(...RELEASE_NAMES),
+    ExpressionAttributeValues: { ":owner": S(FORCED_RELEASE), ":now": N(wallNow) },
+    ReturnValues: "ALL_OLD",
+  };
+}
+
+/** read: a strongly consistent read of the whole item. */
+export function readRequest(schema: KeySchema, id: string): GetItemCommandInput {
+  return { TableName: schema.table, Key: itemKey(schema, id), ConsistentRead: true };
+}
+
+/**
+ * poll: a strongly consistent read of the lock's own fields only, leaving out the data, so a
+ * waiter's repeated reads cost the minimum read units whatever the data's size.
+ */
+export function pollRequest(schema: KeySchema, id: string): GetItemCommandInput {
+  return {
+    TableName: schema.table,
+    Key: itemKey(schema, id),
+    ConsistentRead: true,
+    ProjectionExpression: "#owner, #version, #leaseMs, #heartbeatAt, #holder, #fence",
+    ExpressionAttributeNames: names("#owner", "#version", "#leaseMs", "#heartbeatAt", "#holder", "#fence"),
+  };
+}

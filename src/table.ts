@@ -1,0 +1,125 @@
+/**
+ * createTable: the lock table, created on demand with the key schema the client expects.
+ */
+import {
+  CreateTableCommand,
+  DescribeTableCommand,
+  type KeySchemaElement,
+  type TableDescription,
+} from "@aws-sdk/client-dynamodb";
+import type { DynamoDBSender } from "./aws.js";
+import { backoffDelay } from "./backoff.js";
+import { LockError } from "./errors.js";
+import type { KeySchema } from "./item.js";
+import { type Runtime, sleep } from "./runtime.js";
+import { nonNegativeDuration, optionalSignal, optionsObject } from "./validate.js";
+
+export interface CreateTableOptions {
+  /**
+   * How long to wait for the table to become ACTIVE, in ms.
+   * @default 300_000
+   */
+  readonly waitMs?: number;
+  /** Aborting it stops the wait (the table may still be created); rejects with `signal.reason`. */
+  readonly signal?: AbortSignal;
+}
+
+const DEFAULT_CREATE_WAIT_MS = 300_000;
+const DESCRIBE_BACKOFF = { minMs: 200, maxMs: 5_000 };
+
+function expectedKeySchema(schema: KeySchema): KeySchemaElement[] {
+  const keys: KeySchemaElement[] = [{ AttributeName: schema.partitionKey, KeyType: "HASH" }];
+  if (schema.sortKey !== undefined) keys.push({ AttributeName: schema.sortKey.name, KeyType: "RANGE" });
+  return keys;
+}
+
+function sameKeySchema(table: TableDescription, schema: KeySchema): boolean {
+  const expected = expectedKeySchema(schema);
+  const actual = table.KeySchema ?? [];
+  const typeOf = (name: string | undefined) =>
+    table.AttributeDefinitions?.find((d) => d.AttributeName === name)?.AttributeType;
+  return (
+    actual.length === expected.length &&
+    expected.every((e) =>
+      actual.some(
+        (a) =>
+          a.AttributeName === e.AttributeName && a.KeyType === e.KeyType && typeOf(a.AttributeName) === "S",
+      ),
+    )
+  );
+}
+
+function describeKeys(schema: KeySchema): string {
+  return expectedKeySchema(schema)
+    .map((k) => `${k.AttributeName} (S, ${k.KeyType})`)
+    .join(", ");
+}
+
+export async function createLockTable(
+  client: DynamoDBSender,
+  schema: KeySchema,
+  runtime: Runtime,
+  options?: CreateTableOptions,
+): Promise<boolean> {
+  const o = optionsObject<CreateTableOptions>("options", options);
+  const waitMs = o.waitMs === undefined ? DEFAULT_CREATE_WAIT_MS : nonNegativeDuration("waitMs", o.waitMs);
+  const signal = optionalSignal("signal", o.signal);
+  signal?.throwIfAborted();
+  const abort = signal === undefined ? {} : { abortSignal: signal };
+  let created = true;
+  try {
+    await client.send(
+      new CreateTableCommand({
+        TableName: schema.table,
+        BillingMode: "PAY_PER_REQUEST",
+        KeySchema: expectedKeySchema(schema),
+        AttributeDefinitions: expectedKeySchema(schema).map((k) => ({
+          AttributeName: k.AttributeName,
+          AttributeType: "S",
+        })),
+      }),
+      abort,
+    );
+  } catch (err) {
+    if (signal?.aborted) throw signal.reason;
+    if ((err as { name?: string })?.name !== "ResourceInUseException") {
+      throw new LockError(`Creating table "${schema.table}" failed: ${(err as Error)?.message}`, {
+        cause: err,
+      });
+    }
+    created = false;
+  }
+
+  const started = runtime.monotonicNow();
+  for (let attempt = 0; ; attempt++) {
+    let table: TableDescription | undefined;
+    try {
+      table = (await client.send(new DescribeTableCommand({ TableName: schema.table }), abort)).Table;
+    } catch (err) {
+      if (signal?.aborted) throw signal.reason;
+      // Just created tables can be briefly invisible to DescribeTable.
+      if ((err as { name?: string })?.name !== "ResourceNotFoundException") {
+        throw new LockError(`Describing table "${schema.table}" failed: ${(err as Error)?.message}`, {
+          cause: err,
+        });
+      }
+    }
+    if (table !== undefined && !sameKeySchema(table, schema)) {
+      throw new LockError(
+        `Table "${schema.table}" exists with another key schema; this LockClient expects ${describeKeys(schema)}. Use another table, or set \`partitionKey\` / \`sortKey\` to match it`,
+      );
+    }
+    if (table?.TableStatus === "ACTIVE") return created;
+    const elapsed = runtime.monotonicNow() - started;
+    if (elapsed >= waitMs) {
+      throw new LockError(
+        `Table "${schema.table}" is not ACTIVE after ${Math.round(elapsed)} ms (status ${table?.TableStatus ?? "unknown"})`,
+      );
+    }
+    await sleep(
+      runtime,
+      Math.min(backoffDelay(attempt, DESCRIBE_BACKOFF, runtime.random()), waitMs - elapsed),
+      signal,
+    );
+  }
+}

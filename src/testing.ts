@@ -1,0 +1,83 @@
+/**
+ * `dynamolock/testing`: a local DynamoDB-compatible server (dynalite, in this process, on
+ * 127.0.0.1 and a free port) for testing your own code without AWS. Needs `dynalite` installed
+ * (`npm install --save-dev dynalite`). The main `dynamolock` entry never loads it.
+ */
+import type { Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+
+export interface LocalDynamoDBOptions {
+  /** Port to listen on. @default 0 (a free port chosen by the system) */
+  readonly port?: number;
+  /** A folder for a persistent LevelDB store. @default undefined (in memory) */
+  readonly path?: string;
+  /** How long tables stay CREATING, in ms. @default 0 */
+  readonly createTableMs?: number;
+}
+
+export interface LocalDynamoDB {
+  /** e.g. `http://127.0.0.1:43121`; use it as `endpoint` or `AWS_ENDPOINT_URL_DYNAMODB`. */
+  readonly endpoint: string;
+  readonly port: number;
+  /** A client configured for the server (region us-east-1, fixed local credentials). */
+  readonly client: DynamoDBClient;
+  /** Destroys the client and stops the server. Idempotent. */
+  close(): Promise<void>;
+}
+
+type DynaliteFactory = (options: Record<string, unknown>) => Server;
+
+/** Credentials a local server accepts: any letters and digits (DynamoDB Local requires that form). */
+export const LOCAL_CREDENTIALS = { accessKeyId: "dynamolocal", secretAccessKey: "dynamolocal" } as const;
+
+/** A DynamoDBClient for a local endpoint. */
+export function localClient(endpoint: string): DynamoDBClient {
+  return new DynamoDBClient({ endpoint, region: "us-east-1", credentials: LOCAL_CREDENTIALS });
+}
+
+async function loadDynalite(): Promise<DynaliteFactory> {
+  try {
+    const module = (await import("dynalite")) as unknown as { default?: DynaliteFactory } & DynaliteFactory;
+    return module.default ?? module;
+  } catch (cause) {
+    throw new Error("dynamolock/testing needs the `dynalite` package: npm install --save-dev dynalite", {
+      cause,
+    });
+  }
+}
+
+/** Starts dynalite on 127.0.0.1. */
+export async function startLocalDynamoDB(options: LocalDynamoDBOptions = {}): Promise<LocalDynamoDB> {
+  const dynalite = await loadDynalite();
+  const server = dynalite({
+    createTableMs: options.createTableMs ?? 0,
+    deleteTableMs: 0,
+    updateTableMs: 0,
+    ...(options.path === undefined ? {} : { path: options.path }),
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port ?? 0, "127.0.0.1", () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  const { port } = server.address() as AddressInfo;
+  const endpoint = `http://127.0.0.1:${port}`;
+  const client = localClient(endpoint);
+  let closing: Promise<void> | undefined;
+  return {
+    endpoint,
+    port,
+    client,
+    close() {
+      closing ??= new Promise<void>((resolve) => {
+        client.destroy();
+        server.closeAllConnections?.();
+        server.close(() => resolve());
+      });
+      return closing;
+    },
+  };
+}
