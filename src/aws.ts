@@ -64,7 +64,10 @@ export function tableError(err: unknown, schema: KeySchema): LockError | undefin
   }
   if (
     e.name === "ValidationException" &&
-    /key element does not match the schema|missing the key|key schema/i.test(e.message ?? "")
+    // dynalite and AWS name a mismatched key; AWS and DynamoDB Local say a key attribute is missing.
+    /key element does not match the schema|missing the key|key schema|required keys was not given a value/i.test(
+      e.message ?? "",
+    )
   ) {
     return new LockError(
       `Table "${schema.table}" does not have the key schema this LockClient expects (${expected}). Pass the table's key names as \`partitionKey\` / \`sortKey\`, or use a table created by \`createTable()\``,
