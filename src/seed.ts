@@ -9,7 +9,8 @@ import { LockClient, sharedDefaultClient } from "./client.js";
 import type { LockData } from "./data.js";
 import type { Lock } from "./lock.js";
 import type { LockClientOptions } from "./options.js";
-import { fail } from "./validate.js";
+import { checkHeartbeat } from "./options.js";
+import { fail, positiveDuration } from "./validate.js";
 
 export interface LockOptions extends Omit<LockClientOptions, "table" | "leaseMs" | "heartbeatMs"> {
   /**
@@ -54,6 +55,12 @@ export async function lock<Data extends LockData = LockData>(
   if (options !== undefined && (options === null || typeof options !== "object"))
     fail("options", "an options object", options);
   const { maxAgeMs, heartbeatMs, waitMs, signal, client, ...rest } = options ?? {};
+  // Checked here so that errors name the seed's own option, `maxAgeMs`.
+  if (maxAgeMs !== undefined) {
+    positiveDuration("maxAgeMs", maxAgeMs);
+    if (heartbeatMs !== undefined)
+      checkHeartbeat(maxAgeMs, positiveDuration("heartbeatMs", heartbeatMs), "maxAgeMs");
+  }
   const locks = new LockClient({
     ...rest,
     table,
