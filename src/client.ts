@@ -308,10 +308,11 @@ export class LockClient {
       } catch (err) {
         if (signal?.aborted) giveUp(signal.reason);
         if (!isConditionFailed(err)) {
+          // No answer (or a server error): the write may have been applied, making us the owner.
+          if (isRetryable(err)) uncertainSince ??= sentAt;
           if (err instanceof LockError || !isRetryable(err) || runtime.monotonicNow() >= deadline) {
             giveUp(this.#translate(err, `Acquiring lock "${id}" failed`, id));
           }
-          uncertainSince ??= sentAt;
           await sleep(
             runtime,
             waitBeforeNextPoll(

@@ -165,7 +165,11 @@ export class Lock<Data extends LockData = LockData> implements AsyncDisposable {
     }
   }
 
-  #throwIfNotHeld(): void {
+  /**
+   * Throws (and, if the lease has run out, first declares the loss) unless the lock is held and
+   * valid. `retrying` names the write whose failed attempts used up the lease, for the report.
+   */
+  #throwIfNotHeld(retrying?: { what: string; cause: unknown }): void {
     if (this.#state === "lost") throw this.#lost.signal.reason;
     if (this.#state === "released") {
       throw new LockError(`Lock "${this.id}" (fence ${this.fence}) was already released`, {
@@ -173,7 +177,16 @@ export class Lock<Data extends LockData = LockData> implements AsyncDisposable {
       });
     }
     if (this.#context.runtime.monotonicNow() >= this.#validUntil) {
-      this.#lose("expired", "the lease ran out before this operation could be sent");
+      if (retrying === undefined)
+        this.#lose("expired", "the lease ran out before this operation could be sent");
+      else {
+        const maybe = retrying.what === "heartbeat" ? "" : ` (its data may or may not have been written)`;
+        this.#lose(
+          "expired",
+          `the lease ran out while retrying a failed ${retrying.what}${maybe}`,
+          retrying.cause,
+        );
+      }
       throw this.#lost.signal.reason;
     }
   }
@@ -234,8 +247,9 @@ export class Lock<Data extends LockData = LockData> implements AsyncDisposable {
     const input = renewRequest(schema, this.id, { owner: this.#owner, version, wallNow, data });
     // The earliest attempt is the one whose effect a waiter might have seen first.
     let firstSentAt: number | undefined;
+    let lastError: unknown;
     for (let attempt = 0; ; attempt++) {
-      this.#throwIfNotHeld();
+      this.#throwIfNotHeld(lastError === undefined ? undefined : { what, cause: lastError });
       const sentAt = runtime.monotonicNow();
       firstSentAt ??= sentAt;
       try {
@@ -247,16 +261,10 @@ export class Lock<Data extends LockData = LockData> implements AsyncDisposable {
           await this.#loseFromFailedCondition(err);
           throw this.#lost.signal.reason;
         }
+        lastError = err;
+        // Retry quickly, but never sleep past the end of the lease: the next turn reports the loss.
         const retryIn = backoffDelay(attempt, RETRY_BACKOFF, runtime.random());
-        if (runtime.monotonicNow() + retryIn >= this.#validUntil) {
-          this.#lose(
-            "expired",
-            `the lease ran out while retrying a failed ${what}${what === "update" ? " (the update may or may not have been written)" : ""}`,
-            err,
-          );
-          throw this.#lost.signal.reason;
-        }
-        await sleep(runtime, retryIn);
+        await sleep(runtime, Math.min(retryIn, Math.max(0, this.#validUntil - runtime.monotonicNow())));
       }
     }
   }
@@ -330,8 +338,9 @@ export class Lock<Data extends LockData = LockData> implements AsyncDisposable {
   async #sendRelease(data: ReturnType<typeof encodeData> | undefined): Promise<void> {
     const { runtime, schema, heartbeatMs } = this.#context;
     const input = releaseRequest(schema, this.id, { owner: this.#owner, wallNow: runtime.wallNow(), data });
+    let lastError: unknown;
     for (let attempt = 0; ; attempt++) {
-      this.#throwIfNotHeld();
+      this.#throwIfNotHeld(lastError === undefined ? undefined : { what: "release", cause: lastError });
       try {
         await this.#send(input, Math.min(this.#validUntil - runtime.monotonicNow(), heartbeatMs));
         return;
@@ -345,16 +354,9 @@ export class Lock<Data extends LockData = LockData> implements AsyncDisposable {
         }
         if (!isRetryable(err))
           throw new LockError(`Releasing lock "${this.id}" failed`, { cause: err, lockId: this.id });
+        lastError = err;
         const retryIn = backoffDelay(attempt, RETRY_BACKOFF, runtime.random());
-        if (runtime.monotonicNow() + retryIn >= this.#validUntil) {
-          this.#lose(
-            "expired",
-            `the lease ran out while retrying the release${data === undefined ? "" : " (its data may or may not have been written)"}`,
-            err,
-          );
-          throw this.#lost.signal.reason;
-        }
-        await sleep(runtime, retryIn);
+        await sleep(runtime, Math.min(retryIn, Math.max(0, this.#validUntil - runtime.monotonicNow())));
       }
     }
   }

@@ -11,10 +11,12 @@ interface Pending {
   keepAlive: boolean;
 }
 
+/** Shared by every FakeRuntime: owner tokens must be unique across processes, as real ones are. */
+let tokens = 0;
+
 export class FakeRuntime implements Runtime {
   #now = 0;
   #seq = 0;
-  #tokens = 0;
   #timers = new Map<number, Pending>();
   /** Offset of the wall clock from the monotonic one (ms since epoch at monotonic 0). */
   wallOffset = 1_800_000_000_000;
@@ -34,7 +36,7 @@ export class FakeRuntime implements Runtime {
     return this.#random();
   }
   token(): string {
-    return `token-${++this.#tokens}`;
+    return `token-${++tokens}`;
   }
   setTimer(callback: () => void, ms: number, keepAlive: boolean): Timer {
     const seq = ++this.#seq;
@@ -51,10 +53,10 @@ export class FakeRuntime implements Runtime {
    * Moves time forward by `ms`, firing due timers in order and letting promise callbacks run
    * between them (so async code reacting to a timer sees the clock at that timer's instant).
    */
-  async advance(ms: number): Promise<void> {
+  async advance(ms: number, settle: () => Promise<void> = flushMicrotasks): Promise<void> {
     const end = this.#now + ms;
     for (;;) {
-      await flushMicrotasks();
+      await settle();
       const next = [...this.#timers.values()]
         .filter((t) => t.at <= end)
         .sort((a, b) => a.at - b.at || a.seq - b.seq)[0];
@@ -64,7 +66,7 @@ export class FakeRuntime implements Runtime {
       next.callback();
     }
     this.#now = end;
-    await flushMicrotasks();
+    await settle();
   }
 }
 

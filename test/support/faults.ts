@@ -1,0 +1,114 @@
+/**
+ * Fault injection in front of a real client: the requests still reach the real server (or are
+ * refused before leaving, as in a partition), but the test decides what the caller hears.
+ */
+import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import type { DynamoDBSender } from "../../src/aws.js";
+
+/** What a request does, read from its shape (see src/requests.ts). */
+export type RequestKind = "acquire" | "renew" | "release" | "read" | "other";
+
+interface AnyCommand {
+  constructor: { name: string };
+  input: { UpdateExpression?: string };
+}
+
+export function kindOf(command: AnyCommand): RequestKind {
+  const name = command.constructor.name;
+  if (name === "GetItemCommand") return "read";
+  if (name !== "UpdateItemCommand") return "other";
+  const update = command.input.UpdateExpression ?? "";
+  if (update.startsWith("SET #owner")) return "acquire";
+  if (update.startsWith("SET #version")) return "renew";
+  if (update.startsWith("REMOVE")) return "release";
+  return "other";
+}
+
+/** A network failure: no HTTP answer, so the SDK and the lock treat it as retryable and ambiguous. */
+export function networkError(): Error {
+  return Object.assign(new Error("socket hang up (injected)"), { name: "TimeoutError", code: "ECONNRESET" });
+}
+
+export class FaultyClient {
+  /** While true, every request fails before reaching the server. */
+  partitioned = false;
+  /** Every request that reached the server, by kind, in order. */
+  readonly sent: RequestKind[] = [];
+  readonly #inner: DynamoDBClient;
+  #loseReplies = new Map<RequestKind, number>();
+  #holds = new Map<RequestKind, { reached: () => void; gate: Promise<void> }>();
+
+  constructor(inner: DynamoDBClient) {
+    this.#inner = inner;
+  }
+
+  /** The next `count` requests of `kind` are applied by the server, but their replies are lost. */
+  loseReplies(kind: RequestKind, count = 1): void {
+    this.#loseReplies.set(kind, count);
+  }
+
+  /**
+   * The next request of `kind` is applied, but its reply waits until `deliver()` is called.
+   * `reached` resolves once the server has applied it.
+   */
+  holdReply(kind: RequestKind): { reached: Promise<void>; deliver: () => void } {
+    let reached!: () => void;
+    let deliver!: () => void;
+    const reachedPromise = new Promise<void>((resolve) => {
+      reached = resolve;
+    });
+    const gate = new Promise<void>((resolve) => {
+      deliver = resolve;
+    });
+    this.#holds.set(kind, { reached, gate });
+    return { reached: reachedPromise, deliver };
+  }
+
+  #inFlight = 0;
+
+  /** Resolves once no request is in flight and none was started by the callbacks that ran meanwhile. */
+  async settle(): Promise<void> {
+    for (let quiet = 0; quiet < 3; ) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      if (this.#inFlight > 0) {
+        quiet = 0;
+        await new Promise((resolve) => setTimeout(resolve, 1));
+      } else quiet++;
+    }
+  }
+
+  async send(command: AnyCommand, options?: { abortSignal?: AbortSignal }): Promise<unknown> {
+    this.#inFlight++;
+    try {
+      return await this.#send(command, options);
+    } finally {
+      this.#inFlight--;
+    }
+  }
+
+  async #send(command: AnyCommand, options?: { abortSignal?: AbortSignal }): Promise<unknown> {
+    if (this.partitioned) throw networkError();
+    const kind = kindOf(command);
+    this.sent.push(kind);
+    const reply = await (this.#inner.send as (c: unknown, o?: unknown) => Promise<unknown>)(command, options);
+    const hold = this.#holds.get(kind);
+    if (hold !== undefined) {
+      this.#holds.delete(kind);
+      hold.reached();
+      // A held reply is the test's to deliver: it does not count as in flight for settle().
+      this.#inFlight--;
+      await hold.gate;
+      this.#inFlight++;
+    }
+    const lose = this.#loseReplies.get(kind) ?? 0;
+    if (lose > 0) {
+      this.#loseReplies.set(kind, lose - 1);
+      throw networkError();
+    }
+    return reply;
+  }
+
+  get asSender(): DynamoDBSender {
+    return this as unknown as DynamoDBSender;
+  }
+}
