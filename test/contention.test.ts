@@ -1,0 +1,117 @@
+/** Several processes contend for one lock on a real server; one holder is killed with SIGKILL. */
+import assert from "node:assert/strict";
+import { type ChildProcess, spawn } from "node:child_process";
+import { once } from "node:events";
+import { after, before, describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
+import { LockClient } from "../src/index.js";
+import { type Backend, startBackend, uniqueName } from "./support/backend.js";
+import { FakeRuntime } from "./support/fake-runtime.js";
+import { FaultyClient } from "./support/faults.js";
+
+let backend: Backend;
+let table: string;
+let admin: LockClient;
+const children = new Set<ChildProcess>();
+
+before(async () => {
+  backend = await startBackend();
+  table = uniqueName();
+  admin = new LockClient({ table, client: backend.client });
+  await admin.createTable();
+});
+after(async () => {
+  for (const child of children) child.kill("SIGKILL");
+  await admin.close();
+  await backend.close();
+});
+
+function startWorker(script: string, env: Record<string, string>): { child: ChildProcess; lines: string[] } {
+  const child = spawn(
+    process.execPath,
+    ["--import", "tsx", fileURLToPath(new URL(`fixtures/${script}`, import.meta.url))],
+    {
+      env: { ...process.env, ENDPOINT: backend.endpoint, TABLE: table, ...env },
+      stdio: ["ignore", "pipe", "inherit"],
+    },
+  );
+  children.add(child);
+  child.on("exit", () => children.delete(child));
+  const lines: string[] = [];
+  let buffered = "";
+  child.stdout?.on("data", (chunk: Buffer) => {
+    buffered += chunk.toString();
+    const parts = buffered.split("\n");
+    buffered = parts.pop() ?? "";
+    lines.push(...parts.filter((l) => l.length > 0));
+  });
+  return { child, lines };
+}
+
+describe("processes contending for one lock", () => {
+  it("every critical section sees the previous one's counter, in fence order", async () => {
+    const workers = 4;
+    const iterations = 8;
+    const started = Array.from({ length: workers }, (_, i) =>
+      startWorker("counter-worker.ts", {
+        LOCK_ID: "counter",
+        ITERATIONS: String(iterations),
+        WORKER: `w${i}`,
+      }),
+    );
+    const codes = await Promise.all(started.map(async ({ child }) => (await once(child, "exit"))[0]));
+    assert.deepEqual(codes, Array(workers).fill(0));
+    const sections = started
+      .flatMap(({ lines }) =>
+        lines.map((l) => JSON.parse(l) as { worker: string; fence: number; seen: number }),
+      )
+      .sort((a, b) => a.fence - b.fence);
+    assert.equal(sections.length, workers * iterations);
+    // Mutual exclusion: the k-th acquisition (by fence) saw exactly k-1 completed increments.
+    assert.deepEqual(
+      sections.map((s) => s.seen),
+      sections.map((_, k) => k),
+    );
+    // Fences strictly increase (no two acquisitions share one).
+    assert.equal(new Set(sections.map((s) => s.fence)).size, sections.length);
+    const info = await admin.read<{ counter: number }>("counter");
+    assert.deepEqual(info?.data, { counter: workers * iterations });
+    assert.equal(info?.held, false);
+    assert.ok(new Set(sections.map((s) => s.worker)).size > 1, "more than one worker got the lock");
+  });
+
+  it("a holder killed with SIGKILL is taken over after its lease, not before", async () => {
+    const leaseMs = 3_000;
+    const { child, lines } = startWorker("hold-worker.ts", { LOCK_ID: "killed", LEASE_MS: String(leaseMs) });
+    for (let i = 0; i < 2_000 && lines.length === 0 && child.exitCode === null; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    const { fence } = JSON.parse(lines[0] ?? "null") as { fence: number };
+    child.kill("SIGKILL");
+    await once(child, "exit");
+
+    // The waiter's clock is injected: only the observed-lease rule can free the lock (no shortcut),
+    // and the dead holder can no longer write, so the boundary is exact whatever the machine's speed.
+    const runtime = new FakeRuntime();
+    const link = new FaultyClient(backend.client);
+    const waiter = new LockClient({
+      table,
+      client: link.asSender,
+      runtime,
+      maxClockSkewMs: Number.POSITIVE_INFINITY,
+    });
+    let acquiredAt: number | undefined;
+    const acquiring = waiter.acquire("killed", { waitMs: leaseMs * 3 }).then((lock) => {
+      acquiredAt = runtime.monotonicNow();
+      return lock;
+    });
+    await runtime.advance(leaseMs - 1, () => link.settle());
+    assert.equal(acquiredAt, undefined, "not taken over before the lease ran out");
+    await runtime.advance(leaseMs, () => link.settle());
+    const lock = await acquiring;
+    assert.equal(acquiredAt, leaseMs, "taken over as soon as the observed lease ran out");
+    assert.equal(lock.fence, fence + 1);
+    await lock.release();
+    await waiter.close();
+  });
+});
