@@ -306,10 +306,11 @@ export class LockClient {
           throw new LockError(`Acquire of "${id}" returned no item`, { lockId: id });
         return this.#adopt<Data>(id, owner, acquired, Math.min(uncertainSince ?? sentAt, sentAt));
       } catch (err) {
+        // No answer, a server error, or an abort mid-flight: the write may have been applied,
+        // making us the owner.
+        if (!isConditionFailed(err) && (isRetryable(err) || signal?.aborted)) uncertainSince ??= sentAt;
         if (signal?.aborted) giveUp(signal.reason);
         if (!isConditionFailed(err)) {
-          // No answer (or a server error): the write may have been applied, making us the owner.
-          if (isRetryable(err)) uncertainSince ??= sentAt;
           if (err instanceof LockError || !isRetryable(err) || runtime.monotonicNow() >= deadline) {
             giveUp(this.#translate(err, `Acquiring lock "${id}" failed`, id));
           }

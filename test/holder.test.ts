@@ -175,6 +175,19 @@ describe("holder", () => {
     await p.link.settle();
     assert.equal((await admin.read(id))?.held, false);
   });
+
+  it("an acquire aborted while its request is in flight is cleaned up", async () => {
+    const p = process_("p");
+    const reply = p.link.holdReply("acquire");
+    const controller = new AbortController();
+    const acquiring = p.locks.acquire(id, { signal: controller.signal, waitMs: 5_000 });
+    await reply.reached; // the server has made us the owner; the reply has not arrived
+    const reason = new Error("caller gave up");
+    controller.abort(reason);
+    await assert.rejects(acquiring, (e) => e === reason);
+    await p.link.settle();
+    assert.equal((await admin.read(id))?.held, false);
+  });
 });
 
 describe("waiter", () => {

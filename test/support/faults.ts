@@ -29,6 +29,20 @@ export function networkError(): Error {
   return Object.assign(new Error("socket hang up (injected)"), { name: "TimeoutError", code: "ECONNRESET" });
 }
 
+/** Like the SDK: an aborted request rejects at once, whatever the server did with it. */
+function abortable(promise: Promise<void>, signal: AbortSignal | undefined): Promise<void> {
+  if (signal === undefined) return promise;
+  return new Promise<void>((resolve, reject) => {
+    const onAbort = () => reject(Object.assign(new Error("Request aborted"), { name: "AbortError" }));
+    if (signal.aborted) return onAbort();
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(() => {
+      signal.removeEventListener("abort", onAbort);
+      resolve();
+    }, reject);
+  });
+}
+
 export class FaultyClient {
   /** While true, every request fails before reaching the server. */
   partitioned = false;
@@ -97,8 +111,11 @@ export class FaultyClient {
       hold.reached();
       // A held reply is the test's to deliver: it does not count as in flight for settle().
       this.#inFlight--;
-      await hold.gate;
-      this.#inFlight++;
+      try {
+        await abortable(hold.gate, options?.abortSignal);
+      } finally {
+        this.#inFlight++;
+      }
     }
     const lose = this.#loseReplies.get(kind) ?? 0;
     if (lose > 0) {
