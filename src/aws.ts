@@ -38,6 +38,8 @@ const THROTTLING = new Set([
   "TooManyRequestsException",
   "LimitExceededException",
   "TransactionInProgressException",
+  // A write to an item while a transaction (e.g. a guarded write, lock.transact) holds it.
+  "TransactionConflictException",
 ]);
 
 /**

@@ -2,6 +2,7 @@
  * Errors raised by dynamolock. Every lock error extends {@link LockError}; argument errors are the
  * platform's own `TypeError` / `RangeError`, as Node's APIs do.
  */
+import type { CancellationReason } from "@aws-sdk/client-dynamodb";
 
 /** Base class of every error dynamolock raises about a lock or a table. */
 export class LockError extends Error {
@@ -76,5 +77,29 @@ export class LockLostError extends LockError {
     super(`Lock "${lockId}" (fence ${fence}) was lost: ${detail}`, { ...options, lockId });
     this.reason = reason;
     this.fence = fence;
+  }
+}
+
+/**
+ * A guarded write (`lock.transact()`) was cancelled by DynamoDB for a reason other than the lock
+ * guard: one of your own items failed its condition, or a conflict with another transaction (which
+ * may succeed if tried again). Nothing was written and the lock is still held. `reasons[i]` belongs
+ * to `items[i]`; the last entry is the guard's.
+ */
+export class TransactionCanceledError extends LockError {
+  override name = "TransactionCanceledError";
+  readonly reasons: readonly CancellationReason[];
+
+  constructor(lockId: string, reasons: readonly CancellationReason[], options?: ErrorOptions) {
+    const failed = reasons.flatMap((r, i) =>
+      r.Code === undefined || r.Code === "None"
+        ? []
+        : [`${i === reasons.length - 1 ? "guard" : `items[${i}]`}: ${r.Code}`],
+    );
+    super(
+      `Guarded write with lock "${lockId}" was cancelled, nothing was written (${failed.join(", ") || "no reason given"})`,
+      { ...options, lockId },
+    );
+    this.reasons = reasons;
   }
 }

@@ -4,16 +4,23 @@
  * release never races a heartbeat and versions are installed in order.
  */
 
-import type { UpdateItemCommandInput } from "@aws-sdk/client-dynamodb";
-import { GetItemCommand, UpdateItemCommand } from "@aws-sdk/client-dynamodb";
+import type {
+  AttributeValue,
+  TransactWriteItem,
+  TransactWriteItemsCommandOutput,
+  UpdateItemCommandInput,
+} from "@aws-sdk/client-dynamodb";
+import { GetItemCommand, TransactWriteItemsCommand, UpdateItemCommand } from "@aws-sdk/client-dynamodb";
 import { type DynamoDBSender, isConditionFailed, isRetryable, oldItemOf } from "./aws.js";
 import { backoffDelay } from "./backoff.js";
 import { decodeData, encodeData, type LockData } from "./data.js";
 import { LockError, LockLostError, type LockLostReason } from "./errors.js";
+import { checkTransactItems, guardedTransaction, guardedWriteFailure } from "./guard.js";
 import { type KeySchema, type LockRecord, parseRecord } from "./item.js";
 import { holderValidUntil } from "./lease.js";
-import { FORCED_RELEASE, readRequest, releaseRequest, renewRequest } from "./requests.js";
+import { FORCED_RELEASE, guardCheck, readRequest, releaseRequest, renewRequest } from "./requests.js";
 import { deadlineSignal, type Runtime, sleep, type Timer } from "./runtime.js";
+import { optionalSignal, optionsObject } from "./validate.js";
 
 /** What a Lock shares with the client that made it. */
 export interface LockContext {
@@ -40,6 +47,14 @@ export interface Acquisition {
 }
 
 type State = "held" | "released" | "lost";
+
+export interface TransactOptions {
+  /**
+   * Aborting it rejects the call with `signal.reason`. A transaction already sent may still commit:
+   * aborting only stops waiting for the answer.
+   */
+  readonly signal?: AbortSignal;
+}
 
 /** Quick retries of a failed heartbeat, well inside the remaining lease. */
 const RETRY_BACKOFF = { minMs: 50, maxMs: 1_000 };
@@ -153,6 +168,54 @@ export class Lock<Data extends LockData = LockData> implements AsyncDisposable {
   /** `await using lock = await client.acquire(id)` releases at scope exit. */
   [Symbol.asyncDispose](): Promise<void> {
     return this.release();
+  }
+
+  /**
+   * A `ConditionCheck` on this lock's item (this acquisition still owns it), to add to your own
+   * `TransactWriteItems`: the transaction then commits only while the lock is held, even if this
+   * process was paused past its lease. Throws LockLostError if the lock is already known lost.
+   * Prefer {@link transact}, which also turns a failed guard into LockLostError and aborts `signal`.
+   * Needs a server with transactions (DynamoDB, DynamoDB Local; not dynalite).
+   */
+  guard(): TransactWriteItem {
+    this.#throwIfNotHeld();
+    return guardCheck(this.#context.schema, this.id, this.#owner);
+  }
+
+  /**
+   * Sends your `items` as one `TransactWriteItems` together with {@link guard}: they commit only if
+   * this lock is still held at that instant. One request; the lock's heartbeats go on meanwhile.
+   *
+   * Rejects with LockLostError if the guard failed (the lock is lost: `signal` aborts, nothing was
+   * written), with TransactionCanceledError (carrying DynamoDB's reasons) if the transaction was
+   * cancelled for another reason, and with a LockError if the server has no transactions.
+   */
+  async transact(
+    items: readonly TransactWriteItem[],
+    options?: TransactOptions,
+  ): Promise<TransactWriteItemsCommandOutput> {
+    const checked = checkTransactItems("items", items, this.#context.schema, this.id);
+    const signal = optionalSignal(
+      "options.signal",
+      optionsObject<TransactOptions>("options", options).signal,
+    );
+    signal?.throwIfAborted();
+    const input = guardedTransaction(checked, this.guard());
+    try {
+      return await this.#context.client.send(
+        new TransactWriteItemsCommand(input),
+        signal === undefined ? {} : { abortSignal: signal },
+      );
+    } catch (err) {
+      if (signal?.aborted) throw signal.reason;
+      const failure = guardedWriteFailure(err, checked.length, this.id);
+      if (!failure.lockLost) throw failure.error;
+      // Our own release, sent meanwhile, also fails the guard: that is not a loss.
+      if (this.#release !== undefined) await this.#release.catch(() => undefined);
+      if (this.#state === "held") await this.#loseFromFailedCondition(err, failure.oldItem);
+      this.#throwIfNotHeld();
+      throw this.#lost.signal.reason;
+    }
   }
 
   /** @internal Used by `LockClient.close()`: release if held, ignore a lock already lost. */
@@ -309,8 +372,7 @@ export class Lock<Data extends LockData = LockData> implements AsyncDisposable {
   }
 
   /** Reads who has the lock now, for the loss report; the server may have returned it already. */
-  async #currentRecord(err: unknown): Promise<LockRecord | undefined> {
-    const old = oldItemOf(err);
+  async #currentRecord(old: Record<string, AttributeValue> | undefined): Promise<LockRecord | undefined> {
     if (old !== undefined) return parseRecord(old);
     try {
       const out = await this.#context.client.send(
@@ -322,8 +384,8 @@ export class Lock<Data extends LockData = LockData> implements AsyncDisposable {
     }
   }
 
-  async #loseFromFailedCondition(err: unknown): Promise<void> {
-    const record = await this.#currentRecord(err);
+  async #loseFromFailedCondition(err: unknown, old = oldItemOf(err)): Promise<void> {
+    const record = await this.#currentRecord(old);
     if (record?.owner === undefined) {
       const by = record?.releasedBy === FORCED_RELEASE ? " by forceRelease" : "";
       this.#lose("released", `the lock was released${by} by someone else`, err);
@@ -347,7 +409,7 @@ export class Lock<Data extends LockData = LockData> implements AsyncDisposable {
       } catch (err) {
         if (isConditionFailed(err)) {
           // The SDK, or we, may have retried a release that was applied but not acknowledged.
-          const record = await this.#currentRecord(err);
+          const record = await this.#currentRecord(oldItemOf(err));
           if (record?.owner === undefined && record?.releasedBy === this.#owner) return;
           await this.#loseFromFailedCondition(err);
           throw this.#lost.signal.reason;

@@ -3,7 +3,12 @@
  * shapes. Every name and value goes through ExpressionAttributeNames / ExpressionAttributeValues,
  * and every condition is built from the named parts below, each stating the invariant it protects.
  */
-import type { AttributeValue, GetItemCommandInput, UpdateItemCommandInput } from "@aws-sdk/client-dynamodb";
+import type {
+  AttributeValue,
+  GetItemCommandInput,
+  TransactWriteItem,
+  UpdateItemCommandInput,
+} from "@aws-sdk/client-dynamodb";
 import { FIELD, itemKey, type KeySchema } from "./item.js";
 
 const NAMES = {
@@ -193,6 +198,25 @@ export function forceReleaseRequest(schema: KeySchema, id: string, wallNow: numb
     ExpressionAttributeNames: names(...RELEASE_NAMES),
     ExpressionAttributeValues: { ":owner": S(FORCED_RELEASE), ":now": N(wallNow) },
     ReturnValues: "ALL_OLD",
+  };
+}
+
+/**
+ * guard: a ConditionCheck on the lock item for the caller's own TransactWriteItems, so their writes
+ * commit only if we still own the lock at the instant the transaction commits. Ownership alone, not
+ * the version: our own heartbeats change the version while the transaction is in flight. On failure
+ * it asks for the old item, so the loss report can say who has the lock without another read.
+ */
+export function guardCheck(schema: KeySchema, id: string, owner: string): TransactWriteItem {
+  return {
+    ConditionCheck: {
+      TableName: schema.table,
+      Key: itemKey(schema, id),
+      ConditionExpression: CONDITION.ownerIsMe,
+      ExpressionAttributeNames: names("#owner"),
+      ExpressionAttributeValues: { ":owner": S(owner) },
+      ReturnValuesOnConditionCheckFailure: "ALL_OLD",
+    },
   };
 }
 
