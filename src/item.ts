@@ -33,6 +33,32 @@ export interface KeySchema {
   readonly partitionKey: string;
   /** Optional sort key attribute (type S) and the constant value lock items use. */
   readonly sortKey: { readonly name: string; readonly value: string } | undefined;
+  /** Optional TTL cleanup of released items; absent: the default attribute, and no expiry written. */
+  readonly expiry?: ExpirySchema | undefined;
+}
+
+/**
+ * TTL cleanup of long-released lock items (docs/ttl.md). An item carries the expiry attribute only
+ * while released: release writes it, acquire and every heartbeat remove it in the same write that
+ * proves ownership, so DynamoDB's TTL can never delete a held lock.
+ */
+export interface ExpirySchema {
+  /** The table's TTL attribute (N, epoch seconds). */
+  readonly attribute: string;
+  /** How long after a release the item may be deleted, in ms; undefined: release writes no expiry. */
+  readonly retainMs: number | undefined;
+}
+
+/** The TTL attribute acquire and heartbeats remove when none is configured. */
+export const DEFAULT_TTL_ATTRIBUTE = "expiresAt";
+
+export function ttlAttributeOf(schema: KeySchema): string {
+  return schema.expiry?.attribute ?? DEFAULT_TTL_ATTRIBUTE;
+}
+
+/** DynamoDB TTL wants whole seconds since the epoch; round up so an item is never kept too briefly. */
+export function expiresAtSeconds(wallNowMs: number, retainMs: number): number {
+  return Math.ceil((wallNowMs + retainMs) / 1000);
 }
 
 export function itemKey(schema: KeySchema, id: string): Record<string, AttributeValue> {

@@ -9,6 +9,7 @@ import { MAX_ITEM_BYTES } from "./data.js";
 import type { KeySchema } from "./item.js";
 import { CLOCK_RATE_DRIFT } from "./lease.js";
 import { type Runtime, systemRuntime } from "./runtime.js";
+import { resolveExpiry } from "./ttl.js";
 import {
   attributeName,
   fail,
@@ -69,6 +70,21 @@ export interface LockClientOptions {
   readonly pollMinMs?: number;
   /** @default 1_000 */
   readonly pollMaxMs?: number;
+  /**
+   * Opt-in cleanup of lock items that stay released for a long time, by DynamoDB's Time to Live:
+   * every release records an expiry (`ttlAttribute`, epoch seconds) this long after it, and DynamoDB
+   * deletes the item some time after that if TTL is on for the table (`createTable({ ttl: true })`).
+   * Acquire and heartbeats remove the expiry, so a held lock is never deleted. A deleted item loses
+   * its data and its fence restarts at 1: read docs/ttl.md first. `true` means 7 days.
+   * @default false (released lock items are kept forever)
+   */
+  readonly releasedTtlMs?: number | boolean;
+  /**
+   * The table's TTL attribute (a number of epoch seconds). Acquire and heartbeats remove it even
+   * when `releasedTtlMs` is off, so keep this setting as long as lock items may carry it.
+   * @default "expiresAt"
+   */
+  readonly ttlAttribute?: string;
   /**
    * Clocks, timers and randomness. For tests and simulation only.
    * @default the system's (Date.now, performance.now, setTimeout, crypto)
@@ -147,7 +163,16 @@ export function resolveOptions(input: unknown): ResolvedOptions {
     fail("client", "a DynamoDBClient", o.client);
   }
   return {
-    schema: { table, partitionKey, sortKey },
+    schema: {
+      table,
+      partitionKey,
+      sortKey,
+      // The expiry attribute must not be a key: keys cannot be removed.
+      expiry: resolveExpiry(o.releasedTtlMs, o.ttlAttribute, [
+        partitionKey,
+        ...(sortKey === undefined ? [] : [sortKey.name]),
+      ]),
+    },
     client: o.client,
     leaseMs,
     heartbeatMs,

@@ -9,7 +9,7 @@ import type {
   TransactWriteItem,
   UpdateItemCommandInput,
 } from "@aws-sdk/client-dynamodb";
-import { FIELD, itemKey, type KeySchema } from "./item.js";
+import { expiresAtSeconds, FIELD, itemKey, type KeySchema, ttlAttributeOf } from "./item.js";
 
 const NAMES = {
   "#owner": FIELD.owner,
@@ -62,6 +62,25 @@ function names(...used: Name[]): Record<string, string> {
 const N = (n: number): AttributeValue => ({ N: String(n) });
 const S = (s: string): AttributeValue => ({ S: s });
 
+/** The expiry (TTL) attribute, whose name is the table's choice (KeySchema.expiry). */
+const EXPIRES_AT = "#expiresAt";
+const expiryName = (schema: KeySchema): Record<string, string> => ({ [EXPIRES_AT]: ttlAttributeOf(schema) });
+
+/**
+ * Release's share of TTL cleanup: when it is on, the released item gets an expiry. Only releases
+ * write one, and every write that takes or proves ownership removes it, so a held lock never has one.
+ */
+function releaseExpiry(
+  schema: KeySchema,
+  wallNow: number,
+  values: Record<string, AttributeValue>,
+): { update: string; names: Record<string, string> } {
+  const retainMs = schema.expiry?.retainMs;
+  if (retainMs === undefined) return { update: "", names: {} };
+  values[":expiresAt"] = N(expiresAtSeconds(wallNow, retainMs));
+  return { update: `, ${EXPIRES_AT} = :expiresAt`, names: expiryName(schema) };
+}
+
 export interface AcquireParams {
   readonly owner: string;
   readonly holder: string;
@@ -94,9 +113,12 @@ export function acquireRequest(schema: KeySchema, id: string, p: AcquireParams):
     TableName: schema.table,
     Key: itemKey(schema, id),
     UpdateExpression:
-      "SET #owner = :owner, #version = :firstVersion, #leaseMs = :leaseMs, #heartbeatAt = :now, #holder = :holder ADD #fence :one",
+      "SET #owner = :owner, #version = :firstVersion, #leaseMs = :leaseMs, #heartbeatAt = :now, #holder = :holder REMOVE #expiresAt ADD #fence :one",
     ConditionExpression: `${taking} OR ${CONDITION.ourAcquireStands}`,
-    ExpressionAttributeNames: names("#owner", "#version", "#leaseMs", "#heartbeatAt", "#holder", "#fence"),
+    ExpressionAttributeNames: {
+      ...names("#owner", "#version", "#leaseMs", "#heartbeatAt", "#holder", "#fence"),
+      ...expiryName(schema),
+    },
     ExpressionAttributeValues: values,
     ReturnValues: "ALL_NEW",
     ReturnValuesOnConditionCheckFailure: "ALL_OLD",
@@ -133,9 +155,9 @@ export function renewRequest(schema: KeySchema, id: string, p: RenewParams): Upd
   return {
     TableName: schema.table,
     Key: itemKey(schema, id),
-    UpdateExpression: update,
+    UpdateExpression: `${update} REMOVE ${EXPIRES_AT}`,
     ConditionExpression: `${CONDITION.ownerIsMe} AND ${CONDITION.notSuperseded}`,
-    ExpressionAttributeNames: names(...used),
+    ExpressionAttributeNames: { ...names(...used), ...expiryName(schema) },
     ExpressionAttributeValues: values,
     ReturnValuesOnConditionCheckFailure: "ALL_OLD",
   };
@@ -164,7 +186,8 @@ export function releaseRequest(
   p: { readonly owner: string; readonly wallNow: number; readonly data?: AttributeValue | undefined },
 ): UpdateItemCommandInput {
   const values: Record<string, AttributeValue> = { ":owner": S(p.owner), ":now": N(p.wallNow) };
-  let update = RELEASE_UPDATE;
+  const expiry = releaseExpiry(schema, p.wallNow, values);
+  let update = RELEASE_UPDATE + expiry.update;
   const used = [...RELEASE_NAMES];
   if (p.data !== undefined) {
     update += ", #data = :data";
@@ -176,7 +199,7 @@ export function releaseRequest(
     Key: itemKey(schema, id),
     UpdateExpression: update,
     ConditionExpression: CONDITION.ownerIsMe,
-    ExpressionAttributeNames: names(...used),
+    ExpressionAttributeNames: { ...names(...used), ...expiry.names },
     ExpressionAttributeValues: values,
     ReturnValuesOnConditionCheckFailure: "ALL_OLD",
   };
@@ -190,13 +213,15 @@ export const FORCED_RELEASE = "force-release";
  * heartbeat, which fails its ownership condition. Returns the old item to report who was removed.
  */
 export function forceReleaseRequest(schema: KeySchema, id: string, wallNow: number): UpdateItemCommandInput {
+  const values: Record<string, AttributeValue> = { ":owner": S(FORCED_RELEASE), ":now": N(wallNow) };
+  const expiry = releaseExpiry(schema, wallNow, values);
   return {
     TableName: schema.table,
     Key: itemKey(schema, id),
-    UpdateExpression: RELEASE_UPDATE,
+    UpdateExpression: RELEASE_UPDATE + expiry.update,
     ConditionExpression: CONDITION.lockIsHeld,
-    ExpressionAttributeNames: names(...RELEASE_NAMES),
-    ExpressionAttributeValues: { ":owner": S(FORCED_RELEASE), ":now": N(wallNow) },
+    ExpressionAttributeNames: { ...names(...RELEASE_NAMES), ...expiry.names },
+    ExpressionAttributeValues: values,
     ReturnValues: "ALL_OLD",
   };
 }

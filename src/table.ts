@@ -12,7 +12,8 @@ import { backoffDelay } from "./backoff.js";
 import { LockError } from "./errors.js";
 import type { KeySchema } from "./item.js";
 import { type Runtime, sleep } from "./runtime.js";
-import { nonNegativeDuration, optionalSignal, optionsObject } from "./validate.js";
+import { enableTimeToLive } from "./ttl.js";
+import { fail, nonNegativeDuration, optionalSignal, optionsObject } from "./validate.js";
 
 export interface CreateTableOptions {
   /**
@@ -22,6 +23,13 @@ export interface CreateTableOptions {
   readonly waitMs?: number;
   /** Aborting it stops the wait (the table may still be created); rejects with `signal.reason`. */
   readonly signal?: AbortSignal;
+  /**
+   * Also turn on DynamoDB's Time to Live for the table, on the client's `ttlAttribute`, so released
+   * lock items can expire (see `releasedTtlMs` and docs/ttl.md). On a server without TTL (dynalite)
+   * this is skipped with a process warning (code DYNAMOLOCK_TTL_UNSUPPORTED): locks work as before.
+   * @default true if the client has `releasedTtlMs` set, else false
+   */
+  readonly ttl?: boolean;
 }
 
 const DEFAULT_CREATE_WAIT_MS = 300_000;
@@ -64,6 +72,8 @@ export async function createLockTable(
   const o = optionsObject<CreateTableOptions>("options", options);
   const waitMs = o.waitMs === undefined ? DEFAULT_CREATE_WAIT_MS : nonNegativeDuration("waitMs", o.waitMs);
   const signal = optionalSignal("signal", o.signal);
+  if (o.ttl !== undefined && typeof o.ttl !== "boolean") fail("ttl", "a boolean", o.ttl);
+  const ttl = o.ttl ?? schema.expiry?.retainMs !== undefined;
   signal?.throwIfAborted();
   const abort = signal === undefined ? {} : { abortSignal: signal };
   let created = true;
@@ -109,7 +119,10 @@ export async function createLockTable(
         `Table "${schema.table}" exists with another key schema; this LockClient expects ${describeKeys(schema)}. Use another table, or set \`partitionKey\` / \`sortKey\` to match it`,
       );
     }
-    if (table?.TableStatus === "ACTIVE") return created;
+    if (table?.TableStatus === "ACTIVE") {
+      if (ttl) await enableTimeToLive(client, schema, signal);
+      return created;
+    }
     const elapsed = runtime.monotonicNow() - started;
     if (elapsed >= waitMs) {
       throw new LockError(
