@@ -252,6 +252,7 @@ export class LockClient {
       runtime: this.#options.runtime,
       heartbeatMs: this.#options.heartbeatMs,
       clockDrift: this.#options.clockDrift,
+      knobs: this.#options.knobs,
       dataBudgetBytes: dataBudgetBytes(this.#options, id),
       onSettled: (lock) => this.#held.delete(lock),
     };
@@ -296,6 +297,7 @@ export class LockClient {
           leaseMs,
           wallNow: runtime.wallNow(),
           stale,
+          knobs: this.#options.knobs,
         });
         const out = await this.#client.send(
           new UpdateItemCommand(input),
@@ -345,7 +347,8 @@ export class LockClient {
           },
           arrivedAt,
         );
-        const verdict = judge(observation, arrivedAt, runtime.wallNow(), maxClockSkewMs);
+        const early = this.#options.knobs?.takeoverEarlyMs ?? 0;
+        const verdict = judge(observation, arrivedAt + early, runtime.wallNow() + early, maxClockSkewMs);
         if (verdict.stale) {
           stale = { owner: observation.owner, version: observation.version };
           break;

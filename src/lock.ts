@@ -18,6 +18,7 @@ import { LockError, LockLostError, type LockLostReason } from "./errors.js";
 import { checkTransactItems, guardedTransaction, guardedWriteFailure } from "./guard.js";
 import { type KeySchema, type LockRecord, parseRecord } from "./item.js";
 import { holderValidUntil } from "./lease.js";
+import type { ProtocolKnobs } from "./options.js";
 import { FORCED_RELEASE, guardCheck, readRequest, releaseRequest, renewRequest } from "./requests.js";
 import { deadlineSignal, type Runtime, sleep, type Timer } from "./runtime.js";
 import { optionalSignal, optionsObject } from "./validate.js";
@@ -29,6 +30,8 @@ export interface LockContext {
   readonly runtime: Runtime;
   readonly heartbeatMs: number;
   readonly clockDrift: number;
+  /** @internal Deliberate faults for the simulation's tests; undefined in normal use. */
+  readonly knobs?: ProtocolKnobs | undefined;
   /** Bytes of data the item can hold after the key and the lock's own fields. */
   readonly dataBudgetBytes: number;
   /** Called once when the lock stops being held (released or lost). */
@@ -148,13 +151,14 @@ export class Lock<Data extends LockData = LockData> implements AsyncDisposable {
     }
     if (this.#release !== undefined) return this.#release;
     this.#cancelHeartbeat();
-    const release = this.#enqueue(async () => {
+    const send = async () => {
       this.#throwIfNotHeld();
       await this.#sendRelease(encoded);
       this.#state = "released";
       if (data !== undefined) this.#data = data;
       this.#settle();
-    });
+    };
+    const release = this.#context.knobs?.releaseSkipsQueue === true ? send() : this.#enqueue(send);
     this.#release = release;
     release.catch(() => {
       // A release that failed without losing the lock leaves it held: keep the lease alive and let
@@ -307,29 +311,57 @@ export class Lock<Data extends LockData = LockData> implements AsyncDisposable {
     const { runtime, schema, heartbeatMs } = this.#context;
     const version = this.#version + 1;
     const wallNow = runtime.wallNow();
-    const input = renewRequest(schema, this.id, { owner: this.#owner, version, wallNow, data });
+    const input = renewRequest(schema, this.id, {
+      owner: this.#owner,
+      version,
+      wallNow,
+      data,
+      knobs: this.#context.knobs,
+    });
     // The earliest attempt is the one whose effect a waiter might have seen first.
     let firstSentAt: number | undefined;
     let lastError: unknown;
-    for (let attempt = 0; ; attempt++) {
-      this.#throwIfNotHeld(lastError === undefined ? undefined : { what, cause: lastError });
-      const sentAt = runtime.monotonicNow();
-      firstSentAt ??= sentAt;
-      try {
-        await this.#send(input, Math.min(this.#validUntil - sentAt, heartbeatMs));
-        this.#confirm(version, firstSentAt);
-        return;
-      } catch (err) {
-        if (isConditionFailed(err)) {
-          await this.#loseFromFailedCondition(err);
-          throw this.#lost.signal.reason;
+    try {
+      for (let attempt = 0; ; attempt++) {
+        this.#throwIfNotHeld(lastError === undefined ? undefined : { what, cause: lastError });
+        const sentAt = runtime.monotonicNow();
+        firstSentAt ??= sentAt;
+        try {
+          await this.#send(input, Math.min(this.#validUntil - sentAt, heartbeatMs));
+          this.#confirm(version, firstSentAt);
+          return;
+        } catch (err) {
+          if (isConditionFailed(err)) {
+            await this.#loseFromFailedCondition(err);
+            throw this.#lost.signal.reason;
+          }
+          lastError = err;
+          // Retry quickly, but never sleep past the end of the lease: the next turn reports the loss.
+          const retryIn = backoffDelay(attempt, RETRY_BACKOFF, runtime.random());
+          await sleep(runtime, Math.min(retryIn, Math.max(0, this.#validUntil - runtime.monotonicNow())));
         }
-        lastError = err;
-        // Retry quickly, but never sleep past the end of the lease: the next turn reports the loss.
-        const retryIn = backoffDelay(attempt, RETRY_BACKOFF, runtime.random());
-        await sleep(runtime, Math.min(retryIn, Math.max(0, this.#validUntil - runtime.monotonicNow())));
       }
+    } catch (err) {
+      throw what === "update" ? this.#mayHaveBeenWritten(err, "update", lastError) : err;
     }
+  }
+
+  /**
+   * A write lost while one of its attempts went unanswered (a time-out, a 5xx) may have been applied
+   * all the same: a rejection must then say so, whatever the loss itself was, and never claim that
+   * nothing was written.
+   */
+  #mayHaveBeenWritten(err: unknown, what: string, unanswered: unknown): unknown {
+    if (unanswered === undefined || !(err instanceof LockLostError) || /may or may not/.test(err.message)) {
+      return err;
+    }
+    return new LockLostError(
+      this.id,
+      err.reason,
+      this.fence,
+      `an attempt of the ${what} went unanswered, so its data may or may not have been written (the loss itself is the cause)`,
+      { cause: err },
+    );
   }
 
   #confirm(version: number, sentAt: number): void {
@@ -384,14 +416,24 @@ export class Lock<Data extends LockData = LockData> implements AsyncDisposable {
     }
   }
 
-  async #loseFromFailedCondition(err: unknown, old = oldItemOf(err)): Promise<void> {
-    const record = await this.#currentRecord(old);
-    if (record?.owner === undefined) {
+  async #loseFromFailedCondition(err: unknown, old = oldItemOf(err), note = ""): Promise<void> {
+    this.#reportLoss(err, await this.#currentRecord(old), note);
+  }
+
+  /** Declares the lock lost to whoever `record` (the item after our failed write) shows. */
+  #reportLoss(err: unknown, record: LockRecord | undefined, note: string): void {
+    if (record === undefined) {
+      this.#lose(
+        "taken",
+        `another writer changed the lock, which could not be read back to say who${note}`,
+        err,
+      );
+    } else if (record.owner === undefined) {
       const by = record?.releasedBy === FORCED_RELEASE ? " by forceRelease" : "";
-      this.#lose("released", `the lock was released${by} by someone else`, err);
+      this.#lose("released", `the lock was released${by} by someone else${note}`, err);
     } else {
       const who = record.holder === undefined ? "another holder" : `"${record.holder}"`;
-      this.#lose("taken", `the lock was taken over by ${who} (fence ${record.fence})`, err);
+      this.#lose("taken", `the lock was taken over by ${who} (fence ${record.fence})${note}`, err);
     }
   }
 
@@ -401,25 +443,41 @@ export class Lock<Data extends LockData = LockData> implements AsyncDisposable {
     const { runtime, schema, heartbeatMs } = this.#context;
     const input = releaseRequest(schema, this.id, { owner: this.#owner, wallNow: runtime.wallNow(), data });
     let lastError: unknown;
-    for (let attempt = 0; ; attempt++) {
-      this.#throwIfNotHeld(lastError === undefined ? undefined : { what: "release", cause: lastError });
-      try {
-        await this.#send(input, Math.min(this.#validUntil - runtime.monotonicNow(), heartbeatMs));
-        return;
-      } catch (err) {
-        if (isConditionFailed(err)) {
-          // The SDK, or we, may have retried a release that was applied but not acknowledged.
-          const record = await this.#currentRecord(oldItemOf(err));
-          if (record?.owner === undefined && record?.releasedBy === this.#owner) return;
-          await this.#loseFromFailedCondition(err);
-          throw this.#lost.signal.reason;
+    try {
+      for (let attempt = 0; ; attempt++) {
+        this.#throwIfNotHeld(lastError === undefined ? undefined : { what: "release", cause: lastError });
+        try {
+          await this.#send(input, Math.min(this.#validUntil - runtime.monotonicNow(), heartbeatMs));
+          return;
+        } catch (err) {
+          if (isConditionFailed(err)) {
+            // The SDK, or we, may have retried a release that was applied but not acknowledged. Only
+            // our release writes our token into `releasedBy`: if it is there, an attempt of ours went
+            // through, whoever has taken the lock since.
+            const record = await this.#currentRecord(oldItemOf(err));
+            if (record?.releasedBy === this.#owner) return;
+            // Otherwise an attempt of ours may still have gone through first (one that went
+            // unanswered, or one the SDK retried on its own) and the lock changed hands since. Only
+            // an unchanged fence rules that out: nobody can have acquired the lock after us.
+            if (record === undefined || record.fence !== this.fence) lastError ??= err;
+            this.#reportLoss(
+              err,
+              record,
+              lastError === undefined
+                ? ""
+                : "; or this release took effect first (it may or may not have been applied)",
+            );
+            throw this.#lost.signal.reason;
+          }
+          if (!isRetryable(err))
+            throw new LockError(`Releasing lock "${this.id}" failed`, { cause: err, lockId: this.id });
+          lastError = err;
+          const retryIn = backoffDelay(attempt, RETRY_BACKOFF, runtime.random());
+          await sleep(runtime, Math.min(retryIn, Math.max(0, this.#validUntil - runtime.monotonicNow())));
         }
-        if (!isRetryable(err))
-          throw new LockError(`Releasing lock "${this.id}" failed`, { cause: err, lockId: this.id });
-        lastError = err;
-        const retryIn = backoffDelay(attempt, RETRY_BACKOFF, runtime.random());
-        await sleep(runtime, Math.min(retryIn, Math.max(0, this.#validUntil - runtime.monotonicNow())));
       }
+    } catch (err) {
+      throw data === undefined ? err : this.#mayHaveBeenWritten(err, "release", lastError);
     }
   }
 

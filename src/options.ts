@@ -101,6 +101,26 @@ export const MAX_HEARTBEAT_SHARE = 1 / 3;
 /** Room for the lock's own fields in the 400 KB item (names and values, rounded up). */
 const LOCK_FIELDS_BYTES = 512;
 
+/**
+ * @internal Deliberate protocol faults, for the simulation's tests that prove it can find a broken
+ * protocol (test/sim). Not part of the API: not exported by the package, undocumented, passed only
+ * under the {@link PROTOCOL_KNOBS} key, and undefined unless such a test sets it (every use is a
+ * `knobs?.` read, so the normal path pays nothing else).
+ */
+export interface ProtocolKnobs {
+  /** Waiters judge a lease stale this many ms before the stale rules allow. */
+  readonly takeoverEarlyMs?: number;
+  /** A takeover is conditioned on the stale owner only, not on the version that was judged stale. */
+  readonly takeoverIgnoresVersion?: boolean;
+  /** Heartbeats and updates require the exact previous version instead of `version <= ours`. */
+  readonly renewOnExactVersion?: boolean;
+  /** `release()` is sent at once instead of waiting behind a heartbeat in flight. */
+  readonly releaseSkipsQueue?: boolean;
+}
+
+/** @internal The options key under which test/sim passes {@link ProtocolKnobs}. */
+export const PROTOCOL_KNOBS = Symbol("dynamolock.protocolKnobs");
+
 /** Options after defaults, as the client and its locks use them. */
 export interface ResolvedOptions {
   readonly schema: KeySchema;
@@ -112,6 +132,8 @@ export interface ResolvedOptions {
   readonly poll: BackoffSettings;
   readonly runtime: Runtime;
   readonly clockDrift: number;
+  /** @internal Deliberate protocol faults for the simulation's tests; undefined in normal use. */
+  readonly knobs: ProtocolKnobs | undefined;
 }
 
 export function checkHeartbeat(leaseMs: number, heartbeatMs: number, leaseName = "leaseMs"): void {
@@ -181,6 +203,7 @@ export function resolveOptions(input: unknown): ResolvedOptions {
     poll: { minMs: pollMinMs, maxMs: pollMaxMs },
     runtime: o.runtime ?? systemRuntime,
     clockDrift: CLOCK_RATE_DRIFT,
+    knobs: (o as { readonly [PROTOCOL_KNOBS]?: ProtocolKnobs })[PROTOCOL_KNOBS],
   };
 }
 

@@ -10,6 +10,7 @@ import type {
   UpdateItemCommandInput,
 } from "@aws-sdk/client-dynamodb";
 import { expiresAtSeconds, FIELD, itemKey, type KeySchema, ttlAttributeOf } from "./item.js";
+import type { ProtocolKnobs } from "./options.js";
 
 const NAMES = {
   "#owner": FIELD.owner,
@@ -88,6 +89,8 @@ export interface AcquireParams {
   readonly wallNow: number;
   /** Present for the takeover of a lease judged stale: the exact state that was judged. */
   readonly stale?: { readonly owner: string; readonly version: number } | undefined;
+  /** @internal Deliberate faults for the simulation's tests (see ProtocolKnobs). */
+  readonly knobs?: ProtocolKnobs | undefined;
 }
 
 /**
@@ -96,7 +99,13 @@ export interface AcquireParams {
  * so the waiter learns the holder without a second request where the server supports it.
  */
 export function acquireRequest(schema: KeySchema, id: string, p: AcquireParams): UpdateItemCommandInput {
-  const taking = p.stale === undefined ? CONDITION.lockIsFree : CONDITION.leaseObservedStale;
+  const ignoreVersion = p.knobs?.takeoverIgnoresVersion === true;
+  const taking =
+    p.stale === undefined
+      ? CONDITION.lockIsFree
+      : ignoreVersion
+        ? "(#owner = :staleOwner)"
+        : CONDITION.leaseObservedStale;
   const values: Record<string, AttributeValue> = {
     ":owner": S(p.owner),
     ":firstVersion": N(FIRST_VERSION),
@@ -107,7 +116,7 @@ export function acquireRequest(schema: KeySchema, id: string, p: AcquireParams):
   };
   if (p.stale !== undefined) {
     values[":staleOwner"] = S(p.stale.owner);
-    values[":staleVersion"] = N(p.stale.version);
+    if (!ignoreVersion) values[":staleVersion"] = N(p.stale.version);
   }
   return {
     TableName: schema.table,
@@ -132,6 +141,8 @@ export interface RenewParams {
   readonly wallNow: number;
   /** New data to store with the renewal (update), or undefined (heartbeat). */
   readonly data?: AttributeValue | undefined;
+  /** @internal Deliberate faults for the simulation's tests (see ProtocolKnobs). */
+  readonly knobs?: ProtocolKnobs | undefined;
 }
 
 /**
@@ -145,6 +156,8 @@ export function renewRequest(schema: KeySchema, id: string, p: RenewParams): Upd
     ":version": N(p.version),
     ":now": N(p.wallNow),
   };
+  const exact = p.knobs?.renewOnExactVersion === true;
+  if (exact) values[":previous"] = N(p.version - 1);
   let update = "SET #version = :version, #heartbeatAt = :now";
   const used: Name[] = ["#owner", "#version", "#heartbeatAt"];
   if (p.data !== undefined) {
@@ -156,7 +169,7 @@ export function renewRequest(schema: KeySchema, id: string, p: RenewParams): Upd
     TableName: schema.table,
     Key: itemKey(schema, id),
     UpdateExpression: `${update} REMOVE ${EXPIRES_AT}`,
-    ConditionExpression: `${CONDITION.ownerIsMe} AND ${CONDITION.notSuperseded}`,
+    ConditionExpression: `${CONDITION.ownerIsMe} AND ${exact ? "#version = :previous" : CONDITION.notSuperseded}`,
     ExpressionAttributeNames: { ...names(...used), ...expiryName(schema) },
     ExpressionAttributeValues: values,
     ReturnValuesOnConditionCheckFailure: "ALL_OLD",
