@@ -105,4 +105,22 @@ describe(`the one-request failure path`, () => {
     await own.close();
     client.destroy();
   });
+
+  it("a release that finds the lock force-released says why, reading at most the fallback", async () => {
+    const client = backend.newClient();
+    const counter = countRequests(client);
+    // Heartbeats far apart: the holder has not noticed the force-release when it releases.
+    const own = new LockClient({ table, client, leaseMs: 60_000, heartbeatMs: 20_000 });
+    const lock = await own.acquire("forced-release");
+    await locks.forceRelease("forced-release");
+    counter.reset();
+    const err = await lock.release({ late: true }).catch((e: unknown) => e);
+    assert.ok(err instanceof LockLostError, String(err));
+    assert.equal(err.reason, "released");
+    assert.match(err.message, /by forceRelease/);
+    assert.deepEqual(counter.byOperation(), { UpdateItem: 1, ...fallbackReads() });
+    assert.equal((await locks.read("forced-release"))?.data, undefined, "the late release wrote nothing");
+    await own.close();
+    client.destroy();
+  });
 });

@@ -8,7 +8,7 @@
  *   DYNAMOLOCK_TEST_BACKEND naming it (e.g. `ddb-local`) for the capability table below.
  */
 import { randomBytes } from "node:crypto";
-import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { localClient, startLocalDynamoDB } from "../../src/testing.js";
 
 // The SDK warns about Node 20 on every client; tests are not the place to read it.
@@ -43,17 +43,17 @@ export async function startBackend(): Promise<Backend> {
   const endpoint = process.env.DYNAMOLOCK_TEST_ENDPOINT;
   if (endpoint !== undefined && endpoint !== "") {
     const name = process.env.DYNAMOLOCK_TEST_BACKEND ?? "ddb-local";
-    const capabilities = CAPABILITIES[name] ?? CAPABILITIES["ddb-local"];
-    if (capabilities === undefined) throw new Error("unreachable");
-    const client = localClient(endpoint);
-    return {
-      name,
-      endpoint,
-      client,
-      capabilities,
-      newClient: () => localClient(endpoint),
-      close: async () => client.destroy(),
-    };
+    const capabilities = CAPABILITIES[name];
+    if (capabilities === undefined) {
+      throw new Error(
+        `DYNAMOLOCK_TEST_BACKEND selects the capability table and must be one of ${Object.keys(CAPABILITIES).join(", ")}; got "${name}"`,
+      );
+    }
+    // Local servers take any letters-and-digits credentials; AWS takes the SDK's own (environment,
+    // profile, role) and AWS_REGION.
+    const newClient = name === "aws" ? () => new DynamoDBClient({ endpoint }) : () => localClient(endpoint);
+    const client = newClient();
+    return { name, endpoint, client, capabilities, newClient, close: async () => client.destroy() };
   }
   const server = await startLocalDynamoDB();
   return {
