@@ -11,3 +11,4 @@ export type { Runtime, Timer } from "./runtime.js";
 export type { HeldLock, LockOptions } from "./seed.js";
 export { lock, read } from "./seed.js";
 export type { CreateTableOptions } from "./table.js";
+export { DEFAULT_RELEASED_TTL_MS } from "./ttl.js";
