@@ -310,6 +310,11 @@ export class Lock<Data extends LockData = LockData> implements AsyncDisposable {
   async #renew(data: ReturnType<typeof encodeData> | undefined, what: "heartbeat" | "update"): Promise<void> {
     const { runtime, schema, heartbeatMs } = this.#context;
     const version = this.#version + 1;
+    // Our validity counts from this instant, which must not come after the heartbeatAt we record:
+    // a waiter's wall-clock shortcut counts from heartbeatAt. So the monotonic clock is read first;
+    // a stall between the two reads (a GC pause) then only shortens our lease, never lengthens it.
+    // The earliest attempt is also the one whose effect a waiter might have seen first.
+    const firstSentAt = runtime.monotonicNow();
     const wallNow = runtime.wallNow();
     const input = renewRequest(schema, this.id, {
       owner: this.#owner,
@@ -318,14 +323,11 @@ export class Lock<Data extends LockData = LockData> implements AsyncDisposable {
       data,
       knobs: this.#context.knobs,
     });
-    // The earliest attempt is the one whose effect a waiter might have seen first.
-    let firstSentAt: number | undefined;
     let lastError: unknown;
     try {
       for (let attempt = 0; ; attempt++) {
         this.#throwIfNotHeld(lastError === undefined ? undefined : { what, cause: lastError });
         const sentAt = runtime.monotonicNow();
-        firstSentAt ??= sentAt;
         try {
           await this.#send(input, Math.min(this.#validUntil - sentAt, heartbeatMs));
           this.#confirm(version, firstSentAt);

@@ -27,8 +27,29 @@ after(async () => {
   await backend.close();
 });
 
-function process_(name: string) {
-  const runtime = new FakeRuntime();
+/**
+ * A process that stalls (a GC pause) right after its next read of the wall clock: from then on its
+ * clocks read `ms` later, as they would after the pause, while the rest of the world did not move.
+ */
+class StallAfterWallRead extends FakeRuntime {
+  #shift = 0;
+  #armed = 0;
+  stallAfterNextWallRead(ms: number): void {
+    this.#armed = ms;
+  }
+  override wallNow(): number {
+    const value = super.wallNow() + this.#shift;
+    this.#shift += this.#armed;
+    this.#armed = 0;
+    return value;
+  }
+  override monotonicNow(): number {
+    return super.monotonicNow() + this.#shift;
+  }
+}
+
+function process_(name: string, options: { maxClockSkewMs?: number } = {}) {
+  const runtime = new StallAfterWallRead();
   const link = new FaultyClient(backend.client);
   const locks = new LockClient({
     table,
@@ -37,9 +58,10 @@ function process_(name: string) {
     leaseMs: LEASE,
     heartbeatMs: HEARTBEAT,
     holder: name,
+    ...options,
   });
   const advance = (ms: number) => runtime.advance(ms, () => link.settle());
-  return { link, locks, advance };
+  return { link, locks, advance, runtime };
 }
 
 let id: string;
@@ -94,5 +116,28 @@ describe("found by the simulation", () => {
     assert.ok(err instanceof LockLostError);
     assert.match(err.message, /may or may not have been written/);
     assert.deepEqual((await admin.read(id))?.data, { n: 7 }, "and indeed it was written");
+  });
+
+  it("a stall between stamping a heartbeat's wall time and sending it never outlasts the shortcut", async () => {
+    // sim: tight seed 1605. The heartbeat read the wall clock (recorded as heartbeatAt), stalled, then
+    // took its send time — and counted its lease from that later instant. A waiter using the
+    // wall-clock shortcut counts from heartbeatAt, so it took over while the holder was still valid.
+    const p = process_("p", { maxClockSkewMs: 0 });
+    const held = await p.locks.acquire(id);
+    await p.advance(HEARTBEAT - 1);
+    p.runtime.stallAfterNextWallRead(LEASE / 2);
+    await p.advance(1);
+    await p.advance(1);
+    const info = await admin.read(id);
+    assert.equal(held.signal.aborted, false);
+    assert.ok(info?.heartbeatAt !== undefined);
+    // With zero skew, a waiter whose wall clock passes heartbeatAt + lease takes over: the holder's own
+    // validity, on the same wall clock, must end by then.
+    const holderEnds = p.runtime.wallNow() + held.remainingMs;
+    assert.ok(
+      holderEnds <= info.heartbeatAt + LEASE,
+      `the holder counts itself valid until ${holderEnds}, ${holderEnds - info.heartbeatAt - LEASE} ms past heartbeatAt + leaseMs`,
+    );
+    await held.release();
   });
 });
