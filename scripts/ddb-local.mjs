@@ -41,7 +41,8 @@ export function fetchDynamoDBLocal() {
   const mvn = spawnSync(
     process.platform === "win32" ? "mvn.cmd" : "mvn",
     ["-q", "-B", "-f", pom, "dependency:copy-dependencies"],
-    { stdio: ["ignore", "inherit", "inherit"] },
+    // Maven's own output (even quiet, it prints terminal escapes) is shown only if it fails.
+    { stdio: ["ignore", "pipe", "pipe"], encoding: "utf8", maxBuffer: 64 * 1024 * 1024 },
   );
   if (mvn.error !== undefined) {
     throw new Error(
@@ -49,6 +50,7 @@ export function fetchDynamoDBLocal() {
     );
   }
   if (mvn.status !== 0 || !existsSync(jar)) {
+    process.stderr.write(`${mvn.stdout ?? ""}${mvn.stderr ?? ""}\n`);
     throw new Error(`Fetching DynamoDB Local with Maven failed (exit ${mvn.status}); see its output above`);
   }
   return dir;
