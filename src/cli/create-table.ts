@@ -1,0 +1,52 @@
+/** `dynamolock create-table TABLE`: the lock table, on-demand, waited for until ACTIVE. */
+import { LockClient } from "../client.js";
+import { CONNECTION_OPTIONS, checkTableName, optionalDuration, optionalString, parse } from "./args.js";
+import { connect, DEFAULT_SORT_KEY_VALUE } from "./connection.js";
+import { EXIT, usageError } from "./exit-codes.js";
+import { HELP } from "./help.js";
+import { errorContext } from "./report.js";
+
+export async function createTableCommand(argv: readonly string[]): Promise<number> {
+  const { values, positionals } = parse(
+    "create-table",
+    argv,
+    {
+      ...CONNECTION_OPTIONS,
+      "partition-key": { type: "string" },
+      "sort-key": { type: "string" },
+      wait: { type: "string" },
+    },
+    1,
+  );
+  if (values.help === true) {
+    process.stdout.write(HELP["create-table"]);
+    return EXIT.ok;
+  }
+  const name = positionals[0];
+  if (name === undefined)
+    throw usageError("create-table: missing the table name: dynamolock create-table TABLE");
+  const table = checkTableName(name);
+  const waitMs = optionalDuration(values, "wait", { allowZero: true });
+  const partitionKey = optionalString(values, "partition-key") ?? "id";
+  const sortKey = optionalString(values, "sort-key");
+  errorContext.current = { table };
+  const connection = connect(values);
+  try {
+    const locks = new LockClient({
+      table,
+      client: connection.client,
+      partitionKey,
+      ...(sortKey === undefined ? {} : { sortKey: { name: sortKey, value: DEFAULT_SORT_KEY_VALUE } }),
+    });
+    const created = await locks.createTable(waitMs === undefined ? {} : { waitMs });
+    const keys = `partition key "${partitionKey}"${sortKey === undefined ? "" : `, sort key "${sortKey}"`}`;
+    process.stdout.write(
+      created
+        ? `created table "${table}" (${keys}; on-demand billing)\n`
+        : `table "${table}" already exists with the expected keys (${keys})\n`,
+    );
+    return EXIT.ok;
+  } finally {
+    connection.client.destroy();
+  }
+}

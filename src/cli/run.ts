@@ -1,0 +1,211 @@
+/**
+ * `dynamolock run`: flock(1) for a fleet. Takes the lock (waiting as asked), runs the command with
+ * the fence in its environment while the lock heartbeats, releases when the command exits, and
+ * exits with the command's code.
+ */
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { constants, tmpdir } from "node:os";
+import { join } from "node:path";
+import type { LockData } from "../data.js";
+import { LockHeldError, LockLostError } from "../errors.js";
+import type { Lock } from "../lock.js";
+import { LOCK_OPTIONS, optionalDuration, optionalString, parse } from "./args.js";
+import { lockTarget } from "./connection.js";
+import { formatDuration } from "./duration.js";
+import { EXIT, usageError } from "./exit-codes.js";
+import { HELP } from "./help.js";
+import { jsonReplacer, parseDataJson } from "./json.js";
+import { explain, heldError } from "./report.js";
+import { type ChildExit, exitCodeOf, Supervisor } from "./supervisor.js";
+import { isInteractive } from "./terminal.js";
+import { watchWaiting } from "./waiting.js";
+
+const RUN_OPTIONS = {
+  ...LOCK_OPTIONS,
+  lease: { type: "string" },
+  heartbeat: { type: "string" },
+  wait: { type: "string", short: "w" },
+  holder: { type: "string" },
+  grace: { type: "string" },
+  "record-exit": { type: "boolean" },
+  verbose: { type: "boolean", short: "v" },
+} as const;
+
+const FORWARDED = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
+export const DEFAULT_LEASE_MS = 30_000;
+export const DEFAULT_GRACE_MS = 10_000;
+
+/** Why `run` stopped waiting: a signal it received. */
+class Interrupted extends Error {
+  readonly signal: NodeJS.Signals;
+  constructor(signal: NodeJS.Signals) {
+    super(`interrupted by ${signal}`);
+    this.signal = signal;
+  }
+}
+
+const log = (line: string) => process.stderr.write(`dynamolock: ${line}\n`);
+
+/** The data the command left in its data file, if it changed it; a broken file is reported, not stored. */
+async function dataWrittenBy(file: string, initial: string): Promise<LockData | undefined> {
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch {
+    return undefined; // removed: nothing to store
+  }
+  if (text === initial) return undefined;
+  try {
+    return parseDataJson(text, "DYNAMOLOCK_DATA_FILE");
+  } catch (err) {
+    log(`${(err as Error).message}; keeping the lock's stored data`);
+    return undefined;
+  }
+}
+
+export async function runCommand(argv: readonly string[]): Promise<number> {
+  const separator = argv.indexOf("--");
+  const own = separator === -1 ? argv : argv.slice(0, separator);
+  const command = separator === -1 ? [] : argv.slice(separator + 1);
+  const { values } = parse("run", own, RUN_OPTIONS);
+  if (values.help === true) {
+    process.stdout.write(HELP.run);
+    return EXIT.ok;
+  }
+  if (command.length === 0) {
+    throw usageError(
+      'run: missing the command, after "--": dynamolock run --table T --id ID -- CMD [ARGS...]',
+    );
+  }
+  const leaseMs = optionalDuration(values, "lease") ?? DEFAULT_LEASE_MS;
+  const heartbeatMs = optionalDuration(values, "heartbeat") ?? Math.max(1, Math.round(leaseMs / 6));
+  if (heartbeatMs > leaseMs / 3) {
+    throw usageError(
+      `--heartbeat ${formatDuration(heartbeatMs)} must be at most a third of --lease ${formatDuration(leaseMs)}, so a failed heartbeat can be retried in time`,
+    );
+  }
+  const waitMs = optionalDuration(values, "wait", { allowZero: true }) ?? 0;
+  const graceMs = optionalDuration(values, "grace", { allowZero: true }) ?? DEFAULT_GRACE_MS;
+  const holder = optionalString(values, "holder");
+  const verbose = values.verbose === true;
+
+  const target = lockTarget("run", values, {
+    leaseMs,
+    heartbeatMs,
+    ...(holder === undefined ? {} : { holder }),
+  });
+  const { id, locks } = target;
+  const interactive = isInteractive(process.stdin as never);
+  const child = new Supervisor({ ownGroup: !interactive });
+  const waiting = new AbortController();
+  let running = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (running) child.forward(signal);
+    else waiting.abort(new Interrupted(signal));
+  };
+  for (const signal of FORWARDED) process.on(signal, onSignal);
+
+  let lock: Lock | undefined;
+  let dataDir: string | undefined;
+  try {
+    // With no wait there is nothing to show: the answer (taken, or exit 75) comes at once.
+    const watcher = waitMs > 0 ? watchWaiting(target.connection.client, id, process.stderr) : undefined;
+    try {
+      lock = await locks.acquire(id, { waitMs, signal: waiting.signal });
+    } catch (err) {
+      if (err instanceof Interrupted) {
+        log(`interrupted by ${err.signal} while waiting for lock "${id}"`);
+        return 128 + (constants.signals[err.signal] ?? 0);
+      }
+      if (err instanceof LockHeldError) throw heldError(err, waitMs);
+      throw err;
+    } finally {
+      watcher?.stop();
+    }
+    if (verbose) log(`acquired lock "${id}" (fence ${lock.fence}) as "${lock.holder}"`);
+
+    // The lock's data, as JSON, in a private file: the command may rewrite it, and what it leaves
+    // there is stored with the release (atomically with unlocking, like `unlock(data)`).
+    dataDir = await mkdtemp(join(tmpdir(), "dynamolock-"));
+    const dataFile = join(dataDir, "data.json");
+    const initialData = `${JSON.stringify(lock.data ?? {}, jsonReplacer, 2)}\n`;
+    await writeFile(dataFile, initialData, { mode: 0o600 });
+
+    const startedAt = Date.now();
+    const env = {
+      ...process.env,
+      DYNAMOLOCK_FENCE: String(lock.fence),
+      DYNAMOLOCK_ID: id,
+      DYNAMOLOCK_TABLE: target.table,
+      DYNAMOLOCK_HOLDER: lock.holder,
+      DYNAMOLOCK_DATA_FILE: dataFile,
+    };
+    let lost: LockLostError | undefined;
+    const onLost = () => {
+      lost = lock?.signal.reason as LockLostError;
+      const kill = graceMs === 0 ? "SIGKILL now" : `SIGTERM now, SIGKILL in ${formatDuration(graceMs)}`;
+      log(`${lost.message}; stopping the command (${kill})`);
+      child.stop(graceMs);
+    };
+    lock.signal.addEventListener("abort", onLost, { once: true });
+    if (waiting.signal.aborted) {
+      // A signal arrived between taking the lock and starting the command.
+      await lock.release().catch(() => undefined);
+      const signal = (waiting.signal.reason as Interrupted).signal;
+      return 128 + (constants.signals[signal] ?? 0);
+    }
+    running = true;
+    let exit: ChildExit;
+    try {
+      exit = await child.run(command, env);
+    } catch (err) {
+      await lock.release().catch(() => undefined);
+      throw err;
+    } finally {
+      running = false;
+      lock.signal.removeEventListener("abort", onLost);
+    }
+    const code = exitCodeOf(exit);
+    if (lost !== undefined) {
+      log(`the command was stopped (exit ${code}) because the lock was lost; exiting ${EXIT.lost}`);
+      return EXIT.lost;
+    }
+
+    let data = await dataWrittenBy(dataFile, initialData);
+    if (values["record-exit"] === true) {
+      data = {
+        ...(data ?? lock.data ?? {}),
+        lastRun: {
+          exitCode: exit.code,
+          signal: exit.signal,
+          holder: lock.holder,
+          fence: lock.fence,
+          startedAt: new Date(startedAt).toISOString(),
+          endedAt: new Date().toISOString(),
+          durationMs: Date.now() - startedAt,
+        },
+      };
+    }
+    try {
+      await lock.release(data);
+      if (verbose) log(`released lock "${id}" (fence ${lock.fence}); the command exited ${code}`);
+    } catch (err) {
+      if (err instanceof LockLostError) {
+        log(`${err.message}; the command's work may have overlapped another holder's; exiting ${EXIT.lost}`);
+        return EXIT.lost;
+      }
+      if (err instanceof TypeError || err instanceof RangeError) {
+        log(`could not store the data the command wrote: ${err.message}`);
+        await lock.release().catch(() => undefined);
+        return code === 0 ? EXIT.usage : code;
+      }
+      // The lock stays ours until its lease runs out; the command's result is still the answer.
+      log(`releasing lock "${id}" failed (${explain(err, target).message}); it frees itself after its lease`);
+    }
+    return code;
+  } finally {
+    for (const signal of FORWARDED) process.off(signal, onSignal);
+    if (dataDir !== undefined) await rm(dataDir, { recursive: true, force: true }).catch(() => undefined);
+    await target.close().catch(() => undefined);
+  }
+}

@@ -1,0 +1,111 @@
+/** `dynamolock status`: is the lock held, by whom, how fresh is its heartbeat; text or JSON. */
+import type { LockInfo } from "../client.js";
+import type { LockData } from "../data.js";
+import { LOCK_OPTIONS, parse } from "./args.js";
+import { lockTarget } from "./connection.js";
+import { formatDuration } from "./duration.js";
+import { EXIT } from "./exit-codes.js";
+import { HELP } from "./help.js";
+import { toJson } from "./json.js";
+import { style, useColor } from "./terminal.js";
+
+/** The stable shape of `status --json`; absent values are null so every field is always there. */
+export interface StatusJson {
+  readonly table: string;
+  readonly id: string;
+  readonly exists: boolean;
+  readonly held: boolean;
+  readonly stale: boolean;
+  readonly holder: string | null;
+  readonly fence: number;
+  readonly heartbeatAt: number | null;
+  readonly heartbeatAgeMs: number | null;
+  readonly leaseMs: number | null;
+  readonly expiresInMs: number | null;
+  readonly releasedAt: number | null;
+  readonly data: LockData | null;
+}
+
+export function statusJson(
+  table: string,
+  id: string,
+  info: LockInfo<LockData> | undefined,
+  now = Date.now(),
+): StatusJson {
+  const heartbeatAt = info?.heartbeatAt ?? null;
+  const leaseMs = info?.leaseMs ?? null;
+  return {
+    table,
+    id,
+    exists: info !== undefined,
+    held: info?.held ?? false,
+    stale: info?.stale ?? false,
+    holder: info?.holder ?? null,
+    fence: info?.fence ?? 0,
+    heartbeatAt,
+    heartbeatAgeMs: heartbeatAt === null ? null : now - heartbeatAt,
+    leaseMs,
+    expiresInMs: heartbeatAt === null || leaseMs === null ? null : heartbeatAt + leaseMs - now,
+    releasedAt: info?.releasedAt ?? null,
+    data: info?.data ?? null,
+  };
+}
+
+function formatData(data: LockData | null): string {
+  if (data === null) return "(none)";
+  const line = toJson(data, false);
+  if (line.length <= 70) return line;
+  return toJson(data, true).replace(/\n/g, "\n             ");
+}
+
+export async function statusCommand(argv: readonly string[]): Promise<number> {
+  const { values } = parse("status", argv, { ...LOCK_OPTIONS, json: { type: "boolean" } });
+  if (values.help === true) {
+    process.stdout.write(HELP.status);
+    return EXIT.ok;
+  }
+  const target = lockTarget("status", values);
+  try {
+    const info = await target.locks.read(target.id);
+    const status = statusJson(target.table, target.id, info);
+    if (values.json === true) {
+      process.stdout.write(`${toJson(status, false)}\n`);
+      return EXIT.ok;
+    }
+    process.stdout.write(renderStatus(status, useColor(process.stdout)));
+    return EXIT.ok;
+  } finally {
+    await target.close();
+  }
+}
+
+export function renderStatus(s: StatusJson, color: boolean): string {
+  const c = style(color);
+  const head = `lock "${s.id}" in table "${s.table}": `;
+  const rows: [string, string][] = [];
+  let state: string;
+  if (!s.exists) {
+    state = `${c.green("free")} (never taken)`;
+  } else if (s.held) {
+    state = s.stale ? c.red("held by a presumed-dead holder") : c.yellow("held");
+    rows.push(["holder", s.holder ?? "(unnamed)"]);
+    rows.push(["fence", String(s.fence)]);
+    if (s.heartbeatAgeMs !== null) {
+      let beat = `${formatDuration(Math.max(0, s.heartbeatAgeMs))} ago`;
+      if (s.leaseMs !== null && s.expiresInMs !== null) {
+        beat +=
+          s.expiresInMs > 0
+            ? ` (lease ${formatDuration(s.leaseMs)}: presumed dead if silent for ${formatDuration(s.expiresInMs)} more)`
+            : ` (lease ${formatDuration(s.leaseMs)} ran out: the next acquire takes it over)`;
+      }
+      rows.push(["heartbeat", beat]);
+    }
+  } else {
+    state = c.green("free");
+    rows.push(["fence", `${s.fence} (acquisitions so far)`]);
+    if (s.releasedAt !== null)
+      rows.push(["released", `${formatDuration(Math.max(0, Date.now() - s.releasedAt))} ago`]);
+  }
+  if (s.exists) rows.push(["data", formatData(s.data)]);
+  return `${head}${state}\n${rows.map(([k, v]) => `  ${c.dim(k.padEnd(10))} ${v}\n`).join("")}`;
+}
