@@ -64,7 +64,7 @@ export class StatusLine {
   }
 
   show(text: string): void {
-    const width = Math.max(20, (this.#stream.columns ?? 100) - 1);
+    const width = Math.max(20, (this.#stream.columns || 100) - 1);
     const line = text.length > width ? `${text.slice(0, width - 1)}…` : text;
     this.#stream.write(`\r\x1b[2K${line}`);
     this.#shown = true;

@@ -83,8 +83,10 @@ export async function demoCommand(argv: readonly string[]): Promise<number> {
   const out = process.stdout;
   const c = style(useColor(out));
   const names = Array.from({ length: settings.workers }, (_, i) => `w${i + 1}`);
-  const victim = settings.kill ? names[1] : undefined;
-  const victimRound = Math.min(2, settings.rounds);
+  // Halfway through what the other workers can do between them: someone is left to take over.
+  const killAtFence = settings.kill
+    ? Math.floor(((settings.workers - 1) * settings.rounds) / 2) + 1
+    : undefined;
   const sections = settings.workers * settings.rounds;
   const estimatedMs =
     2_000 + sections * (settings.workMs + 250) + (settings.kill ? settings.leaseMs + 1_000 : 0);
@@ -130,7 +132,7 @@ export async function demoCommand(argv: readonly string[]): Promise<number> {
         heartbeatMs: settings.heartbeatMs,
         rounds: settings.rounds,
         workMs: settings.workMs,
-        victimRound: name === victim ? victimRound : undefined,
+        killAtFence,
       };
       // The worker is this same program (built or run through tsx: execArgv carries the loader).
       const child = fork(program, ["demo-worker"], {
@@ -163,9 +165,12 @@ export async function demoCommand(argv: readonly string[]): Promise<number> {
         const w = model.worker(name);
         if (w.status !== "done" && w.status !== "killed" && w.status !== "failed") {
           const tail = (stderrTail.get(name) ?? "").trim().split("\n").pop() ?? "";
-          w.status = "failed";
-          w.failure = `exited ${code ?? signal}${tail === "" ? "" : `: ${tail}`}`;
-          model.log.push({ at: Date.now(), text: `${name} ${w.failure}`, tone: "bad" });
+          model.apply({
+            type: "failed",
+            worker: name,
+            at: Date.now(),
+            message: `exited ${code ?? signal}${tail === "" ? "" : `: ${tail}`}`,
+          });
         }
         view.update();
         if (exited.size === names.length) wake();

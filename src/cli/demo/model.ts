@@ -111,6 +111,11 @@ export class DemoModel {
     return undefined;
   }
 
+  /** A worker that stopped neither waits nor holds any more. */
+  #closeAll(worker: string, at: number): void {
+    for (const span of this.spans) if (span.worker === worker && span.kind !== "dead") span.end ??= at;
+  }
+
   #say(at: number, text: string, tone: LogLine["tone"] = "plain"): void {
     this.log.push({ at, text, tone });
   }
@@ -214,11 +219,13 @@ export class DemoModel {
         break;
       }
       case "done":
+        this.#closeAll(w.name, event.at);
         w.status = "done";
         w.since = event.at;
         this.#say(event.at, `${w.name} finished its rounds`);
         break;
       case "failed":
+        this.#closeAll(w.name, event.at);
         w.status = "failed";
         w.since = event.at;
         w.failure = event.message;

@@ -16,8 +16,12 @@ export interface WorkerConfig {
   readonly rounds: number;
   /** Time spent inside each critical section. */
   readonly workMs: number;
-  /** In this round the worker holds the lock until it is killed (the demo's victim). */
-  readonly victimRound: number | undefined;
+  /**
+   * The first worker to acquire a fence at least this high becomes the demo's victim: it marks the
+   * lock's data as doomed (so no later holder volunteers too) and holds on until it is killed.
+   * Chosen so that other workers still have rounds left, and one of them must take over.
+   */
+  readonly killAtFence: number | undefined;
 }
 
 /** The counter and its bookkeeping, stored in the lock's data. */
@@ -27,6 +31,8 @@ export interface DemoData extends Record<string, unknown> {
   /** Fence of the holder that last wrote the data (at its release). */
   readonly fence: number;
   readonly writer: string;
+  /** The worker that volunteered to be killed, once one has. */
+  readonly doomed?: string;
 }
 
 export type WorkerEvent =

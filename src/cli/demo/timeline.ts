@@ -183,8 +183,9 @@ export function renderTimeline(model: DemoModel, settings: TimelineSettings): st
       const tx = x(takeover.at);
       const ty = workerY(taker.index);
       const below = taker.index > w.index;
-      const fromY = below ? y + LANE : y;
-      const toY = below ? ty + 2 : ty + LANE - 2;
+      // From the dead holder's bar to the taker's, whichever way that is.
+      const fromY = below ? bar(y) + BAR : bar(y);
+      const toY = below ? bar(ty) - 1 : bar(ty) + BAR + 1;
       out.push(
         `<line x1="${tx}" y1="${fromY}" x2="${tx}" y2="${toY}" class="takeover" marker-end="url(#arrow)"/>`,
       );
@@ -192,11 +193,10 @@ export function renderTimeline(model: DemoModel, settings: TimelineSettings): st
         verification.takeoverMs === undefined
           ? `${takeover.worker} takes over`
           : `${takeover.worker} takes over ${seconds(verification.takeoverMs)} after the last heartbeat`;
-      // Beside the arrow, under the bracket's label, on the side with room.
+      // In the band under the dead holder's lane, below the bracket's label, on the side with room.
       const anchorRight = tx > LEFT + plotWidth - 340;
-      const labelY = below ? bandY + 42 : y - 6;
       out.push(
-        `<text x="${anchorRight ? tx - 8 : tx + 8}" y="${labelY}" class="takeover-label${anchorRight ? " end" : ""}">${esc(label)}</text>`,
+        `<text x="${anchorRight ? tx - 8 : tx + 8}" y="${bandY + 42}" class="takeover-label${anchorRight ? " end" : ""}">${esc(label)}</text>`,
       );
     }
   }

@@ -66,7 +66,7 @@ export function liveView(model: DemoModel, out: Output, settings: ViewSettings):
   process.once("exit", restoreCursor);
 
   const draw = (final: boolean) => {
-    const width = Math.max(60, (out.columns ?? 100) - 1);
+    const width = Math.max(60, (out.columns || 100) - 1);
     const lines = frame(model, c, width, settings, final).map((line) => fit(line, width));
     const up = drawn > 0 ? `${ESC}${drawn}A\r` : "";
     out.write(`${up}${ESC}0J${lines.join("\n")}\n`);

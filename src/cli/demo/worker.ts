@@ -1,7 +1,7 @@
 /**
  * A demo worker: a separate process that, round after round, takes the lock, reads the counter
  * from the lock's data, works a little, and releases with the counter plus one. It reports each
- * step to the demo. The victim holds on in its chosen round until the demo kills it.
+ * step to the demo. One of them (see WorkerConfig.killAtFence) holds on until the demo kills it.
  */
 import { setTimeout as delay } from "node:timers/promises";
 import { LockClient } from "../../client.js";
@@ -47,7 +47,10 @@ export async function workerCommand(): Promise<number> {
       const lock = await locks.acquire<DemoData>(config.lockId, { waitMs: MAX_WAIT_MS });
       const acquiredAt = Date.now();
       const counter = lock.data?.counter ?? 0;
-      const victim = round === config.victimRound;
+      const victim =
+        config.killAtFence !== undefined &&
+        lock.fence >= config.killAtFence &&
+        lock.data?.doomed === undefined;
       send({
         type: "acquired",
         worker,
@@ -60,11 +63,25 @@ export async function workerCommand(): Promise<number> {
         victim,
       });
       try {
-        if (victim) await delay(VICTIM_HOLD_MS, undefined, { signal: lock.signal });
+        if (victim) {
+          await lock.update({
+            counter,
+            fence: lock.data?.fence ?? 0,
+            writer: lock.data?.writer ?? "",
+            doomed: worker,
+          });
+          await delay(VICTIM_HOLD_MS, undefined, { signal: lock.signal });
+        }
         // The work: in a real job, pass lock.fence to what you write, and stop if the signal fires.
         await delay(config.workMs * (0.6 + Math.random() * 0.8), undefined, { signal: lock.signal });
         const releasingAt = Date.now();
-        await lock.release({ counter: counter + 1, fence: lock.fence, writer: worker });
+        const doomed = lock.data?.doomed;
+        await lock.release({
+          counter: counter + 1,
+          fence: lock.fence,
+          writer: worker,
+          ...(doomed === undefined ? {} : { doomed }),
+        });
         send({ type: "released", worker, round, at: releasingAt, fence: lock.fence, counter: counter + 1 });
       } catch (err) {
         const lost = err instanceof LockLostError ? err : lock.signal.reason;
