@@ -12,10 +12,17 @@ import { backoffDelay, waitBeforeNextPoll } from "./backoff.js";
 import { decodeData, type LockData } from "./data.js";
 import { LockError, LockHeldError } from "./errors.js";
 import { type LockRecord, parseRecord } from "./item.js";
-import { judge, type Observation, observe } from "./lease.js";
+import { holderValidUntil, judge, type Observation, observe } from "./lease.js";
 import { Lock, type LockContext } from "./lock.js";
 import { dataBudgetBytes, type LockClientOptions, type ResolvedOptions, resolveOptions } from "./options.js";
-import { acquireRequest, forceReleaseRequest, pollRequest, readRequest, releaseRequest } from "./requests.js";
+import {
+  acquireRequest,
+  FORCED_RELEASE,
+  forceReleaseRequest,
+  pollRequest,
+  readRequest,
+  releaseRequest,
+} from "./requests.js";
 import { sleep } from "./runtime.js";
 import { type CreateTableOptions, createLockTable } from "./table.js";
 import { keyString, nonNegativeDuration, optionalSignal, optionsObject } from "./validate.js";
@@ -153,20 +160,38 @@ export class LockClient {
   /**
    * Administrative: removes whoever holds the lock, keeping data and fence. The holder learns at
    * its next heartbeat (its signal aborts with reason "released"). Resolves to the removed
-   * holder's state, or undefined if the lock was not held.
+   * holder's state, or undefined if the lock was not held. Two requests: a consistent read, then a
+   * write conditioned on the owner it saw, so a late duplicate can never remove a later holder.
    */
   async forceRelease<Data extends LockData = LockData>(id: string): Promise<LockInfo<Data> | undefined> {
     keyString("id", id, 2048);
     this.#throwIfClosed();
-    const input = forceReleaseRequest(this.#options.schema, id, this.#options.runtime.wallNow());
-    try {
-      const out = await this.#client.send(new UpdateItemCommand(input));
-      const record = parseRecord(out.Attributes);
-      return record === undefined ? undefined : this.#info<Data>(id, record);
-    } catch (err) {
-      if (isConditionFailed(err)) return undefined;
-      throw this.#translate(err, `Force-releasing lock "${id}" failed`);
+    const { schema, runtime } = this.#options;
+    // Aimed at the owner read just before, not at whoever owns the lock when the write lands: a late
+    // duplicate of it (an SDK retry whose first try arrives late) must not remove a later holder,
+    // which nothing would have told to stop.
+    let seen: LockRecord | undefined;
+    for (let round = 0; round < 5; round++) {
+      const before = seen;
+      seen = await this.#get(readRequest(schema, id), undefined);
+      if (seen?.owner === undefined) {
+        // Nobody has acquired it since we saw the owner, and a force-release removed it: ours, applied
+        // by an attempt we did not hear back from.
+        const ours =
+          before !== undefined && seen?.fence === before.fence && seen.releasedBy === FORCED_RELEASE;
+        return ours ? this.#info<Data>(id, before) : undefined;
+      }
+      const input = forceReleaseRequest(schema, id, runtime.wallNow(), seen.owner);
+      try {
+        const out = await this.#client.send(new UpdateItemCommand(input));
+        const record = parseRecord(out.Attributes);
+        return record === undefined ? undefined : this.#info<Data>(id, record);
+      } catch (err) {
+        if (!isConditionFailed(err)) throw this.#translate(err, `Force-releasing lock "${id}" failed`);
+        // The owner changed between our read and our write: look again.
+      }
     }
+    throw new LockError(`Force-releasing lock "${id}" failed: it kept changing hands`, { lockId: id });
   }
 
   /**
@@ -267,21 +292,28 @@ export class LockClient {
     waitMs: number,
     signal: AbortSignal | undefined,
   ): Promise<Lock<Data>> {
-    const { runtime, schema, holder, leaseMs, maxClockSkewMs, poll } = this.#options;
-    const owner = runtime.token();
+    const { runtime, schema, holder, leaseMs, maxClockSkewMs, poll, clockDrift } = this.#options;
     const started = runtime.monotonicNow();
     const deadline = started + waitMs;
     let observation: Observation | undefined;
     let stale: { owner: string; version: number } | undefined;
-    /** Send time of the earliest attempt that may have been applied without our knowing. */
-    let uncertainSince: number | undefined;
+    /**
+     * Every token this call has written, with the send time of its write. Each write gets a fresh
+     * token: a write we never heard back from (or one the SDK retried on its own) may have installed
+     * its token, and had we written that token again after someone else held the lock, a waiter that
+     * watched the first ownership could judge the second by the first one's clock, or a takeover
+     * aimed at the first could land on the second.
+     */
+    const written = new Map<string, number>();
+    /** Tokens whose write may have been applied without our hearing of it. */
+    const unanswered: string[] = [];
     let polls = 0;
     /** Writes sent once the deadline had passed: a lock seen free just after may be tried once more. */
     let lateWrites = 0;
     let lastSeen: LockRecord | undefined;
 
     const giveUp = (err: unknown): never => {
-      if (uncertainSince !== undefined) this.#cleanUp(id, owner);
+      for (const owner of unanswered) this.#cleanUp(id, owner);
       throw err;
     };
 
@@ -289,6 +321,8 @@ export class LockClient {
       // ---- write: take the lock ----
       const sentAt = runtime.monotonicNow();
       if (sentAt >= deadline && ++lateWrites > 2) giveUp(this.#heldError(id, lastSeen, sentAt - started));
+      const owner = runtime.token();
+      written.set(owner, sentAt);
       let record: LockRecord | undefined;
       try {
         const input = acquireRequest(schema, id, {
@@ -306,11 +340,11 @@ export class LockClient {
         const acquired = parseRecord(out.Attributes);
         if (acquired === undefined)
           throw new LockError(`Acquire of "${id}" returned no item`, { lockId: id });
-        return this.#adopt<Data>(id, owner, acquired, Math.min(uncertainSince ?? sentAt, sentAt));
+        return this.#adopt<Data>(id, owner, acquired, sentAt);
       } catch (err) {
         // No answer, a server error, or an abort mid-flight: the write may have been applied,
         // making us the owner.
-        if (!isConditionFailed(err) && (isRetryable(err) || signal?.aborted)) uncertainSince ??= sentAt;
+        if (!isConditionFailed(err) && (isRetryable(err) || signal?.aborted)) unanswered.push(owner);
         if (signal?.aborted) giveUp(signal.reason);
         if (!isConditionFailed(err)) {
           if (err instanceof LockError || !isRetryable(err) || runtime.monotonicNow() >= deadline) {
@@ -325,6 +359,8 @@ export class LockClient {
             ),
             signal,
           ).catch(giveUp);
+          // Write again, with a new token. Should the unanswered write have made us the owner, this
+          // one fails and the lock it returns shows our earlier token.
           continue;
         }
         record = parseRecord(oldItemOf(err));
@@ -336,7 +372,20 @@ export class LockClient {
       for (;;) {
         const arrivedAt = runtime.monotonicNow();
         lastSeen = record;
-        if (record?.owner === undefined || record.owner === owner) break; // free (or ours): write again
+        if (record?.owner === undefined) break; // free: write again
+        const ours = written.get(record.owner);
+        if (ours !== undefined && arrivedAt < holderValidUntil(ours, leaseMs, clockDrift)) {
+          // A write of ours went through after all. Its lease counts from when it was sent; the
+          // lock's data comes from a whole read if this one was a poll.
+          const whole =
+            record.data !== undefined
+              ? record
+              : await this.#get(readRequest(schema, id), signal).catch(giveUp);
+          if (whole?.owner === record.owner) return this.#adopt<Data>(id, record.owner, whole, ours);
+          record = whole;
+          continue;
+        }
+        // Anyone else's lock, or one of ours too old to trust, is judged by the same rules.
         observation = observe(
           observation,
           {

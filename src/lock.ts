@@ -59,6 +59,27 @@ export interface TransactOptions {
   readonly signal?: AbortSignal;
 }
 
+/** A stored value in one canonical form: map keys and set members sorted, numbers by value. */
+function canonical(v: AttributeValue): string {
+  if (v.M !== undefined) {
+    const entries = Object.keys(v.M).sort();
+    return `M{${entries.map((k) => `${JSON.stringify(k)}:${canonical(v.M?.[k] as AttributeValue)}`).join(",")}}`;
+  }
+  if (v.L !== undefined) return `L[${v.L.map(canonical).join(",")}]`;
+  if (v.N !== undefined) return `N${Number(v.N)}`;
+  if (v.NS !== undefined) return `NS${JSON.stringify(v.NS.map(Number).sort((a, b) => a - b))}`;
+  if (v.SS !== undefined) return `SS${JSON.stringify([...v.SS].sort())}`;
+  if (v.B !== undefined) return `B${Buffer.from(v.B).toString("hex")}`;
+  if (v.BS !== undefined)
+    return `BS${JSON.stringify(v.BS.map((b) => Buffer.from(b).toString("hex")).sort())}`;
+  return JSON.stringify(v);
+}
+
+/** Whether two stored values are the same (numbers compared by value: when unsure, "the same"). */
+function sameValue(a: AttributeValue | undefined, b: AttributeValue | undefined): boolean {
+  return a === undefined || b === undefined ? a === b : canonical(a) === canonical(b);
+}
+
 /** Quick retries of a failed heartbeat, well inside the remaining lease. */
 const RETRY_BACKOFF = { minMs: 50, maxMs: 1_000 };
 
@@ -183,7 +204,7 @@ export class Lock<Data extends LockData = LockData> implements AsyncDisposable {
    */
   guard(): TransactWriteItem {
     this.#throwIfNotHeld();
-    return guardCheck(this.#context.schema, this.id, this.#owner);
+    return guardCheck(this.#context.schema, this.id, this.#owner, this.fence);
   }
 
   /**
@@ -318,6 +339,7 @@ export class Lock<Data extends LockData = LockData> implements AsyncDisposable {
     const wallNow = runtime.wallNow();
     const input = renewRequest(schema, this.id, {
       owner: this.#owner,
+      fence: this.fence,
       version,
       wallNow,
       data,
@@ -334,7 +356,14 @@ export class Lock<Data extends LockData = LockData> implements AsyncDisposable {
           return;
         } catch (err) {
           if (isConditionFailed(err)) {
-            await this.#loseFromFailedCondition(err);
+            const record = await this.#currentRecord(oldItemOf(err));
+            this.#reportLoss(err, record, "");
+            // The SDK retries on its own, so a try of this very write may have been applied before a
+            // forceRelease. Only a lock that nobody has acquired since, holding other data than
+            // ours, proves it was not.
+            const disproved =
+              record !== undefined && record.fence === this.fence && !sameValue(record.data, data);
+            if (data !== undefined && !disproved) lastError ??= err;
             throw this.#lost.signal.reason;
           }
           lastError = err;
@@ -418,8 +447,8 @@ export class Lock<Data extends LockData = LockData> implements AsyncDisposable {
     }
   }
 
-  async #loseFromFailedCondition(err: unknown, old = oldItemOf(err), note = ""): Promise<void> {
-    this.#reportLoss(err, await this.#currentRecord(old), note);
+  async #loseFromFailedCondition(err: unknown, old = oldItemOf(err)): Promise<void> {
+    this.#reportLoss(err, await this.#currentRecord(old), "");
   }
 
   /** Declares the lock lost to whoever `record` (the item after our failed write) shows. */
@@ -443,7 +472,12 @@ export class Lock<Data extends LockData = LockData> implements AsyncDisposable {
 
   async #sendRelease(data: ReturnType<typeof encodeData> | undefined): Promise<void> {
     const { runtime, schema, heartbeatMs } = this.#context;
-    const input = releaseRequest(schema, this.id, { owner: this.#owner, wallNow: runtime.wallNow(), data });
+    const input = releaseRequest(schema, this.id, {
+      owner: this.#owner,
+      fence: this.fence,
+      wallNow: runtime.wallNow(),
+      data,
+    });
     let lastError: unknown;
     try {
       for (let attempt = 0; ; attempt++) {
@@ -505,7 +539,11 @@ export class Lock<Data extends LockData = LockData> implements AsyncDisposable {
   async #sendQuietRelease(): Promise<void> {
     const { runtime, schema, heartbeatMs } = this.#context;
     try {
-      const input = releaseRequest(schema, this.id, { owner: this.#owner, wallNow: runtime.wallNow() });
+      const input = releaseRequest(schema, this.id, {
+        owner: this.#owner,
+        fence: this.fence,
+        wallNow: runtime.wallNow(),
+      });
       await this.#send(input, heartbeatMs);
     } catch {
       // Best effort, see #lose.

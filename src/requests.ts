@@ -30,12 +30,6 @@ const CONDITION = {
   /** Nobody owns the lock. */
   lockIsFree: "attribute_not_exists(#owner)",
   /**
-   * The acquisition is ours and no later write of ours has been applied: lets a retried acquire
-   * whose first attempt was applied but not acknowledged succeed, while a stray duplicate that
-   * arrives after a heartbeat cannot roll the version back.
-   */
-  ourAcquireStands: "(#owner = :owner AND #version = :firstVersion)",
-  /**
    * The exact holder state a waiter judged stale is still in place: if the holder wrote anything
    * since (a heartbeat, an update), the version differs and the takeover fails.
    */
@@ -43,12 +37,23 @@ const CONDITION = {
   /** We still own the lock. */
   ownerIsMe: "#owner = :owner",
   /**
+   * The acquisition in place is the one we hold. Every acquisition bumps the fence, so if a late
+   * duplicate of an old acquire request put our token back after we had let go, the fence differs
+   * and none of our own delayed writes can land on that ghost.
+   */
+  fenceIsOurs: "#fence = :fence",
+  /**
    * No newer write of ours has been applied: a retry of this very write succeeds (same version),
    * a delayed duplicate of an older one fails instead of rolling the version back.
    */
   notSuperseded: "#version <= :version",
   /** Someone owns the lock. */
   lockIsHeld: "attribute_exists(#owner)",
+  /**
+   * The holder an administrator saw is still the owner: a late duplicate of a force-release (an SDK
+   * retry whose first try arrives late) can then never remove whoever has acquired the lock since.
+   */
+  heldByTarget: "#owner = :target",
 } as const;
 
 /** The version an acquisition installs; every later write of the same acquisition adds one. */
@@ -123,7 +128,7 @@ export function acquireRequest(schema: KeySchema, id: string, p: AcquireParams):
     Key: itemKey(schema, id),
     UpdateExpression:
       "SET #owner = :owner, #version = :firstVersion, #leaseMs = :leaseMs, #heartbeatAt = :now, #holder = :holder REMOVE #expiresAt ADD #fence :one",
-    ConditionExpression: `${taking} OR ${CONDITION.ourAcquireStands}`,
+    ConditionExpression: taking,
     ExpressionAttributeNames: {
       ...names("#owner", "#version", "#leaseMs", "#heartbeatAt", "#holder", "#fence"),
       ...expiryName(schema),
@@ -141,6 +146,8 @@ export interface RenewParams {
   readonly wallNow: number;
   /** New data to store with the renewal (update), or undefined (heartbeat). */
   readonly data?: AttributeValue | undefined;
+  /** The fence of our acquisition. */
+  readonly fence: number;
   /** @internal Deliberate faults for the simulation's tests (see ProtocolKnobs). */
   readonly knobs?: ProtocolKnobs | undefined;
 }
@@ -155,11 +162,12 @@ export function renewRequest(schema: KeySchema, id: string, p: RenewParams): Upd
     ":owner": S(p.owner),
     ":version": N(p.version),
     ":now": N(p.wallNow),
+    ":fence": N(p.fence),
   };
   const exact = p.knobs?.renewOnExactVersion === true;
   if (exact) values[":previous"] = N(p.version - 1);
   let update = "SET #version = :version, #heartbeatAt = :now";
-  const used: Name[] = ["#owner", "#version", "#heartbeatAt"];
+  const used: Name[] = ["#owner", "#version", "#heartbeatAt", "#fence"];
   if (p.data !== undefined) {
     update += ", #data = :data";
     values[":data"] = p.data;
@@ -169,7 +177,7 @@ export function renewRequest(schema: KeySchema, id: string, p: RenewParams): Upd
     TableName: schema.table,
     Key: itemKey(schema, id),
     UpdateExpression: `${update} REMOVE ${EXPIRES_AT}`,
-    ConditionExpression: `${CONDITION.ownerIsMe} AND ${exact ? "#version = :previous" : CONDITION.notSuperseded}`,
+    ConditionExpression: `${CONDITION.ownerIsMe} AND ${CONDITION.fenceIsOurs} AND ${exact ? "#version = :previous" : CONDITION.notSuperseded}`,
     ExpressionAttributeNames: { ...names(...used), ...expiryName(schema) },
     ExpressionAttributeValues: values,
     ReturnValuesOnConditionCheckFailure: "ALL_OLD",
@@ -196,12 +204,24 @@ const RELEASE_NAMES: Name[] = [
 export function releaseRequest(
   schema: KeySchema,
   id: string,
-  p: { readonly owner: string; readonly wallNow: number; readonly data?: AttributeValue | undefined },
+  p: {
+    readonly owner: string;
+    readonly wallNow: number;
+    readonly data?: AttributeValue | undefined;
+    /** The fence of our acquisition; undefined only to clean up an acquire whose outcome is unknown. */
+    readonly fence?: number | undefined;
+  },
 ): UpdateItemCommandInput {
   const values: Record<string, AttributeValue> = { ":owner": S(p.owner), ":now": N(p.wallNow) };
   const expiry = releaseExpiry(schema, p.wallNow, values);
   let update = RELEASE_UPDATE + expiry.update;
   const used = [...RELEASE_NAMES];
+  let condition: string = CONDITION.ownerIsMe;
+  if (p.fence !== undefined) {
+    condition += ` AND ${CONDITION.fenceIsOurs}`;
+    values[":fence"] = N(p.fence);
+    used.push("#fence");
+  }
   if (p.data !== undefined) {
     update += ", #data = :data";
     values[":data"] = p.data;
@@ -211,7 +231,7 @@ export function releaseRequest(
     TableName: schema.table,
     Key: itemKey(schema, id),
     UpdateExpression: update,
-    ConditionExpression: CONDITION.ownerIsMe,
+    ConditionExpression: condition,
     ExpressionAttributeNames: { ...names(...used), ...expiry.names },
     ExpressionAttributeValues: values,
     ReturnValuesOnConditionCheckFailure: "ALL_OLD",
@@ -222,17 +242,24 @@ export function releaseRequest(
 export const FORCED_RELEASE = "force-release";
 
 /**
- * forceRelease: removes whoever owns the lock (administrative). The holder finds out at its next
- * heartbeat, which fails its ownership condition. Returns the old item to report who was removed.
+ * forceRelease: removes the owner (administrative): `target`, the owner the caller has just read,
+ * or without it whoever owns the lock. The holder finds out at its next heartbeat, which fails its
+ * ownership condition. Returns the old item to report who was removed.
  */
-export function forceReleaseRequest(schema: KeySchema, id: string, wallNow: number): UpdateItemCommandInput {
+export function forceReleaseRequest(
+  schema: KeySchema,
+  id: string,
+  wallNow: number,
+  target?: string,
+): UpdateItemCommandInput {
   const values: Record<string, AttributeValue> = { ":owner": S(FORCED_RELEASE), ":now": N(wallNow) };
+  if (target !== undefined) values[":target"] = S(target);
   const expiry = releaseExpiry(schema, wallNow, values);
   return {
     TableName: schema.table,
     Key: itemKey(schema, id),
     UpdateExpression: RELEASE_UPDATE + expiry.update,
-    ConditionExpression: CONDITION.lockIsHeld,
+    ConditionExpression: target === undefined ? CONDITION.lockIsHeld : CONDITION.heldByTarget,
     ExpressionAttributeNames: { ...names(...RELEASE_NAMES), ...expiry.names },
     ExpressionAttributeValues: values,
     ReturnValues: "ALL_OLD",
@@ -241,18 +268,19 @@ export function forceReleaseRequest(schema: KeySchema, id: string, wallNow: numb
 
 /**
  * guard: a ConditionCheck on the lock item for the caller's own TransactWriteItems, so their writes
- * commit only if we still own the lock at the instant the transaction commits. Ownership alone, not
- * the version: our own heartbeats change the version while the transaction is in flight. On failure
+ * commit only if we still own the lock at the instant the transaction commits. Ownership of this
+ * acquisition (owner and fence), not the version: our own heartbeats change the version while the
+ * transaction is in flight. On failure
  * it asks for the old item, so the loss report can say who has the lock without another read.
  */
-export function guardCheck(schema: KeySchema, id: string, owner: string): TransactWriteItem {
+export function guardCheck(schema: KeySchema, id: string, owner: string, fence: number): TransactWriteItem {
   return {
     ConditionCheck: {
       TableName: schema.table,
       Key: itemKey(schema, id),
-      ConditionExpression: CONDITION.ownerIsMe,
-      ExpressionAttributeNames: names("#owner"),
-      ExpressionAttributeValues: { ":owner": S(owner) },
+      ConditionExpression: `${CONDITION.ownerIsMe} AND ${CONDITION.fenceIsOurs}`,
+      ExpressionAttributeNames: names("#owner", "#fence"),
+      ExpressionAttributeValues: { ":owner": S(owner), ":fence": N(fence) },
       ReturnValuesOnConditionCheckFailure: "ALL_OLD",
     },
   };

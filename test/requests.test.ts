@@ -40,7 +40,9 @@ describe("request shapes", () => {
     assert.equal(input.ReturnValuesOnConditionCheckFailure, "ALL_OLD");
     assert.match(
       input.ConditionExpression ?? "",
-      /^attribute_not_exists\(#owner\) OR \(#owner = :owner AND #version = :firstVersion\)$/,
+      // No clause lets a retry re-apply an earlier acquire: a late duplicate could then re-install a
+      // released token. A retry recognises its own earlier write by the token the failure returns.
+      /^attribute_not_exists\(#owner\)$/,
     );
     assert.match(input.UpdateExpression ?? "", /ADD #fence :one$/);
     assert.deepEqual(input.ExpressionAttributeValues?.[":firstVersion"], { N: String(FIRST_VERSION) });
@@ -55,24 +57,28 @@ describe("request shapes", () => {
       wallNow: 5,
       stale: { owner: "old", version: 7 },
     });
-    assert.match(
-      input.ConditionExpression ?? "",
-      /^\(#owner = :staleOwner AND #version = :staleVersion\) OR /,
-    );
+    assert.match(input.ConditionExpression ?? "", /^\(#owner = :staleOwner AND #version = :staleVersion\)$/);
     assert.deepEqual(input.ExpressionAttributeValues?.[":staleOwner"], { S: "old" });
     assert.deepEqual(input.ExpressionAttributeValues?.[":staleVersion"], { N: "7" });
     assertBindings(input);
   });
 
-  it("heartbeat: ownership and not-superseded, never the exact previous version", () => {
-    const input = renewRequest(schema, "job-1", { owner: "me", version: 4, wallNow: 9 });
-    assert.equal(input.ConditionExpression, "#owner = :owner AND #version <= :version");
+  it("heartbeat: ownership of this very acquisition and not-superseded, never the exact previous version", () => {
+    const input = renewRequest(schema, "job-1", { owner: "me", fence: 3, version: 4, wallNow: 9 });
+    assert.equal(input.ConditionExpression, "#owner = :owner AND #fence = :fence AND #version <= :version");
+    assert.deepEqual(input.ExpressionAttributeValues?.[":fence"], { N: "3" });
     assert.doesNotMatch(input.UpdateExpression ?? "", /#data/);
     assertBindings(input);
   });
 
   it("update: the heartbeat plus the data", () => {
-    const input = renewRequest(schema, "job-1", { owner: "me", version: 4, wallNow: 9, data: { M: {} } });
+    const input = renewRequest(schema, "job-1", {
+      owner: "me",
+      fence: 3,
+      version: 4,
+      wallNow: 9,
+      data: { M: {} },
+    });
     assert.match(input.UpdateExpression ?? "", /#data = :data/);
     assertBindings(input);
   });
@@ -88,10 +94,12 @@ describe("request shapes", () => {
     assertBindings(keep);
     const write = releaseRequest(schema, "job-1", {
       owner: "me",
+      fence: 3,
       wallNow: 9,
       data: { M: { a: { N: "1" } } },
     });
     assert.match(write.UpdateExpression ?? "", /#data = :data/);
+    assert.equal(write.ConditionExpression, "#owner = :owner AND #fence = :fence");
     assertBindings(write);
   });
 

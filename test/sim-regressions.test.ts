@@ -4,10 +4,16 @@
  */
 import assert from "node:assert/strict";
 import { after, before, beforeEach, describe, it } from "node:test";
+import {
+  type DynamoDBClient,
+  UpdateItemCommand,
+  type UpdateItemCommandInput,
+} from "@aws-sdk/client-dynamodb";
+import type { DynamoDBSender } from "../src/aws.js";
 import { LockClient, LockLostError } from "../src/index.js";
 import { type Backend, startBackend, uniqueName } from "./support/backend.js";
 import { FakeRuntime } from "./support/fake-runtime.js";
-import { FaultyClient } from "./support/faults.js";
+import { FaultyClient, kindOf, type RequestKind } from "./support/faults.js";
 
 const LEASE = 10_000;
 const HEARTBEAT = 1_000;
@@ -140,4 +146,82 @@ describe("found by the simulation", () => {
     );
     await held.release();
   });
+
+  it("late duplicates of an old acquire and an old update cannot roll back data released since", async () => {
+    // sim: stormy seed 656. A retried acquire was applied again long after its holder had released
+    // the lock ("ghost"), putting the old token back; then a late duplicate of that holder's update
+    // passed `owner = me AND version <= v` and overwrote the data its release had written.
+    const wire = recording(backend.client);
+    const locks = new LockClient({ table, client: wire.sender, leaseMs: LEASE, heartbeatMs: HEARTBEAT });
+    const held = await locks.acquire<{ n: number }>(id);
+    await held.update({ n: 1 });
+    await held.release({ n: 2 });
+    await wire.replay("acquire");
+    await wire
+      .replay("renew")
+      .catch((err: unknown) => assert.equal((err as Error).name, "ConditionalCheckFailedException"));
+    assert.deepEqual((await admin.read(id))?.data, { n: 2 }, "the released data stands");
+    await locks.close();
+  });
+
+  it("a late duplicate of a forceRelease cannot remove a later holder", async () => {
+    // sim: stormy seed 1201. The force-release was conditioned on "someone holds it", so a duplicate
+    // arriving after a new holder had acquired removed that holder, which nobody told.
+    const wire = recording(backend.client);
+    const operator = new LockClient({ table, client: wire.sender });
+    const first = await admin.acquire(id);
+    await operator.forceRelease(id);
+    await first.release().catch(() => undefined);
+    const next = await admin.acquire(id);
+    await wire
+      .replay("release")
+      .catch((err: unknown) => assert.equal((err as Error).name, "ConditionalCheckFailedException"));
+    assert.equal((await admin.read(id))?.held, true, "the later holder keeps the lock");
+    await next.release();
+    await operator.close();
+  });
+
+  it("an acquire retried after an unanswered write uses a new token, and adopts the old one if it went through", async () => {
+    // A token must name one ownership: a retry that wrote the same token again after someone else had
+    // held the lock would let a waiter that watched the first ownership judge the second by its clock.
+    const p = process_("p");
+    p.link.loseReplies("acquire");
+    const acquiring = p.locks.acquire(id, { waitMs: 5_000 });
+    await p.advance(1_000);
+    const held = await acquiring;
+    const info = await admin.read(id);
+    assert.equal(
+      held.fence,
+      1,
+      "the first, unanswered write is the acquisition: the retry did not apply again",
+    );
+    assert.equal(info?.fence, held.fence);
+    assert.equal(held.signal.aborted, false);
+    await held.release();
+    assert.equal((await admin.read(id))?.held, false, "released with the token the first write installed");
+  });
 });
+
+/** A client that remembers every UpdateItem it sent, so a test can deliver a late duplicate of one. */
+function recording(inner: DynamoDBClient) {
+  const sent: { kind: RequestKind; input: UpdateItemCommandInput }[] = [];
+  const sender = {
+    send(command: { constructor: { name: string }; input: UpdateItemCommandInput }, options?: unknown) {
+      if (command instanceof UpdateItemCommand)
+        sent.push({
+          kind: kindOf(command as unknown as Parameters<typeof kindOf>[0]),
+          input: structuredClone(command.input),
+        });
+      return (inner.send as (c: unknown, o?: unknown) => Promise<unknown>)(command, options);
+    },
+  } as unknown as DynamoDBSender;
+  return {
+    sender,
+    /** Sends again the first request of `kind` this client sent. */
+    async replay(kind: RequestKind): Promise<void> {
+      const first = sent.find((s) => s.kind === kind);
+      assert.ok(first, `no ${kind} request was sent`);
+      await inner.send(new UpdateItemCommand(first.input));
+    },
+  };
+}

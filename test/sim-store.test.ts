@@ -306,10 +306,15 @@ describe("store model against dynalite", () => {
           });
           break;
         case 2:
-          input = renewRequest(schema, id, { owner, version, wallNow: step, data });
+          input = renewRequest(schema, id, { owner, fence: r.int(1, 6), version, wallNow: step, data });
           break;
         case 3:
-          input = releaseRequest(schema, id, { owner, wallNow: step, data });
+          input = releaseRequest(schema, id, {
+            owner,
+            wallNow: step,
+            data,
+            fence: r.chance(0.5) ? r.int(1, 6) : undefined,
+          });
           break;
         case 4:
           input = forceReleaseRequest(schema, id, step);

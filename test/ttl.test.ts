@@ -110,10 +110,16 @@ describe("TTL options", () => {
     const acquire = acquireRequest(schema, "a", { owner: "o", holder: "h", leaseMs: 1_000, wallNow: 1_000 });
     assert.match(acquire.UpdateExpression ?? "", /REMOVE #expiresAt/);
     assert.equal(acquire.ExpressionAttributeNames?.["#expiresAt"], "ttl");
-    const heartbeat = renewRequest(schema, "a", { owner: "o", version: 2, wallNow: 1_000 });
+    const heartbeat = renewRequest(schema, "a", { owner: "o", fence: 1, version: 2, wallNow: 1_000 });
     assert.match(heartbeat.UpdateExpression ?? "", /REMOVE #expiresAt$/);
     assert.equal(heartbeat.ExpressionAttributeNames?.["#expiresAt"], "ttl");
-    const update = renewRequest(schema, "a", { owner: "o", version: 2, wallNow: 1_000, data: { M: {} } });
+    const update = renewRequest(schema, "a", {
+      owner: "o",
+      fence: 1,
+      version: 2,
+      wallNow: 1_000,
+      data: { M: {} },
+    });
     assert.match(update.UpdateExpression ?? "", /#data = :data REMOVE #expiresAt$/);
     for (const release of [
       releaseRequest(schema, "a", { owner: "o", wallNow: 1_000_400 }),
