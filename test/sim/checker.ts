@@ -1,0 +1,586 @@
+/**
+ * The invariants, checked while the simulation runs. The checker sees two things: every write the
+ * store applies (in apply order, at its instant) and what the workload observes through the public
+ * API (locks handed out, writes acknowledged or rejected, signals aborting). The first violation
+ * stops the run with a report that says which promise broke, when, and who was involved.
+ *
+ * Safety (always):
+ *  - mutual exclusion: at no instant do two processes hold un-aborted locks on one id that both
+ *    consider valid (`lock.held`, read on the holder's own clock at that instant);
+ *  - the holder learns first: when a takeover (or any acquisition) is applied at the store, every
+ *    earlier holder has been told (signal aborted) or its validity has ended — unless it released,
+ *    or an administrator force-released it while it held the lock;
+ *  - fences strictly increase over the acquisitions that were valid when handed out;
+ *  - data: stored data only moves forward (a write from an older acquisition, or an older write of
+ *    the same one, never overwrites a newer one), an acknowledged write was applied, and a write
+ *    rejected as definitely not written never appears;
+ *  - loss reports are true: "taken" / "released" means someone else really removed the owner;
+ *  - no unexpected error reaches the caller, and no promise rejection goes unhandled.
+ * Liveness (runs without network faults, pauses or clock steps):
+ *  - a free lock with a waiter is taken within poll interval + round trips;
+ *  - a crashed holder's lock is taken within lease + poll interval + round trips;
+ *  - with the wall-clock shortcut, a newcomer takes a long-dead holder's lock at once;
+ *  - every worker finishes.
+ */
+import type { AttributeValue } from "@aws-sdk/client-dynamodb";
+import { LockError, LockHeldError, LockLostError } from "../../src/errors.js";
+import { FIELD } from "../../src/item.js";
+import type { Lock } from "../../src/lock.js";
+import { FORCED_RELEASE } from "../../src/requests.js";
+import { SimProcess } from "./process.js";
+import type { Scheduler } from "./scheduler.js";
+import type { AppliedWrite } from "./store.js";
+
+export type InvariantName =
+  | "mutual exclusion"
+  | "holder learns first"
+  | "fences increase"
+  | "data moves forward"
+  | "acknowledged write applied"
+  | "rejected write absent"
+  | "truthful loss report"
+  | "free lock taken"
+  | "crashed holder's lock taken"
+  | "wall-clock shortcut"
+  | "workers finish"
+  | "expected errors only";
+
+export interface Violation {
+  readonly invariant: InvariantName;
+  readonly at: number;
+  readonly detail: string;
+}
+
+/** A lock handed out to a workload, as the checker follows it. */
+interface Holding {
+  readonly process: SimProcess;
+  readonly life: number;
+  readonly lock: Lock;
+  readonly id: string;
+  readonly owner: string;
+  readonly fence: number;
+  /** Real time at which the store applied the acquisition the caller got (a token may be installed again later). */
+  readonly acquiredAt: number;
+  /** Real time at which the caller got the lock. */
+  readonly adoptedAt: number;
+}
+
+/** One acquisition's token as the store saw it. */
+interface OwnerTrack {
+  readonly token: string;
+  readonly id: string;
+  acquiredAt: number;
+  lastWriteAt: number;
+  heartbeatAt: number | undefined;
+  /** How the owner was removed, each time it was (a late duplicate can reinstate a token). */
+  readonly removals: {
+    readonly at: number;
+    readonly by: "self" | "takeover" | "force";
+    readonly legitimate: boolean;
+  }[];
+}
+
+/** A data write issued through the API, identified by the tag it carries. */
+interface TaggedWrite {
+  readonly tag: string;
+  readonly id: string;
+  /** (fence, sequence within the acquisition): the order in which writes are meant to land. */
+  readonly fence: number;
+  readonly seq: number;
+  readonly what: string;
+}
+
+interface Waiter {
+  readonly process: SimProcess;
+  readonly life: number;
+  readonly id: string;
+  readonly startedAt: number;
+  readonly deadline: number;
+}
+
+export interface LivenessBounds {
+  /** A free lock with a waiter must be taken within this, ms. */
+  readonly freeMs: number;
+  /** A crashed holder's lock, after its last write, within this, ms. */
+  readonly crashedMs: number;
+  /** A newcomer, when the shortcut already applies, within this, ms; undefined when the shortcut is off. */
+  readonly shortcutMs: number | undefined;
+  /** The wall-clock bound a newcomer checks: lease + maxClockSkewMs. */
+  readonly shortcutAgeMs: number;
+}
+
+export interface CheckerOptions {
+  readonly scheduler: Scheduler;
+  readonly table: string;
+  readonly partitionKey: string;
+  readonly processes: readonly SimProcess[];
+  /** Liveness bounds, when the run has no faults that could excuse a delay. */
+  readonly liveness: LivenessBounds | undefined;
+}
+
+const tagOf = (item: Record<string, AttributeValue> | undefined): string | undefined =>
+  item?.[FIELD.data]?.M?.tag?.S;
+const num = (v: AttributeValue | undefined): number | undefined =>
+  v?.N === undefined ? undefined : Number(v.N);
+
+/** Whether a rejection admits that the write may have happened. */
+export function admitsUncertainty(err: unknown): boolean {
+  if (!(err instanceof LockLostError)) return true;
+  return /may or may not have been/.test(err.message);
+}
+
+export class Checker {
+  readonly #o: CheckerOptions;
+  /** Holdings that may still be valid (a lock stops being valid for good once `held` turns false). */
+  #active: Holding[] = [];
+  readonly #owners = new Map<string, OwnerTrack>();
+  readonly #currentOwner = new Map<string, string | undefined>();
+  /** Which token each acquisition installed, by id and fence (a fence is unique per applied acquisition). */
+  readonly #ownerByFence = new Map<string, string>();
+  readonly #appliedAt = new Map<string, number>();
+  readonly #freeSince = new Map<string, number>();
+  readonly #lastValidFence = new Map<string, number>();
+  readonly #writes = new Map<string, TaggedWrite>();
+  readonly #applied = new Set<string>();
+  readonly #forbidden = new Map<string, string>();
+  readonly #newest = new Map<string, TaggedWrite>();
+  readonly #forceCalls: { start: number; end: number | undefined }[] = [];
+  readonly #waiters = new Set<Waiter>();
+  readonly stats = {
+    acquisitions: 0,
+    takeovers: 0,
+    forcedReleases: 0,
+    expiredOnArrival: 0,
+    losses: 0,
+    acked: 0,
+    rejected: 0,
+    /** Liveness deadlines set while a waiter was waiting: free lock, dead holder, shortcut. */
+    freeDeadlines: 0,
+    deadHolderDeadlines: 0,
+    shortcutDeadlines: 0,
+  };
+  violation: Violation | undefined;
+  /** A line for each lock event, when tracing. */
+  log: ((line: string) => void) | undefined;
+
+  constructor(options: CheckerOptions) {
+    this.#o = options;
+  }
+
+  get #now(): number {
+    return this.#o.scheduler.now;
+  }
+
+  /** Records the first violation; the run loop stops after the current event. */
+  fail(invariant: InvariantName, detail: string, at = this.#now): void {
+    this.violation ??= { invariant, at, detail };
+  }
+
+  /** Reads a lock's own view (its clock at the world's current instant), without stalling anyone. */
+  #peek<T>(read: () => T): T {
+    SimProcess.peeking = true;
+    try {
+      return read();
+    } finally {
+      SimProcess.peeking = false;
+    }
+  }
+
+  #alive(h: Holding): boolean {
+    return h.process.alive && h.process.incarnation === h.life;
+  }
+
+  /** Whether the holding thinks it holds the lock at this instant. */
+  #valid(h: Holding): boolean {
+    return this.#alive(h) && this.#peek(() => h.lock.held);
+  }
+
+  #validUntil(h: Holding): number {
+    return this.#now + this.#peek(() => h.lock.remainingMs) / h.process.clock.rate;
+  }
+
+  /** Released it itself, or lost it to an administrator while holding it: no longer bound by exclusion. */
+  /** How this holding's acquisition was ended at the store, if it was. */
+  #removals(h: Holding): OwnerTrack["removals"] {
+    return this.#owners.get(h.owner)?.removals.filter((r) => r.at >= h.acquiredAt) ?? [];
+  }
+
+  #excused(h: Holding): boolean {
+    return this.#removals(h).some((r) => r.by === "self" || (r.by === "force" && r.legitimate));
+  }
+
+  #describe(h: Holding): string {
+    return `${h.process.name} (owner ${h.owner}, fence ${h.fence}, got it at t=${h.adoptedAt.toFixed(3)}, valid until t=${this.#validUntil(h).toFixed(3)})`;
+  }
+
+  // ---- the store's side ----
+
+  #idOf(w: AppliedWrite): string | undefined {
+    const item = w.after ?? w.before;
+    return item?.[this.#o.partitionKey]?.S;
+  }
+
+  onWrite(w: AppliedWrite): void {
+    if (w.table !== this.#o.table) return;
+    const id = this.#idOf(w);
+    if (id === undefined) return;
+    const before = w.before?.[FIELD.owner]?.S;
+    const after = w.after?.[FIELD.owner]?.S;
+    const now = this.#now;
+    if (after !== undefined && after !== before) this.#acquired(id, after, before, w);
+    if (after === undefined && before !== undefined) {
+      const by = w.after?.[FIELD.releasedBy]?.S;
+      const track = this.#owners.get(before);
+      if (by === FORCED_RELEASE) {
+        this.stats.forcedReleases++;
+        // Legitimate if the owner held the lock at some point while a forceRelease call was running.
+        const acquiredAt = track?.acquiredAt ?? now;
+        const legitimate = this.#forceCalls.some((c) => c.end === undefined || c.end >= acquiredAt);
+        track?.removals.push({ at: now, by: "force", legitimate });
+      } else if (by === before) {
+        track?.removals.push({ at: now, by: "self", legitimate: true });
+      } else {
+        this.fail(
+          "truthful loss report",
+          `owner ${before} of "${id}" was removed by an unexpected write (releasedBy ${by})`,
+        );
+      }
+    }
+    if (after !== undefined) {
+      const key = `${id}#${num(w.after?.[FIELD.fence]) ?? 0}`;
+      if (!this.#ownerByFence.has(key)) this.#appliedAt.set(key, now);
+      this.#ownerByFence.set(key, after);
+      const track = this.#owners.get(after);
+      if (track !== undefined) {
+        track.lastWriteAt = now;
+        track.heartbeatAt = num(w.after?.[FIELD.heartbeatAt]);
+      }
+    }
+    this.#currentOwner.set(id, after);
+    if (after === undefined) {
+      if (before !== undefined || !this.#freeSince.has(id)) {
+        this.#freeSince.set(id, now);
+        this.#expectFreeTaken(id, now);
+      }
+    } else {
+      this.#freeSince.delete(id);
+      if (this.#deadOwner(after)) this.#expectCrashedTaken(now);
+    }
+    const tag = tagOf(w.after);
+    if (tag !== undefined && tag !== tagOf(w.before)) this.#dataWritten(id, tag);
+  }
+
+  #acquired(id: string, owner: string, previous: string | undefined, w: AppliedWrite): void {
+    const now = this.#now;
+    this.stats.acquisitions++;
+    if (previous !== undefined) {
+      this.stats.takeovers++;
+      this.#owners.get(previous)?.removals.push({ at: now, by: "takeover", legitimate: false });
+    }
+    // Every other holding of this id must have ended (or been excused) before this write applied.
+    for (const h of this.#active) {
+      if (h.id !== id || h.owner === owner || this.#excused(h) || !this.#valid(h)) continue;
+      this.fail(
+        "holder learns first",
+        `"${id}" was acquired by ${owner}${previous === undefined ? "" : ` (taking over from ${previous})`} while ${this.#describe(h)} still considered itself the holder${h.lock.signal.aborted ? "" : " and had not been told"}`,
+      );
+    }
+    const known = this.#owners.get(owner);
+    if (known !== undefined) known.acquiredAt = now;
+    else {
+      this.#owners.set(owner, {
+        token: owner,
+        id,
+        acquiredAt: now,
+        lastWriteAt: now,
+        heartbeatAt: num(w.after?.[FIELD.heartbeatAt]),
+        removals: [],
+      });
+    }
+  }
+
+  #dataWritten(id: string, tag: string): void {
+    const write = this.#writes.get(tag);
+    if (write === undefined) return;
+    const refused = this.#forbidden.get(tag);
+    if (refused !== undefined) {
+      this.fail(
+        "rejected write absent",
+        `${write.what} was rejected as not written (${refused}) but has now been applied to "${id}"`,
+      );
+    }
+    const newest = this.#newest.get(id);
+    if (
+      newest !== undefined &&
+      (write.fence < newest.fence || (write.fence === newest.fence && write.seq < newest.seq))
+    ) {
+      this.fail(
+        "data moves forward",
+        `${write.what} (fence ${write.fence}, write ${write.seq}) overwrote the newer ${newest.what} (fence ${newest.fence}, write ${newest.seq}) in "${id}"`,
+      );
+    }
+    this.#newest.set(id, write);
+    this.#applied.add(tag);
+  }
+
+  // ---- the workload's side ----
+
+  /** A lock was handed to the caller. */
+  adopted(process: SimProcess, lock: Lock): void {
+    const owner =
+      this.#ownerByFence.get(`${lock.id}#${lock.fence}`) ?? `unknown owner of fence ${lock.fence}`;
+    const h: Holding = {
+      process,
+      life: process.incarnation,
+      lock,
+      id: lock.id,
+      owner,
+      fence: lock.fence,
+      acquiredAt: this.#appliedAt.get(`${lock.id}#${lock.fence}`) ?? this.#now,
+      adoptedAt: process.now(),
+    };
+    const valid = this.#peek(() => lock.held);
+    this.log?.(
+      `${process.name} got "${lock.id}" as ${owner} (fence ${lock.fence})${valid ? `, valid until t=${this.#validUntil(h).toFixed(3)}` : ", already expired"}`,
+    );
+    if (!valid) {
+      this.stats.expiredOnArrival++;
+      return;
+    }
+    // An administrator may force-release a lock whose holder has not heard back yet: it learns at
+    // its next heartbeat. Anything else taken from under it before it even got it is a violation.
+    const lost = this.#removals(h).find((r) => r.by === "takeover" || (r.by === "force" && !r.legitimate));
+    if (lost !== undefined) {
+      this.fail(
+        "holder learns first",
+        `${this.#describe(h)} was handed a lock that had already been ${lost.by === "force" ? "force-released" : "taken over"} at t=${lost.at.toFixed(3)}, and considers it valid`,
+      );
+    }
+    const last = this.#lastValidFence.get(lock.id) ?? 0;
+    if (lock.fence <= last) {
+      this.fail(
+        "fences increase",
+        `${this.#describe(h)} got fence ${lock.fence}, but an earlier valid holder of "${lock.id}" had fence ${last}`,
+      );
+    }
+    this.#lastValidFence.set(lock.id, lock.fence);
+    this.#active.push(h);
+    lock.signal.addEventListener("abort", () => this.#lost(h), { once: true });
+    if (h.adoptedAt > this.#now) {
+      // Handed out in the middle of a stall: check exclusion again at the instant it really happened.
+      this.#o.scheduler.at(h.adoptedAt, () => undefined);
+    }
+  }
+
+  #lost(h: Holding): void {
+    this.stats.losses++;
+    this.log?.(`${h.process.name} is told: ${(h.lock.signal.reason as Error).message}`);
+    const reason = (h.lock.signal.reason as LockLostError | undefined)?.reason;
+    if (reason !== "taken" && reason !== "released") return;
+    const removed = this.#removals(h).some((r) => r.by !== "self");
+    if (!removed && !/may or may not/.test((h.lock.signal.reason as Error).message)) {
+      this.fail(
+        "truthful loss report",
+        `${h.process.name} was told its lock on "${h.id}" (fence ${h.fence}) was ${reason === "taken" ? "taken over" : "released by someone else"}, but nobody else removed its owner ${h.owner}: ${(h.lock.signal.reason as Error).message}`,
+      );
+    }
+  }
+
+  /** A data write is about to be issued. */
+  writeIssued(tag: string, lock: Lock, seq: number, what: string): void {
+    this.#writes.set(tag, { tag, id: lock.id, fence: lock.fence, seq, what });
+  }
+
+  writeAcknowledged(tag: string): void {
+    this.stats.acked++;
+    this.log?.(`${tag} acknowledged`);
+    const write = this.#writes.get(tag);
+    if (!this.#applied.has(tag)) {
+      this.fail("acknowledged write applied", `${write?.what ?? tag} was acknowledged but never applied`);
+    }
+  }
+
+  writeRejected(tag: string, err: unknown): void {
+    this.stats.rejected++;
+    this.log?.(`${tag} rejected: ${(err as Error).message}`);
+    if (admitsUncertainty(err)) return;
+    const write = this.#writes.get(tag);
+    const why = `${(err as Error).name}: ${(err as Error).message}`;
+    if (this.#applied.has(tag)) {
+      this.fail(
+        "rejected write absent",
+        `${write?.what ?? tag} was rejected as not written (${why}), but it was applied`,
+      );
+    }
+    this.#forbidden.set(tag, why);
+  }
+
+  /** An administrator's forceRelease call; returns its end. */
+  forceReleaseStarted(): () => void {
+    const call = { start: this.#now, end: undefined as number | undefined };
+    this.#forceCalls.push(call);
+    return () => {
+      call.end = this.#now;
+    };
+  }
+
+  unexpected(process: SimProcess, what: string, err: unknown): void {
+    const e = err as Error;
+    this.fail(
+      "expected errors only",
+      `${process.name}: ${what} failed with ${e?.name}: ${e?.message}\n${e?.stack ?? ""}`,
+    );
+  }
+
+  /** Errors the API documents for a call; anything else is a defect. */
+  static expectedError(
+    err: unknown,
+    what: "acquire" | "update" | "release" | "admin",
+    signal?: AbortSignal,
+  ): boolean {
+    if (signal?.aborted && err === signal.reason) return true;
+    if (what === "acquire") return err instanceof LockHeldError || err instanceof LockError;
+    if (what === "update" || what === "release") return err instanceof LockLostError;
+    return err instanceof LockError;
+  }
+
+  // ---- liveness ----
+
+  acquireStarted(process: SimProcess, id: string, waitMs: number): () => void {
+    const startedAt = process.now();
+    const waiter: Waiter = {
+      process,
+      life: process.incarnation,
+      id,
+      startedAt,
+      deadline: startedAt + waitMs / process.clock.rate,
+    };
+    this.#waiters.add(waiter);
+    const bounds = this.#o.liveness;
+    if (bounds !== undefined) {
+      if (this.#currentOwner.get(id) === undefined) this.#expectFreeTaken(id, startedAt);
+      else this.#expectCrashedTaken(startedAt);
+      this.#expectShortcut(waiter);
+    }
+    return () => this.#waiters.delete(waiter);
+  }
+
+  #waiting(id: string, since: number, until: number): boolean {
+    for (const w of this.#waiters) {
+      if (
+        w.id === id &&
+        w.startedAt <= since &&
+        w.deadline >= until &&
+        w.process.alive &&
+        w.process.incarnation === w.life
+      )
+        return true;
+    }
+    return false;
+  }
+
+  #expectFreeTaken(id: string, from: number): void {
+    const bounds = this.#o.liveness;
+    if (bounds === undefined) return;
+    const at = from + bounds.freeMs;
+    if ([...this.#waiters].some((w) => w.id === id)) this.stats.freeDeadlines++;
+    this.#o.scheduler.at(at, () => {
+      const since = this.#freeSince.get(id);
+      if (since === undefined || since > at - bounds.freeMs) return;
+      if (this.#waiting(id, at - bounds.freeMs, at)) {
+        this.fail(
+          "free lock taken",
+          `"${id}" has been free since t=${since.toFixed(3)} with a waiter, but nobody took it within ${bounds.freeMs.toFixed(1)} ms`,
+        );
+      }
+    });
+  }
+
+  #deadOwner(token: string): boolean {
+    const [name, life] = token.split(".");
+    const p = this.#o.processes.find((q) => q.name === name);
+    return p !== undefined && (!p.alive || p.incarnation !== Number(life));
+  }
+
+  #expectCrashedTaken(from: number): void {
+    const bounds = this.#o.liveness;
+    if (bounds === undefined) return;
+    const at = from + bounds.crashedMs;
+    const dead = [...this.#currentOwner].some(
+      ([id, o]) => o !== undefined && this.#deadOwner(o) && this.#waiting(id, from, from),
+    );
+    if (dead) this.stats.deadHolderDeadlines++;
+    this.#o.scheduler.at(at, () => {
+      for (const [id, owner] of this.#currentOwner) {
+        if (owner === undefined || !this.#deadOwner(owner)) continue;
+        const track = this.#owners.get(owner);
+        const since = Math.max(track?.lastWriteAt ?? 0, this.#crashTime(owner));
+        if (since > at - bounds.crashedMs) continue;
+        if (this.#waiting(id, at - bounds.crashedMs, at)) {
+          this.fail(
+            "crashed holder's lock taken",
+            `"${id}" is still owned by ${owner}, dead since t=${since.toFixed(3)}, with a waiter, ${bounds.crashedMs.toFixed(1)} ms later`,
+          );
+        }
+      }
+    });
+  }
+
+  readonly #crashTimes = new Map<string, number>();
+  crashed(process: SimProcess, life: number): void {
+    this.#crashTimes.set(`${process.name}.${life}`, this.#now);
+    this.#expectCrashedTaken(this.#now);
+  }
+
+  #crashTime(token: string): number {
+    const [name, life] = token.split(".");
+    return this.#crashTimes.get(`${name}.${life}`) ?? 0;
+  }
+
+  #expectShortcut(w: Waiter): void {
+    const bounds = this.#o.liveness;
+    const within = bounds?.shortcutMs;
+    if (bounds === undefined || within === undefined) return;
+    const owner = this.#currentOwner.get(w.id);
+    if (owner === undefined || !this.#deadOwner(owner)) return;
+    const track = this.#owners.get(owner);
+    if (track?.heartbeatAt === undefined) return;
+    const age = this.#peek(() => w.process.wallAt(w.startedAt)) - track.heartbeatAt;
+    if (age <= bounds.shortcutAgeMs + 1) return;
+    const lastWrite = track.lastWriteAt;
+    this.stats.shortcutDeadlines++;
+    this.#o.scheduler.at(w.startedAt + within, () => {
+      if (this.#currentOwner.get(w.id) !== owner || track.lastWriteAt !== lastWrite) return;
+      this.fail(
+        "wall-clock shortcut",
+        `${w.process.name} started acquiring "${w.id}" at t=${w.startedAt.toFixed(3)}, when its wall clock put the dead owner's last heartbeat ${age.toFixed(1)} ms back (bound ${bounds.shortcutAgeMs} ms), yet ${owner} still owns it ${within.toFixed(1)} ms later`,
+      );
+    });
+  }
+
+  /** Workers that never finished, in a run where nothing excuses them. */
+  unfinished(names: readonly string[]): void {
+    if (this.#o.liveness !== undefined && names.length > 0) {
+      this.fail("workers finish", `${names.join(", ")} did not finish before the end of the run`);
+    }
+  }
+
+  // ---- after every event ----
+
+  afterEvent(): void {
+    if (this.#active.length === 0) return;
+    this.#active = this.#active.filter((h) => this.#valid(h));
+    const holders = this.#active.filter((h) => h.adoptedAt <= this.#now && !this.#excused(h));
+    for (let i = 0; i < holders.length; i++) {
+      for (let j = i + 1; j < holders.length; j++) {
+        const a = holders[i] as Holding;
+        const b = holders[j] as Holding;
+        if (a.id !== b.id) continue;
+        this.fail(
+          "mutual exclusion",
+          `two valid holders of "${a.id}": ${this.#describe(a)} and ${this.#describe(b)}`,
+        );
+      }
+    }
+  }
+}

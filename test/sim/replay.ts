@@ -1,0 +1,93 @@
+/**
+ * Naming a run: a scenario is regenerated from (seed, profile, deliberate break) and then edited by
+ * the shrinker's edits. All four fit in one short token, so a failure is replayed by one command.
+ */
+import { generateScenario, type Knobs, type ProfileName, type Scenario } from "./scenario.js";
+
+/** The deliberate protocol breaks, each with the scenario profile that hunts for it. */
+export const BREAKS = {
+  /** Waiters take over a lease 1 ms earlier than the margin allows (see docs/safety.md). */
+  "takeover-early": { profile: "tight", knobs: { takeoverEarlyMs: 2 } },
+  /** The takeover is conditioned on the owner only. */
+  "takeover-ignores-version": { profile: "tight", knobs: { takeoverIgnoresVersion: true } },
+  /** Wall clocks disagree by more than maxClockSkewMs while the shortcut is on (no code change). */
+  "skew-beyond-bound": { profile: "skewed", knobs: undefined },
+  /** Heartbeats require the exact previous version, under ambiguous writes. */
+  "renew-exact-version": { profile: "stormy", knobs: { renewOnExactVersion: true } },
+  /** release() does not wait for a heartbeat in flight. */
+  "release-races-heartbeat": { profile: "mixed", knobs: { releaseSkipsQueue: true } },
+} as const satisfies Record<string, { profile: ProfileName; knobs: Knobs | undefined }>;
+export type BreakName = keyof typeof BREAKS;
+
+/** A shrinking step, applied to a generated scenario. */
+export type Edit =
+  | { readonly drop: "fault"; readonly index: number }
+  | { readonly drop: "admin" | "stalls" | "secondId" | "worker" }
+  | { readonly quiet: keyof Scenario["network"] }
+  | { readonly horizonMs: number };
+
+export interface RunName {
+  readonly seed: number;
+  readonly profile: ProfileName;
+  readonly break?: BreakName | undefined;
+  readonly edits?: readonly Edit[] | undefined;
+}
+
+export function scenarioOf(name: RunName): Scenario {
+  const knobs = name.break === undefined ? undefined : BREAKS[name.break].knobs;
+  let s = generateScenario(name.seed, name.profile, knobs);
+  for (const edit of name.edits ?? []) s = applyEdit(s, edit);
+  return s;
+}
+
+export function applyEdit(s: Scenario, edit: Edit): Scenario {
+  if ("horizonMs" in edit) return { ...s, horizonMs: edit.horizonMs };
+  if ("quiet" in edit) {
+    const neutral =
+      edit.quiet === "requestTimeoutMs" ? Number.POSITIVE_INFINITY : edit.quiet === "sdkMaxAttempts" ? 1 : 0;
+    return { ...s, network: { ...s.network, [edit.quiet]: neutral } };
+  }
+  switch (edit.drop) {
+    case "fault":
+      return { ...s, faults: s.faults.filter((_, i) => i !== edit.index) };
+    case "stalls":
+      return { ...s, stalls: { afterReadChance: 0, afterReadMaxMs: 0, timerLagChance: 0, timerLagMaxMs: 0 } };
+    case "secondId":
+      return { ...s, ids: s.ids.slice(0, 1) };
+    case "admin": {
+      if (!s.admin) return s;
+      const admin = s.workers;
+      return {
+        ...s,
+        admin: false,
+        clocks: s.clocks.slice(0, admin),
+        faults: s.faults.filter((f) => f.process !== admin),
+      };
+    }
+    case "worker": {
+      if (s.workers <= 2) return s;
+      const last = s.workers - 1;
+      return {
+        ...s,
+        workers: s.workers - 1,
+        clocks: s.clocks.filter((_, i) => i !== last),
+        faults: s.faults.flatMap((f) =>
+          f.process === last ? [] : [f.process > last ? { ...f, process: f.process - 1 } : f],
+        ),
+      };
+    }
+  }
+}
+
+/** URL-safe base64 of the name, for `npm run sim -- --replay <token>`. */
+export function encodeName(name: RunName): string {
+  return Buffer.from(JSON.stringify(name)).toString("base64url");
+}
+
+export function decodeName(token: string): RunName {
+  return JSON.parse(Buffer.from(token, "base64url").toString("utf8")) as RunName;
+}
+
+export function replayCommand(name: RunName): string {
+  return `npm run sim -- --replay ${encodeName(name)}`;
+}

@@ -1,0 +1,235 @@
+/**
+ * Scenarios: everything one simulated run is made of — lock settings, processes and their clocks, the
+ * network's behaviour, and a plan of faults — drawn from a seed. A scenario is plain data, so a
+ * failing one can be shrunk by editing it and replayed from its seed plus the list of edits.
+ */
+import { CLOCK_RATE_DRIFT } from "../../src/lease.js";
+import { type NetworkSettings, QUIET_NETWORK } from "./network.js";
+import type { ClockSetting, StallSettings } from "./process.js";
+import { Random } from "./random.js";
+
+export type Fault =
+  | { readonly kind: "pause"; readonly process: number; readonly at: number; readonly ms: number }
+  | {
+      readonly kind: "crash";
+      readonly process: number;
+      readonly at: number;
+      readonly restartAfterMs: number | undefined;
+    }
+  | { readonly kind: "partition"; readonly process: number; readonly at: number; readonly ms: number }
+  | { readonly kind: "wallStep"; readonly process: number; readonly at: number; readonly offset: number };
+
+/** Deliberate protocol faults (the library's internal knobs), for the tests that prove the search works. */
+export interface Knobs {
+  readonly takeoverEarlyMs?: number;
+  readonly takeoverIgnoresVersion?: boolean;
+  readonly renewOnExactVersion?: boolean;
+  readonly releaseSkipsQueue?: boolean;
+}
+
+export interface Scenario {
+  readonly seed: number;
+  readonly profile: ProfileName;
+  readonly leaseMs: number;
+  readonly heartbeatMs: number;
+  readonly pollMinMs: number;
+  readonly pollMaxMs: number;
+  /** null: the wall-clock shortcut is off (Infinity, which JSON cannot carry). */
+  readonly maxClockSkewMs: number | null;
+  readonly partitionKey: string;
+  readonly sortKey: { readonly name: string; readonly value: string } | undefined;
+  readonly ids: readonly string[];
+  readonly workers: number;
+  readonly admin: boolean;
+  readonly returnsOldItem: boolean;
+  /** One per process: workers first, then the administrator. */
+  readonly clocks: readonly ClockSetting[];
+  readonly network: NetworkSettings;
+  readonly stalls: StallSettings;
+  readonly faults: readonly Fault[];
+  /** No faults that could excuse slowness: the liveness bounds are checked. */
+  readonly calm: boolean;
+  readonly horizonMs: number;
+  readonly knobs: Knobs | undefined;
+}
+
+export const PROFILES = ["mixed", "calm", "stormy", "tight", "skewed"] as const;
+export type ProfileName = (typeof PROFILES)[number];
+
+const NO_STALLS: StallSettings = {
+  afterReadChance: 0,
+  afterReadMaxMs: 0,
+  timerLagChance: 0,
+  timerLagMaxMs: 0,
+};
+
+/**
+ * - calm: no faults but crashes (and restarts); liveness is checked.
+ * - stormy: every kind of fault, often.
+ * - mixed: a calm run a third of the time, otherwise a random subset of fault kinds.
+ * - tight: the corners of the safety margins — clock rates on the drift bound, zero or tiny network
+ *   delays with rare long reply spikes, stalls of holders right after they check.
+ * - skewed: wall clocks beyond `maxClockSkewMs` (only meaningful with the shortcut on): not a
+ *   supported configuration, used to show the shortcut's assumption matters.
+ */
+export function generateScenario(seed: number, profile: ProfileName, knobs?: Knobs): Scenario {
+  const r = new Random(seed, `scenario/${profile}`);
+  const kind = profile === "mixed" ? (r.chance(1 / 3) ? "calm" : "faulty") : profile;
+  const leaseMs = r.pick([300, 1_000, 3_000, 10_000]);
+  const heartbeatMs = Math.max(1, Math.round(leaseMs / r.pick([3, 4, 6, 10])));
+  const pollMinMs = Math.max(1, Math.round(leaseMs * r.pick([0.002, 0.01, 0.05])));
+  const pollMaxMs = Math.max(pollMinMs, Math.round(leaseMs * r.pick([0.02, 0.1, 0.5])));
+  const shortcut = profile === "skewed" || r.chance(0.5);
+  const maxClockSkewMs = shortcut ? r.pick([0, 5, Math.round(leaseMs / 10), leaseMs]) : null;
+  const workers = r.int(2, 4);
+  const admin = kind !== "tight" && r.chance(0.25);
+  const ids = r.chance(0.8) ? ["job"] : ["job", "other"];
+  const sortKeyed = r.chance(0.2);
+  const drift = CLOCK_RATE_DRIFT;
+  const processes = workers + (admin ? 1 : 0);
+
+  const clocks: ClockSetting[] = [];
+  for (let i = 0; i < processes; i++) {
+    let wallOffset: number;
+    if (maxClockSkewMs === null)
+      wallOffset = r.pick([0, r.between(-3_600_000, 3_600_000), r.between(-leaseMs, leaseMs)]);
+    else if (profile === "skewed")
+      wallOffset = (i === 0 ? -1 : 1) * (maxClockSkewMs / 2 + r.between(leaseMs / 20, leaseMs / 2));
+    else wallOffset = r.extreme(maxClockSkewMs / 2);
+    clocks.push({ rate: 1 + r.extreme(drift), monoOrigin: r.between(0, 1e7), wallOffset });
+  }
+
+  let network: NetworkSettings;
+  let stalls = NO_STALLS;
+  const faults: Fault[] = [];
+  const maxDelay = r.pick([0, 1, leaseMs / 200, leaseMs / 50]);
+  const base = { ...QUIET_NETWORK, minDelayMs: 0, maxDelayMs: maxDelay };
+  const addCrashes = (count: number) => {
+    for (let i = 0; i < count; i++) {
+      faults.push({
+        kind: "crash",
+        process: r.int(0, processes - 1),
+        at: r.between(0, 15 * leaseMs),
+        restartAfterMs: r.chance(0.6) ? r.between(0, 2 * leaseMs) : undefined,
+      });
+    }
+  };
+
+  if (kind === "calm") {
+    network = base;
+    addCrashes(r.int(0, 2));
+  } else if (kind === "tight" || kind === "skewed") {
+    network = {
+      ...base,
+      maxDelayMs: r.pick([0, 0, 0.01, 1]),
+      spikeChance: r.pick([0, 0.05]),
+      spikeMaxMs: leaseMs / 2,
+      replyLoss: r.pick([0, 0.05]),
+      requestTimeoutMs: r.pick([heartbeatMs, Number.POSITIVE_INFINITY]),
+    };
+    stalls = {
+      afterReadChance: r.pick([0, 0.005, 0.02]),
+      afterReadMaxMs: leaseMs,
+      timerLagChance: 0,
+      timerLagMaxMs: 0,
+    };
+    for (let i = r.int(0, 4); i > 0; i--) {
+      faults.push({
+        kind: "pause",
+        process: r.int(0, processes - 1),
+        at: r.between(0, 15 * leaseMs),
+        ms: r.between(0, 2 * leaseMs),
+      });
+    }
+  } else {
+    const on = (p: number) => kind === "stormy" || r.chance(p);
+    const netFaults = on(0.6);
+    network = {
+      ...base,
+      spikeChance: netFaults ? r.pick([0, 0.02, 0.1]) : 0,
+      spikeMaxMs: r.pick([heartbeatMs, 2 * leaseMs]),
+      requestLoss: netFaults ? r.pick([0, 0.02, 0.1]) : 0,
+      replyLoss: netFaults ? r.pick([0, 0.02, 0.1]) : 0,
+      duplicateChance: on(0.5) ? r.pick([0.05, 0.2]) : 0,
+      lateDuplicateChance: r.pick([0, 0.3]),
+      lateDuplicateMaxMs: leaseMs * r.pick([1, 4]),
+      throttleChance: on(0.3) ? r.pick([0.02, 0.1]) : 0,
+      serverErrorChance: on(0.3) ? r.pick([0.02, 0.05]) : 0,
+      requestTimeoutMs: r.pick([heartbeatMs, leaseMs, Number.POSITIVE_INFINITY]),
+      sdkMaxAttempts: r.pick([1, 3]),
+    };
+    if (on(0.5)) {
+      stalls = {
+        afterReadChance: r.pick([0.001, 0.005, 0.02]),
+        afterReadMaxMs: leaseMs * r.pick([0.1, 1, 2]),
+        timerLagChance: r.pick([0, 0.05]),
+        timerLagMaxMs: 2 * heartbeatMs,
+      };
+    }
+    const count = r.int(0, kind === "stormy" ? 8 : 5);
+    for (let i = 0; i < count; i++) {
+      const process = r.int(0, processes - 1);
+      const at = r.between(0, 15 * leaseMs);
+      switch (r.pick(["pause", "pause", "crash", "partition", "wallStep"] as const)) {
+        case "pause":
+          faults.push({ kind: "pause", process, at, ms: r.between(0, 2 * leaseMs) });
+          break;
+        case "crash":
+          addCrashes(1);
+          break;
+        case "partition":
+          faults.push({ kind: "partition", process, at, ms: r.between(0, 2 * leaseMs) });
+          break;
+        case "wallStep": {
+          const offset =
+            maxClockSkewMs === null ? r.between(-3_600_000, 3_600_000) : r.extreme(maxClockSkewMs / 2);
+          faults.push({ kind: "wallStep", process, at, offset });
+          break;
+        }
+      }
+    }
+  }
+  faults.sort((a, b) => a.at - b.at);
+  return {
+    seed,
+    profile,
+    leaseMs,
+    heartbeatMs,
+    pollMinMs,
+    pollMaxMs,
+    maxClockSkewMs,
+    partitionKey: sortKeyed ? "pk" : "id",
+    sortKey: sortKeyed ? { name: "sk", value: "LOCK" } : undefined,
+    ids,
+    workers,
+    admin,
+    returnsOldItem: r.chance(0.7),
+    clocks,
+    network,
+    stalls,
+    faults,
+    calm: kind === "calm",
+    horizonMs: 80 * leaseMs,
+    knobs,
+  };
+}
+
+/** A short description of what a scenario exercises, for statistics. */
+export function faultMix(s: Scenario): string[] {
+  const mix: string[] = [];
+  const n = s.network;
+  if (s.calm) mix.push("calm");
+  if (n.requestLoss > 0 || n.replyLoss > 0) mix.push("loss");
+  if (n.duplicateChance > 0) mix.push(n.lateDuplicateChance > 0 ? "late duplicates" : "duplicates");
+  if (n.spikeChance > 0) mix.push("delay spikes");
+  if (n.throttleChance > 0) mix.push("throttling");
+  if (n.serverErrorChance > 0) mix.push("server errors");
+  if (s.stalls.afterReadChance > 0) mix.push("stalls after a check");
+  if (s.stalls.timerLagChance > 0) mix.push("timer lag");
+  for (const f of s.faults)
+    mix.push(f.kind === "crash" ? (f.restartAfterMs === undefined ? "crash" : "crash+restart") : f.kind);
+  if (s.maxClockSkewMs !== null) mix.push("wall-clock shortcut");
+  if (!s.returnsOldItem) mix.push("no ALL_OLD (dynalite)");
+  if (s.admin) mix.push("forceRelease");
+  return [...new Set(mix)];
+}

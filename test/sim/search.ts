@@ -1,0 +1,133 @@
+/**
+ * Runs many scenarios in a row, looking for a violation, and shrinks the first one found: fewer
+ * faults, a quieter network, fewer processes — as long as the same invariant still breaks — so the
+ * report ends with a short trace and one command that replays it.
+ */
+import type { Violation } from "./checker.js";
+import { BREAKS, type BreakName, type Edit, type RunName, scenarioOf } from "./replay.js";
+import { faultMix, type ProfileName, type Scenario } from "./scenario.js";
+import { type RunResult, runScenario } from "./simulation.js";
+
+/** The profile rotation of a plain search: a seed picks one of these. */
+const ROTATION: readonly ProfileName[] = ["mixed", "stormy", "tight", "calm", "mixed"];
+
+export function profileFor(seed: number, profile: ProfileName | "rotate"): ProfileName {
+  return profile === "rotate" ? (ROTATION[seed % ROTATION.length] as ProfileName) : profile;
+}
+
+export interface SearchOptions {
+  readonly from: number;
+  readonly count: number;
+  /** "rotate" cycles through the supported profiles by seed. */
+  readonly profile: ProfileName | "rotate";
+  readonly break?: BreakName | undefined;
+  /** Checked between runs only (never inside one); undefined: no limit. */
+  readonly shouldStop?: () => boolean;
+  readonly onRun?: (name: RunName, result: RunResult, scenario: Scenario) => void;
+}
+
+export interface Found {
+  readonly name: RunName;
+  readonly result: RunResult;
+  /** 1-based: how many schedules it took. */
+  readonly after: number;
+}
+
+export interface SearchOutcome {
+  readonly ran: number;
+  readonly found: Found | undefined;
+}
+
+export async function search(o: SearchOptions): Promise<SearchOutcome> {
+  let ran = 0;
+  for (let seed = o.from; seed < o.from + o.count; seed++) {
+    if (o.shouldStop?.() === true) break;
+    const profile = o.break === undefined ? profileFor(seed, o.profile) : BREAKS[o.break].profile;
+    const name: RunName = { seed, profile, ...(o.break === undefined ? {} : { break: o.break }) };
+    const scenario = scenarioOf(name);
+    const result = await runScenario(scenario);
+    ran++;
+    o.onRun?.(name, result, scenario);
+    if (result.violation !== undefined) return { ran, found: { name, result, after: ran } };
+  }
+  return { ran, found: undefined };
+}
+
+/** Shrinking candidates for a scenario, most simplifying first. */
+function candidates(s: Scenario): Edit[] {
+  const edits: Edit[] = [];
+  for (let i = s.faults.length - 1; i >= 0; i--) edits.push({ drop: "fault", index: i });
+  if (s.admin) edits.push({ drop: "admin" });
+  for (let w = s.workers; w > 2; w--) edits.push({ drop: "worker" });
+  if (s.ids.length > 1) edits.push({ drop: "secondId" });
+  if (s.stalls.afterReadChance > 0 || s.stalls.timerLagChance > 0) edits.push({ drop: "stalls" });
+  const n = s.network;
+  for (const key of [
+    "lateDuplicateChance",
+    "duplicateChance",
+    "requestLoss",
+    "replyLoss",
+    "throttleChance",
+    "serverErrorChance",
+    "spikeChance",
+  ] as const) {
+    if (n[key] > 0) edits.push({ quiet: key });
+  }
+  if (n.sdkMaxAttempts > 1) edits.push({ quiet: "sdkMaxAttempts" });
+  if (Number.isFinite(n.requestTimeoutMs)) edits.push({ quiet: "requestTimeoutMs" });
+  return edits;
+}
+
+/**
+ * Greedy shrinking: try each simplification, keep it if the same invariant still breaks. Bounded by
+ * `maxRuns` runs. Returns the smallest name found and its result.
+ */
+export async function shrink(
+  found: Found,
+  maxRuns = 150,
+): Promise<{ name: RunName; result: RunResult; runs: number }> {
+  const invariant = (v: Violation | undefined) => v?.invariant;
+  const target = invariant(found.result.violation);
+  let best = { name: found.name, result: found.result };
+  let runs = 0;
+  let progress = true;
+  while (progress && runs < maxRuns) {
+    progress = false;
+    for (const edit of candidates(scenarioOf(best.name))) {
+      if (runs >= maxRuns) break;
+      const name: RunName = { ...best.name, edits: [...(best.name.edits ?? []), edit] };
+      const scenario = scenarioOf(name);
+      // An edit that changes nothing (e.g. a worker that cannot go) is not progress.
+      if (JSON.stringify(scenario) === JSON.stringify(scenarioOf(best.name))) continue;
+      runs++;
+      const result = await runScenario(scenario);
+      if (invariant(result.violation) === target) {
+        best = { name, result };
+        progress = true;
+        break;
+      }
+    }
+  }
+  return { ...best, runs };
+}
+
+/** What a scenario exercises, counted over a search. */
+export class MixTally {
+  readonly counts = new Map<string, number>();
+  schedules = 0;
+  steps = 0;
+  simulatedMs = 0;
+  readonly network = new Map<string, number>();
+  readonly checker = new Map<string, number>();
+  midTurnStalls = 0;
+
+  add(scenario: Scenario, result: RunResult): void {
+    this.schedules++;
+    this.steps += result.steps;
+    this.simulatedMs += result.simulatedMs;
+    this.midTurnStalls += result.midTurnStalls;
+    for (const tag of faultMix(scenario)) this.counts.set(tag, (this.counts.get(tag) ?? 0) + 1);
+    for (const [k, v] of Object.entries(result.network)) this.network.set(k, (this.network.get(k) ?? 0) + v);
+    for (const [k, v] of Object.entries(result.checker)) this.checker.set(k, (this.checker.get(k) ?? 0) + v);
+  }
+}

@@ -1,0 +1,261 @@
+/**
+ * One simulated run: builds the world a scenario describes (scheduler, store, network, processes with
+ * their clocks), runs a real LockClient in every process, applies the planned faults, and checks the
+ * invariants after every event. Same scenario, same run: nothing here reads a real clock, sets a
+ * real timer or calls Math.random.
+ */
+import type { AttributeValue } from "@aws-sdk/client-dynamodb";
+import { LockClient } from "../../src/client.js";
+import { CLOCK_RATE_DRIFT } from "../../src/lease.js";
+import { PROTOCOL_KNOBS } from "../../src/options.js";
+import { Checker, type LivenessBounds, type Violation } from "./checker.js";
+import { Network, type NetworkStats } from "./network.js";
+import { type Owner, SimProcess } from "./process.js";
+import { Random } from "./random.js";
+import type { Scenario } from "./scenario.js";
+import { Scheduler } from "./scheduler.js";
+import { Store } from "./store.js";
+import { admin, type WorkerContext, worker } from "./workload.js";
+
+export const TABLE = "locks";
+
+export interface RunResult {
+  readonly violation: Violation | undefined;
+  readonly steps: number;
+  readonly simulatedMs: number;
+  readonly network: NetworkStats;
+  readonly checker: Checker["stats"];
+  readonly midTurnStalls: number;
+  readonly trace: readonly string[];
+}
+
+export interface RunOptions {
+  /** Keep a readable trace of requests and lock events (slower; used to explain a failure). */
+  readonly trace?: boolean;
+  /** Stop after this many events. */
+  readonly maxSteps?: number;
+}
+
+/** A compact line for a request: the lock operation it carries and its main condition values. */
+function describeRequest(operation: string, input: unknown): string {
+  const i = input as {
+    UpdateExpression?: string;
+    ConditionExpression?: string;
+    ExpressionAttributeValues?: Record<string, AttributeValue>;
+  };
+  if (operation !== "UpdateItem") return operation;
+  const v = i.ExpressionAttributeValues ?? {};
+  const s = (k: string) => v[k]?.S ?? v[k]?.N;
+  const update = i.UpdateExpression ?? "";
+  if (update.includes("ADD")) {
+    return `acquire(${s(":owner")}${v[":staleOwner"] === undefined ? "" : ` over ${s(":staleOwner")}@${s(":staleVersion")}`})`;
+  }
+  if (update.startsWith("REMOVE")) {
+    return s(":owner") === "force-release"
+      ? "forceRelease"
+      : `release(${s(":owner")}${v[":data"] ? " +data" : ""})`;
+  }
+  return `${v[":data"] === undefined ? "heartbeat" : "update"}(${s(":owner")} v${s(":version")})`;
+}
+
+export function livenessBounds(s: Scenario): LivenessBounds | undefined {
+  if (!s.calm) return undefined;
+  const d = s.network.maxDelayMs;
+  const slow = 1 + 3 * CLOCK_RATE_DRIFT;
+  const poll = s.pollMaxMs * slow + 1;
+  return {
+    freeMs: poll + 4 * d + 5,
+    crashedMs: s.leaseMs * slow + poll + 6 * d + 5,
+    shortcutMs: s.maxClockSkewMs === null ? undefined : 6 * d + 5,
+    shortcutAgeMs: s.leaseMs + (s.maxClockSkewMs ?? 0),
+  };
+}
+
+export async function runScenario(s: Scenario, options: RunOptions = {}): Promise<RunResult> {
+  const scheduler = new Scheduler();
+  const trace: string[] = [];
+  const log =
+    options.trace === true
+      ? (line: string) => trace.push(`t=${scheduler.now.toFixed(3)} ${line}`)
+      : undefined;
+  const processes: SimProcess[] = [];
+  const checker = new Checker({
+    scheduler,
+    table: TABLE,
+    partitionKey: s.partitionKey,
+    processes,
+    liveness: livenessBounds(s),
+  });
+  const store = new Store({
+    returnsOldItemOnConditionFailure: s.returnsOldItem,
+    onWrite: (w) => checker.onWrite(w),
+  });
+  store.createTable(TABLE, { partitionKey: s.partitionKey, sortKey: s.sortKey?.name });
+  const partitions = s.faults.flatMap((f) =>
+    f.kind === "partition" ? [{ process: f.process, from: f.at, to: f.at + f.ms }] : [],
+  );
+  const network = new Network({
+    scheduler,
+    store,
+    settings: s.network,
+    random: new Random(s.seed, "network"),
+    partitions,
+  });
+  network.trace = log;
+  checker.log = log;
+
+  const names = s.clocks.map((_, i) => (i < s.workers ? `p${i + 1}` : "admin"));
+  for (const [i, clock] of s.clocks.entries()) {
+    processes.push(
+      new SimProcess({
+        name: names[i] as string,
+        index: i,
+        clock: { ...clock },
+        scheduler,
+        random: new Random(s.seed, `process/${i}`),
+        stalls: s.stalls,
+      }),
+    );
+  }
+
+  /** Workers whose current life has not finished its script. */
+  const running = new Set<SimProcess>();
+  const finished = new Set<SimProcess>();
+
+  const startLife = (p: SimProcess) => {
+    const life = p.incarnation;
+    p.at(scheduler.now, () => {
+      const runtime = p.runtime();
+      const client = new LockClient({
+        table: TABLE,
+        client: network.client(p, describeRequest),
+        runtime,
+        leaseMs: s.leaseMs,
+        heartbeatMs: s.heartbeatMs,
+        holder: p.name,
+        maxClockSkewMs: s.maxClockSkewMs ?? Number.POSITIVE_INFINITY,
+        pollMinMs: s.pollMinMs,
+        pollMaxMs: s.pollMaxMs,
+        partitionKey: s.partitionKey,
+        ...(s.sortKey === undefined ? {} : { sortKey: s.sortKey }),
+        ...(s.knobs === undefined ? {} : { [PROTOCOL_KNOBS]: s.knobs }),
+      });
+      const ctx: WorkerContext = {
+        process: p,
+        client,
+        runtime,
+        random: new Random(s.seed, `workload/${p.index}/${life}`),
+        checker,
+        ids: s.ids,
+        leaseMs: s.leaseMs,
+        heartbeatMs: s.heartbeatMs,
+        abortWaits: !s.calm,
+      };
+      running.add(p);
+      const script = p.name === "admin" ? admin(ctx) : worker(ctx);
+      script.then(
+        () => {
+          if (p.incarnation !== life) return;
+          running.delete(p);
+          finished.add(p);
+          log?.(`${p.name} finished its work`);
+        },
+        (err: unknown) => checker.unexpected(p, "the workload", err),
+      );
+    });
+  };
+
+  for (const p of processes) startLife(p);
+  for (const f of s.faults) {
+    const p = processes[f.process];
+    if (p === undefined) continue;
+    scheduler.at(f.at, () => {
+      switch (f.kind) {
+        case "pause":
+          if (p.alive) p.stall(scheduler.now + f.ms);
+          log?.(`${p.name} stalls for ${f.ms.toFixed(1)} ms`);
+          break;
+        case "partition":
+          log?.(`${p.name} is cut off from the store for ${f.ms.toFixed(1)} ms`);
+          break;
+        case "wallStep":
+          p.clock.wallOffset = f.offset;
+          log?.(`${p.name}'s wall clock steps to offset ${f.offset.toFixed(1)} ms`);
+          break;
+        case "crash": {
+          if (!p.alive) break;
+          const life = p.incarnation;
+          p.crash();
+          running.delete(p);
+          checker.crashed(p, life);
+          log?.(
+            `${p.name} crashes${f.restartAfterMs === undefined ? "" : `, restarts in ${f.restartAfterMs.toFixed(1)} ms`}`,
+          );
+          if (f.restartAfterMs !== undefined) {
+            scheduler.after(f.restartAfterMs, () => {
+              p.restart();
+              finished.delete(p);
+              startLife(p);
+            });
+          }
+          break;
+        }
+      }
+    });
+  }
+
+  const onUnhandled = (reason: unknown) => {
+    checker.fail(
+      "expected errors only",
+      `unhandled promise rejection: ${(reason as Error)?.stack ?? String(reason)}`,
+    );
+  };
+  process.on("unhandledRejection", onUnhandled);
+  try {
+    await scheduler.run({
+      until: s.horizonMs,
+      maxSteps: options.maxSteps ?? 200_000,
+      gate: (event) => {
+        const owner = event.owner as Owner | undefined;
+        if (owner === undefined) return "run";
+        const p = owner.process;
+        if (!p.alive || p.incarnation !== owner.incarnation) return "drop";
+        if (p.busyUntil > event.at) return p.busyUntil;
+        p.localNow = event.at;
+        return "run";
+      },
+      afterEach: (event) => {
+        const owner = event.owner as Owner | undefined;
+        if (owner !== undefined && owner.process.localNow > event.at) {
+          // The process stalled mid-turn: it is busy until the instant its code reached.
+          owner.process.stall(owner.process.localNow);
+        }
+        checker.afterEvent();
+        // A Node process whose work is done exits once nothing keeps it alive (heartbeats do not).
+        for (const p of finished) {
+          if (p.alive && p.idle) {
+            const life = p.incarnation;
+            p.crash();
+            checker.crashed(p, life);
+            finished.delete(p);
+            log?.(`${p.name} exits`);
+          }
+        }
+        return checker.violation === undefined;
+      },
+    });
+    if (checker.violation === undefined)
+      checker.unfinished([...running].filter((p) => p.alive).map((p) => p.name));
+  } finally {
+    process.off("unhandledRejection", onUnhandled);
+  }
+  return {
+    violation: checker.violation,
+    steps: scheduler.steps,
+    simulatedMs: scheduler.now,
+    network: network.stats,
+    checker: checker.stats,
+    midTurnStalls: processes.reduce((sum, p) => sum + p.midTurnStalls, 0),
+    trace,
+  };
+}

@@ -1,0 +1,194 @@
+/**
+ * What the simulated processes do with the real LockClient: take a lock (acquire with various waits,
+ * tryAcquire, withLock), work in the critical section while writing a counter into the lock's data,
+ * and release it, sometimes with data, sometimes abandoning it (the process then exits holding it,
+ * like a crash); an administrator force-releases and reads. Every outcome is reported to the checker,
+ * and every error that the API does not document is a violation.
+ */
+import type { LockClient } from "../../src/client.js";
+import { LockError } from "../../src/errors.js";
+import type { Lock } from "../../src/lock.js";
+import type { Runtime } from "../../src/runtime.js";
+import { sleep } from "../../src/runtime.js";
+import { Checker } from "./checker.js";
+import type { SimProcess } from "./process.js";
+import type { Random } from "./random.js";
+
+/** The data every lock carries: a counter and the tag of the write that stored it. */
+export interface CounterData extends Record<string, unknown> {
+  readonly counter: number;
+  readonly tag: string;
+}
+
+export interface WorkerContext {
+  readonly process: SimProcess;
+  readonly client: LockClient;
+  readonly runtime: Runtime;
+  readonly random: Random;
+  readonly checker: Checker;
+  readonly ids: readonly string[];
+  readonly leaseMs: number;
+  readonly heartbeatMs: number;
+  /** Aborting acquires by signal is allowed (not in runs that check liveness bounds). */
+  readonly abortWaits: boolean;
+}
+
+const pause = (ctx: WorkerContext, ms: number) => sleep(ctx.runtime, ms);
+
+/** How long a step of work takes: mostly short, sometimes longer than the lease (heartbeats must carry it). */
+function workMs(ctx: WorkerContext): number {
+  const r = ctx.random;
+  return r.chance(0.15) ? r.between(ctx.leaseMs, 3 * ctx.leaseMs) : r.between(0, 2 * ctx.heartbeatMs);
+}
+
+export async function worker(ctx: WorkerContext): Promise<void> {
+  const r = ctx.random;
+  const rounds = r.int(1, 4);
+  for (let round = 0; round < rounds; round++) {
+    await pause(ctx, r.between(0, ctx.leaseMs));
+    const id = r.pick(ctx.ids);
+    const style = r.pick(["acquire", "acquire", "acquire", "try", "withLock"] as const);
+    if (style === "withLock") await withLockRound(ctx, id);
+    else if ((await acquireRound(ctx, id, style === "try")) === "abandoned") return;
+  }
+  if (r.chance(0.3)) {
+    await ctx.client.close().catch((err: unknown) => {
+      if (!(err instanceof AggregateError)) ctx.checker.unexpected(ctx.process, "close", err);
+    });
+  }
+}
+
+function waitMsFor(ctx: WorkerContext): number {
+  const r = ctx.random;
+  return r.pick([0, r.between(0, ctx.leaseMs), r.between(ctx.leaseMs, 4 * ctx.leaseMs), 8 * ctx.leaseMs]);
+}
+
+/** An AbortSignal that fires after a random while, or none. */
+function maybeAbort(ctx: WorkerContext): { signal: AbortSignal | undefined; afterMs: number; stop(): void } {
+  if (!ctx.abortWaits || !ctx.random.chance(0.1)) return { signal: undefined, afterMs: Infinity, stop() {} };
+  const controller = new AbortController();
+  const afterMs = ctx.random.between(0, 2 * ctx.leaseMs);
+  const timer = ctx.runtime.setTimer(() => controller.abort(new Error("caller gave up")), afterMs, true);
+  return { signal: controller.signal, afterMs, stop: () => timer.cancel() };
+}
+
+async function acquireRound(ctx: WorkerContext, id: string, trying: boolean): Promise<"done" | "abandoned"> {
+  const waitMs = trying ? 0 : waitMsFor(ctx);
+  const abort = maybeAbort(ctx);
+  const options = abort.signal === undefined ? {} : { signal: abort.signal };
+  const finished = ctx.checker.acquireStarted(ctx.process, id, Math.min(waitMs, abort.afterMs));
+  let lock: Lock<CounterData> | undefined;
+  try {
+    lock = trying
+      ? await ctx.client.tryAcquire<CounterData>(id, options)
+      : await ctx.client.acquire<CounterData>(id, { waitMs, ...options });
+  } catch (err) {
+    if (!Checker.expectedError(err, "acquire", abort.signal))
+      ctx.checker.unexpected(ctx.process, `acquire("${id}")`, err);
+    return "done";
+  } finally {
+    finished();
+    abort.stop();
+  }
+  if (lock === undefined) return "done";
+  ctx.checker.adopted(ctx.process, lock as unknown as Lock);
+  return criticalSection(ctx, lock, true);
+}
+
+async function withLockRound(ctx: WorkerContext, id: string): Promise<void> {
+  const waitMs = waitMsFor(ctx);
+  const userError = ctx.random.chance(0.15) ? new Error("the caller's own failure") : undefined;
+  const finished = ctx.checker.acquireStarted(ctx.process, id, waitMs);
+  let started = false;
+  try {
+    await ctx.client.withLock<void, CounterData>(
+      id,
+      async (lock) => {
+        started = true;
+        finished();
+        ctx.checker.adopted(ctx.process, lock as unknown as Lock);
+        await criticalSection(ctx, lock, false);
+        if (userError !== undefined) throw userError;
+      },
+      { waitMs },
+    );
+    if (userError !== undefined)
+      ctx.checker.unexpected(ctx.process, "withLock", new Error("resolved although fn threw"));
+  } catch (err) {
+    if (!started) finished();
+    if (userError !== undefined && started) {
+      if (err !== userError)
+        ctx.checker.unexpected(ctx.process, "withLock (fn's error must pass through)", err);
+      return;
+    }
+    if (!(err instanceof LockError)) ctx.checker.unexpected(ctx.process, `withLock("${id}")`, err);
+  }
+}
+
+async function criticalSection(
+  ctx: WorkerContext,
+  lock: Lock<CounterData>,
+  release: boolean,
+): Promise<"done" | "abandoned"> {
+  const r = ctx.random;
+  const name = `${ctx.process.name}.${ctx.process.incarnation}`;
+  let counter = Number(lock.data?.counter ?? 0);
+  let seq = 0;
+  const careful = r.chance(0.5);
+  const updates = r.int(0, 3);
+  for (let k = 0; k < updates; k++) {
+    await pause(ctx, workMs(ctx));
+    // A careful caller stops when told; a careless one learns from the rejected write.
+    if (careful && lock.signal.aborted) return "done";
+    const tag = `${name}:${lock.id}:f${lock.fence}.${++seq}`;
+    ctx.checker.writeIssued(tag, lock as unknown as Lock, seq, `update ${tag}`);
+    try {
+      await lock.update({ counter: ++counter, tag });
+      ctx.checker.writeAcknowledged(tag);
+    } catch (err) {
+      if (!Checker.expectedError(err, "update")) ctx.checker.unexpected(ctx.process, "update", err);
+      ctx.checker.writeRejected(tag, err);
+      return "done";
+    }
+  }
+  await pause(ctx, r.between(0, ctx.heartbeatMs));
+  if (release && r.chance(0.04)) return "abandoned";
+  if (!release) return "done";
+  const withData = r.chance(0.7);
+  const tag = `${name}:${lock.id}:f${lock.fence}.${++seq}`;
+  if (withData) ctx.checker.writeIssued(tag, lock as unknown as Lock, seq, `release ${tag}`);
+  try {
+    await lock.release(withData ? { counter: ++counter, tag } : undefined);
+    if (withData) ctx.checker.writeAcknowledged(tag);
+  } catch (err) {
+    if (!Checker.expectedError(err, "release")) ctx.checker.unexpected(ctx.process, "release", err);
+    if (withData) ctx.checker.writeRejected(tag, err);
+  }
+  return "done";
+}
+
+/** The administrator: force-releases and reads, now and then. */
+export async function admin(ctx: WorkerContext): Promise<void> {
+  const r = ctx.random;
+  const rounds = r.int(1, 5);
+  for (let round = 0; round < rounds; round++) {
+    await pause(ctx, r.between(0, 3 * ctx.leaseMs));
+    const id = r.pick(ctx.ids);
+    if (r.chance(0.5)) {
+      const ended = ctx.checker.forceReleaseStarted();
+      try {
+        await ctx.client.forceRelease(id);
+      } catch (err) {
+        if (!Checker.expectedError(err, "admin")) ctx.checker.unexpected(ctx.process, "forceRelease", err);
+      } finally {
+        ended();
+      }
+    } else {
+      try {
+        await ctx.client.read(id);
+      } catch (err) {
+        if (!Checker.expectedError(err, "admin")) ctx.checker.unexpected(ctx.process, "read", err);
+      }
+    }
+  }
+}
