@@ -109,7 +109,9 @@ export function explain(err: unknown, context: ErrorContext = {}): Explained {
     if (
       /exists with another key schema|does not have the key schema/.test(message) ||
       (e.name === "ValidationException" &&
-        /key element does not match the schema|missing the key/i.test(message))
+        /key element does not match the schema|missing the key|number of conditions on the keys is invalid|required keys was not given a value/i.test(
+          message,
+        ))
     ) {
       return {
         message: `${table} has another key schema than expected: pass --partition-key / --sort-key to match it, or use a table made by \`dynamolock create-table\``,
