@@ -67,10 +67,16 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
   const separator = argv.indexOf("--");
   const own = separator === -1 ? argv : argv.slice(0, separator);
   const command = separator === -1 ? [] : argv.slice(separator + 1);
-  const { values } = parse("run", own, RUN_OPTIONS);
+  const { values, positionals } = parse("run", own, RUN_OPTIONS, Number.POSITIVE_INFINITY);
   if (values.help === true) {
     process.stdout.write(HELP.run);
     return EXIT.ok;
+  }
+  if (positionals.length > 0) {
+    // Without "--" we cannot tell the command's options from ours; say where it goes.
+    throw usageError(
+      `run: put the command after "--": dynamolock run --table T --id ID -- ${[...positionals, ...command].join(" ")}`,
+    );
   }
   if (command.length === 0) {
     throw usageError(

@@ -6,6 +6,7 @@
 import { type ChildProcess, fork } from "node:child_process";
 import { writeFile } from "node:fs/promises";
 import { resolve } from "node:path";
+import { setTimeout as delay } from "node:timers/promises";
 import { LockClient } from "../../client.js";
 import { optionalDuration, optionalString, parse, positiveInteger } from "../args.js";
 import { formatDuration } from "../duration.js";
@@ -94,6 +95,9 @@ export async function demoCommand(argv: readonly string[]): Promise<number> {
   const server = await startServer({ port: 0 });
   const locks = new LockClient({ table: TABLE, client: server.client, leaseMs: settings.leaseMs });
   const children = new Map<string, ChildProcess>();
+  /** The demo's own read of the lock item in flight, if any. */
+  let reading: Promise<void> | undefined;
+  let stopping = false;
   const timers: NodeJS.Timeout[] = [];
   let interrupted: NodeJS.Signals | undefined;
   let wake: () => void = () => undefined;
@@ -162,6 +166,7 @@ export async function demoCommand(argv: readonly string[]): Promise<number> {
       });
       child.on("exit", (code, signal) => {
         exited.add(name);
+        if (stopping) return; // killed by our own clean-up: nothing to report
         const w = model.worker(name);
         if (w.status !== "done" && w.status !== "killed" && w.status !== "failed") {
           const tail = (stderrTail.get(name) ?? "").trim().split("\n").pop() ?? "";
@@ -178,11 +183,9 @@ export async function demoCommand(argv: readonly string[]): Promise<number> {
     }
 
     // ---- watching the lock item ----
-    let reading = false;
     const poll = setInterval(() => {
-      if (reading) return;
-      reading = true;
-      locks
+      if (reading !== undefined) return;
+      reading = locks
         .read<DemoData>(LOCK_ID)
         .then((info) => {
           if (info !== undefined) {
@@ -198,7 +201,7 @@ export async function demoCommand(argv: readonly string[]): Promise<number> {
         })
         .catch(() => undefined) // the next read will tell
         .finally(() => {
-          reading = false;
+          reading = undefined;
         });
     }, POLL_MS);
     timers.push(poll);
@@ -216,6 +219,7 @@ export async function demoCommand(argv: readonly string[]): Promise<number> {
     });
     for (const timer of timers) clearInterval(timer);
     if (interrupted !== undefined) {
+      stopping = true;
       model.end();
       view.finish();
       process.stderr.write(`dynamolock: demo interrupted by ${interrupted}\n`);
@@ -263,10 +267,15 @@ export async function demoCommand(argv: readonly string[]): Promise<number> {
   } finally {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
+    stopping = true;
     for (const timer of timers) clearInterval(timer);
-    for (const child of children.values()) {
-      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
-    }
+    const running = [...children.values()].filter((c) => c.exitCode === null && c.signalCode === null);
+    for (const child of running) child.kill("SIGKILL");
+    await Promise.all(running.map((child) => new Promise((resolve) => child.once("exit", resolve))));
+    await reading;
+    // dynalite answers requests that dead workers sent just before they died after they are gone;
+    // closing its store under such a request makes it throw. Let them finish first.
+    await delay(50);
     await locks.close().catch(() => undefined);
     await server.close();
   }
