@@ -40,10 +40,14 @@ function niceStep(totalMs: number): number {
 }
 
 export function renderTimeline(model: DemoModel, settings: TimelineSettings): string {
+  // Times are labelled from the demo's start, like its log lines, but the picture leaves out the
+  // empty stretch while the worker processes start.
   const t0 = model.startedAt;
   const t1 = Math.max(model.endedAt ?? Date.now(), t0 + 1);
+  const firstSpan = Math.min(t1 - 1, ...model.spans.map((s) => s.start));
+  const from = Math.max(t0, firstSpan - (t1 - firstSpan) * 0.03);
   const plotWidth = WIDTH - LEFT - RIGHT;
-  const x = (t: number) => LEFT + ((t - t0) / (t1 - t0)) * plotWidth;
+  const x = (t: number) => LEFT + ((t - from) / (t1 - from)) * plotWidth;
   const colorOf = (worker: string) => COLORS[model.worker(worker).index % COLORS.length] as string;
   const { verification } = settings;
   const out: string[] = [];
@@ -72,8 +76,8 @@ export function renderTimeline(model: DemoModel, settings: TimelineSettings): st
   const lanesBottom = workerY(model.workers.length - 1) + LANE;
 
   // grid and axis
-  const step = niceStep(t1 - t0);
-  for (let t = 0; t <= t1 - t0 + 1; t += step) {
+  const step = niceStep(t1 - from);
+  for (let t = Math.ceil((from - t0) / step) * step; t <= t1 - t0 + 1; t += step) {
     const gx = x(t0 + t).toFixed(1);
     out.push(`<line x1="${gx}" y1="${lanesTop - 8}" x2="${gx}" y2="${lanesBottom + 6}" class="grid"/>`);
     out.push(
@@ -168,6 +172,7 @@ export function renderTimeline(model: DemoModel, settings: TimelineSettings): st
     const bandY = y + LANE + 4;
     if (lastBeat !== undefined) {
       // The lease the dead holder promised, from its last heartbeat: nobody may take over before its end.
+      // Its label ends where the lease does, so the takeover arrow just after never crosses it.
       const bx0 = x(lastBeat);
       const bx1 = x(lastBeat + settings.leaseMs);
       const by = bandY + 8;
@@ -175,7 +180,7 @@ export function renderTimeline(model: DemoModel, settings: TimelineSettings): st
         `<g class="bracket"><line x1="${bx0}" y1="${by - 5}" x2="${bx0}" y2="${by + 5}"/><line x1="${bx0}" y1="${by}" x2="${bx1}" y2="${by}"/><line x1="${bx1}" y1="${by - 5}" x2="${bx1}" y2="${by + 5}"/></g>`,
       );
       out.push(
-        `<text x="${((bx0 + bx1) / 2).toFixed(1)}" y="${by + 17}" class="bracket-label">lease ${seconds(settings.leaseMs)} from its last heartbeat: no takeover before it ends</text>`,
+        `<text x="${(bx1 - 2).toFixed(1)}" y="${by + 17}" class="bracket-label">lease ${seconds(settings.leaseMs)} from its last heartbeat: no takeover before it ends</text>`,
       );
     }
     if (takeover !== undefined) {
@@ -222,16 +227,18 @@ export function renderTimeline(model: DemoModel, settings: TimelineSettings): st
     "heartbeat",
     130,
   );
-  item(
-    `<rect width="26" height="16" fill="url(#dead)" stroke="${DANGER}"/>`,
-    "killed holder's lease running out",
-    270,
-  );
-  item(
-    `<line x1="6" y1="2" x2="20" y2="14" stroke="${DANGER}" stroke-width="3"/><line x1="6" y1="14" x2="20" y2="2" stroke="${DANGER}" stroke-width="3"/>`,
-    "SIGKILL",
-    120,
-  );
+  if (model.kill !== undefined) {
+    item(
+      `<rect width="26" height="16" fill="url(#dead)" stroke="${DANGER}"/>`,
+      "killed holder's lease running out",
+      270,
+    );
+    item(
+      `<line x1="6" y1="2" x2="20" y2="14" stroke="${DANGER}" stroke-width="3"/><line x1="6" y1="14" x2="20" y2="2" stroke="${DANGER}" stroke-width="3"/>`,
+      "SIGKILL",
+      120,
+    );
+  }
 
   // ---- verification ----
   const checksY = legendY + 48;
@@ -271,7 +278,7 @@ export function renderTimeline(model: DemoModel, settings: TimelineSettings): st
     .kill line { stroke: ${DANGER}; stroke-width: 3.5; stroke-linecap: round; }
     .kill-label { font-size: 11px; font-weight: 700; fill: ${DANGER}; text-anchor: middle; }
     .bracket line { stroke: ${DANGER}; stroke-width: 1.5; }
-    .bracket-label { font-size: 11px; fill: ${DANGER}; text-anchor: middle; }
+    .bracket-label { font-size: 11px; fill: ${DANGER}; text-anchor: end; }
     .takeover { stroke: ${GOOD}; stroke-width: 2; }
     .takeover-label { font-size: 12px; font-weight: 700; fill: ${GOOD}; }
     .takeover-label.end { text-anchor: end; }
