@@ -101,7 +101,7 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
     ...(holder === undefined ? {} : { holder }),
   });
   const { id, locks } = target;
-  const interactive = isInteractive(process.stdin as never);
+  const interactive = isInteractive(process.stdin);
   const child = new Supervisor({ ownGroup: !interactive });
   const waiting = new AbortController();
   let running = false;

@@ -6,7 +6,7 @@ import type { WriteStream } from "node:tty";
 
 export type Output = NodeJS.WritableStream & Partial<Pick<WriteStream, "isTTY" | "columns">>;
 
-export function isInteractive(stream: Output): boolean {
+export function isInteractive(stream: { readonly isTTY?: boolean | undefined }): boolean {
   return stream.isTTY === true && process.env.TERM !== "dumb";
 }
 
