@@ -25,6 +25,7 @@
 import type { AttributeValue } from "@aws-sdk/client-dynamodb";
 import { LockError, LockHeldError, LockLostError } from "../../src/errors.js";
 import { FIELD } from "../../src/item.js";
+import { CLOCK_RATE_DRIFT } from "../../src/lease.js";
 import type { Lock } from "../../src/lock.js";
 import { FORCED_RELEASE } from "../../src/requests.js";
 import { SimProcess } from "./process.js";
@@ -36,6 +37,7 @@ export type InvariantName =
   | "holder learns first"
   | "fences increase"
   | "data moves forward"
+  | "guarded writes move forward"
   | "acknowledged write applied"
   | "rejected write absent"
   | "truthful loss report"
@@ -43,6 +45,7 @@ export type InvariantName =
   | "crashed holder's lock taken"
   | "wall-clock shortcut"
   | "workers finish"
+  | "waits are bounded"
   | "expected errors only";
 
 export interface Violation {
@@ -113,9 +116,16 @@ export interface CheckerOptions {
   readonly scheduler: Scheduler;
   readonly table: string;
   readonly partitionKey: string;
+  /** Items whose id starts with this are the resources locks protect, not locks. */
+  readonly resourcePrefix: string;
   readonly processes: readonly SimProcess[];
   /** Liveness bounds, when the run has no faults that could excuse a delay. */
   readonly liveness: LivenessBounds | undefined;
+  /**
+   * How long past its own waitMs an acquire may take to settle, when every request is bounded
+   * (answered or timed out) and no process stalls; undefined otherwise.
+   */
+  readonly waitGraceMs: number | undefined;
 }
 
 const tagOf = (item: Record<string, AttributeValue> | undefined): string | undefined =>
@@ -144,6 +154,8 @@ export class Checker {
   readonly #applied = new Set<string>();
   readonly #forbidden = new Map<string, string>();
   readonly #newest = new Map<string, TaggedWrite>();
+  readonly #resourceWrites = new Map<string, TaggedWrite & { readonly guarded: boolean }>();
+  readonly #newestResource = new Map<string, TaggedWrite>();
   readonly #forceCalls: { start: number; end: number | undefined }[] = [];
   readonly #waiters = new Set<Waiter>();
   readonly stats = {
@@ -154,6 +166,9 @@ export class Checker {
     losses: 0,
     acked: 0,
     rejected: 0,
+    /** Writes to a protected resource: guarded by the lock, and unguarded ones that landed after a newer holder's. */
+    guardedWrites: 0,
+    staleUnguardedWrites: 0,
     /** Liveness deadlines set while a waiter was waiting: free lock, dead holder, shortcut. */
     freeDeadlines: 0,
     deadHolderDeadlines: 0,
@@ -224,6 +239,10 @@ export class Checker {
     if (w.table !== this.#o.table) return;
     const id = this.#idOf(w);
     if (id === undefined) return;
+    if (id.startsWith(this.#o.resourcePrefix)) {
+      this.#resourceWritten(id, w.after?.writer?.M?.tag?.S);
+      return;
+    }
     const before = w.before?.[FIELD.owner]?.S;
     const after = w.after?.[FIELD.owner]?.S;
     const now = this.#now;
@@ -356,14 +375,18 @@ export class Checker {
         `${this.#describe(h)} was handed a lock that had already been ${lost.by === "force" ? "force-released" : "taken over"} at t=${lost.at.toFixed(3)}, and considers it valid`,
       );
     }
-    const last = this.#lastValidFence.get(lock.id) ?? 0;
-    if (lock.fence <= last) {
-      this.fail(
-        "fences increase",
-        `${this.#describe(h)} got fence ${lock.fence}, but an earlier valid holder of "${lock.id}" had fence ${last}`,
-      );
+    // A holding an administrator already revoked is outside the order of fences (the next holder may
+    // already have a higher one); it learns at its next heartbeat.
+    if (!this.#excused(h)) {
+      const last = this.#lastValidFence.get(lock.id) ?? 0;
+      if (lock.fence <= last) {
+        this.fail(
+          "fences increase",
+          `${this.#describe(h)} got fence ${lock.fence}, but an earlier valid holder of "${lock.id}" had fence ${last}`,
+        );
+      }
+      this.#lastValidFence.set(lock.id, lock.fence);
     }
-    this.#lastValidFence.set(lock.id, lock.fence);
     this.#active.push(h);
     lock.signal.addEventListener("abort", () => this.#lost(h), { once: true });
     if (h.adoptedAt > this.#now) {
@@ -384,6 +407,44 @@ export class Checker {
         `${h.process.name} was told its lock on "${h.id}" (fence ${h.fence}) was ${reason === "taken" ? "taken over" : "released by someone else"}, but nobody else removed its owner ${h.owner}: ${(h.lock.signal.reason as Error).message}`,
       );
     }
+  }
+
+  /** A write to the resource a lock protects is about to be issued. */
+  resourceWriteIssued(tag: string, lock: Lock, seq: number, guarded: boolean): void {
+    this.#resourceWrites.set(tag, {
+      tag,
+      id: lock.id,
+      fence: lock.fence,
+      seq,
+      what: `${guarded ? "guarded" : "unguarded"} write ${tag}`,
+      guarded,
+    });
+  }
+
+  /**
+   * Guarded writes commit only while their lock is held, so they land in fence order. Unguarded ones
+   * (check `lock.held`, then write) can land after a newer holder's: counted, as the limitation a
+   * lease cannot remove (docs/safety.md).
+   */
+  #resourceWritten(id: string, tag: string | undefined): void {
+    const write = tag === undefined ? undefined : this.#resourceWrites.get(tag);
+    if (write === undefined) return;
+    // By fence only: one holder's own writes may land out of order (a transaction that timed out
+    // can still commit while the lock is held), but never after a later holder's.
+    const newest = this.#newestResource.get(id);
+    const older = newest !== undefined && write.fence < newest.fence;
+    if (write.guarded) {
+      this.stats.guardedWrites++;
+      if (older) {
+        this.fail(
+          "guarded writes move forward",
+          `${write.what} (fence ${write.fence}) landed after ${newest?.what} (fence ${newest?.fence}) on "${id}"`,
+        );
+      }
+    } else if (older) {
+      this.stats.staleUnguardedWrites++;
+    }
+    if (!older) this.#newestResource.set(id, write);
   }
 
   /** A data write is about to be issued. */
@@ -456,13 +517,28 @@ export class Checker {
       deadline: startedAt + waitMs / process.clock.rate,
     };
     this.#waiters.add(waiter);
+    let settled = false;
+    const grace = this.#o.waitGraceMs;
+    if (grace !== undefined && Number.isFinite(waitMs)) {
+      const by = startedAt + (waitMs * (1 + 2 * CLOCK_RATE_DRIFT)) / process.clock.rate + grace;
+      this.#o.scheduler.at(by, () => {
+        if (settled || !process.alive || process.incarnation !== waiter.life) return;
+        this.fail(
+          "waits are bounded",
+          `${process.name}'s acquire("${id}", { waitMs: ${waitMs.toFixed(1)} }) started at t=${startedAt.toFixed(3)} has not settled ${(by - startedAt).toFixed(1)} ms later`,
+        );
+      });
+    }
     const bounds = this.#o.liveness;
     if (bounds !== undefined) {
       if (this.#currentOwner.get(id) === undefined) this.#expectFreeTaken(id, startedAt);
       else this.#expectCrashedTaken(startedAt);
       this.#expectShortcut(waiter);
     }
-    return () => this.#waiters.delete(waiter);
+    return () => {
+      settled = true;
+      this.#waiters.delete(waiter);
+    };
   }
 
   #waiting(id: string, since: number, until: number): boolean {

@@ -139,10 +139,6 @@ export class Network {
   readonly #partitions: readonly Partition[];
   /** A line for each request's fate, when tracing. */
   trace: ((line: string) => void) | undefined;
-  /** Told of every request a process sends and every outcome it receives (for the checker). */
-  onApplied:
-    | ((process: SimProcess, operation: Operation, input: unknown, outcome: Outcome) => void)
-    | undefined;
 
   constructor(options: {
     scheduler: Scheduler;
@@ -206,7 +202,6 @@ export class Network {
           return;
         }
         const outcome = this.#serve(operation, input);
-        this.onApplied?.(process, operation, input, outcome);
         this.trace?.(`${what} at store: ${describeOutcome(outcome)}`);
         const replyAt = this.#scheduler.now + this.#delay();
         if (this.#cut(process, this.#scheduler.now) || this.#cut(process, replyAt)) {

@@ -53,7 +53,7 @@ export interface Scenario {
   readonly knobs: Knobs | undefined;
 }
 
-export const PROFILES = ["mixed", "calm", "stormy", "tight", "skewed"] as const;
+export const PROFILES = ["mixed", "calm", "stormy", "tight", "margin", "skewed"] as const;
 export type ProfileName = (typeof PROFILES)[number];
 
 const NO_STALLS: StallSettings = {
@@ -69,6 +69,9 @@ const NO_STALLS: StallSettings = {
  * - mixed: a calm run a third of the time, otherwise a random subset of fault kinds.
  * - tight: the corners of the safety margins — clock rates on the drift bound, zero or tiny network
  *   delays with rare long reply spikes, stalls of holders right after they check.
+ * - margin: the observed-lease margin alone — no network delay, clock rates on the drift bound,
+ *   waiters that look every millisecond or so, holders that stop for a lease or two right after a
+ *   heartbeat. The one place a takeover a millisecond too early shows.
  * - skewed: wall clocks beyond `maxClockSkewMs` (only meaningful with the shortcut on): not a
  *   supported configuration, used to show the shortcut's assumption matters.
  */
@@ -77,12 +80,12 @@ export function generateScenario(seed: number, profile: ProfileName, knobs?: Kno
   const kind = profile === "mixed" ? (r.chance(1 / 3) ? "calm" : "faulty") : profile;
   const leaseMs = r.pick([300, 1_000, 3_000, 10_000]);
   const heartbeatMs = Math.max(1, Math.round(leaseMs / r.pick([3, 4, 6, 10])));
-  const pollMinMs = Math.max(1, Math.round(leaseMs * r.pick([0.002, 0.01, 0.05])));
-  const pollMaxMs = Math.max(pollMinMs, Math.round(leaseMs * r.pick([0.02, 0.1, 0.5])));
-  const shortcut = profile === "skewed" || r.chance(0.5);
+  let pollMinMs = Math.max(1, Math.round(leaseMs * r.pick([0.002, 0.01, 0.05])));
+  let pollMaxMs = Math.max(pollMinMs, Math.round(leaseMs * r.pick([0.02, 0.1, 0.5])));
+  const shortcut = profile === "skewed" || (profile !== "margin" && r.chance(0.5));
   const maxClockSkewMs = shortcut ? r.pick([0, 5, Math.round(leaseMs / 10), leaseMs]) : null;
   const workers = r.int(2, 4);
-  const admin = kind !== "tight" && r.chance(0.25);
+  const admin = kind !== "tight" && kind !== "margin" && r.chance(0.25);
   const ids = r.chance(0.8) ? ["job"] : ["job", "other"];
   const sortKeyed = r.chance(0.2);
   const drift = CLOCK_RATE_DRIFT;
@@ -118,7 +121,26 @@ export function generateScenario(seed: number, profile: ProfileName, knobs?: Kno
   if (kind === "calm") {
     network = base;
     addCrashes(r.int(0, 2));
+  } else if (kind === "margin") {
+    for (const [i, c] of clocks.entries()) clocks[i] = { ...c, rate: c.rate >= 1 ? 1 + drift : 1 - drift };
+    pollMinMs = 1;
+    pollMaxMs = Math.max(1, Math.round(leaseMs / 100));
+    network = { ...base, maxDelayMs: 0 };
+    for (let i = r.int(4, 8); i > 0; i--) {
+      faults.push({
+        kind: "pause",
+        process: r.int(0, processes - 1),
+        at: r.between(0, 15 * leaseMs),
+        ms: r.between(leaseMs, 2 * leaseMs),
+      });
+    }
   } else if (kind === "tight" || kind === "skewed") {
+    if (kind === "tight") {
+      // The corners: clock rates exactly on the drift bound, waiters that look often.
+      for (const [i, c] of clocks.entries()) clocks[i] = { ...c, rate: c.rate >= 1 ? 1 + drift : 1 - drift };
+      pollMinMs = 1;
+      pollMaxMs = Math.max(1, Math.round(leaseMs / 50));
+    }
     network = {
       ...base,
       maxDelayMs: r.pick([0, 0, 0.01, 1]),

@@ -9,7 +9,7 @@ import { faultMix, type ProfileName, type Scenario } from "./scenario.js";
 import { type RunResult, runScenario } from "./simulation.js";
 
 /** The profile rotation of a plain search: a seed picks one of these. */
-const ROTATION: readonly ProfileName[] = ["mixed", "stormy", "tight", "calm", "mixed"];
+const ROTATION: readonly ProfileName[] = ["mixed", "stormy", "tight", "calm", "mixed", "margin"];
 
 export function profileFor(seed: number, profile: ProfileName | "rotate"): ProfileName {
   return profile === "rotate" ? (ROTATION[seed % ROTATION.length] as ProfileName) : profile;

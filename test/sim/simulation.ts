@@ -15,7 +15,7 @@ import { Random } from "./random.js";
 import type { Scenario } from "./scenario.js";
 import { Scheduler } from "./scheduler.js";
 import { Store } from "./store.js";
-import { admin, type WorkerContext, worker } from "./workload.js";
+import { admin, RESOURCE_PREFIX, type WorkerContext, worker } from "./workload.js";
 
 export const TABLE = "locks";
 
@@ -43,10 +43,12 @@ function describeRequest(operation: string, input: unknown): string {
     ConditionExpression?: string;
     ExpressionAttributeValues?: Record<string, AttributeValue>;
   };
+  if (operation === "TransactWriteItems") return "guarded resource write";
   if (operation !== "UpdateItem") return operation;
   const v = i.ExpressionAttributeValues ?? {};
   const s = (k: string) => v[k]?.S ?? v[k]?.N;
   const update = i.UpdateExpression ?? "";
+  if (update.startsWith("SET #writer")) return `unguarded resource write ${v[":writer"]?.M?.tag?.S}`;
   if (update.includes("ADD")) {
     return `acquire(${s(":owner")}${v[":staleOwner"] === undefined ? "" : ` over ${s(":staleOwner")}@${s(":staleVersion")}`})`;
   }
@@ -71,6 +73,27 @@ export function livenessBounds(s: Scenario): LivenessBounds | undefined {
   };
 }
 
+/**
+ * How long after its waitMs an acquire may take to settle: a poll interval and a few requests, each
+ * answered or timed out (with the SDK's retries). Undefined when a request may hang for ever (a lost
+ * message with no time-out) or a process may stall, where no bound holds.
+ */
+export function waitGraceMs(s: Scenario): number | undefined {
+  const n = s.network;
+  if (s.stalls.afterReadChance > 0 || s.stalls.timerLagChance > 0) return undefined;
+  if (s.faults.some((f) => f.kind === "pause")) return undefined;
+  const lossy = n.requestLoss > 0 || n.replyLoss > 0 || s.faults.some((f) => f.kind === "partition");
+  const oneWay = Math.max(n.maxDelayMs, n.spikeChance > 0 ? n.spikeMaxMs : 0);
+  const sdkBackoff = 20 * 2 ** n.sdkMaxAttempts;
+  let perRequest: number;
+  if (Number.isFinite(n.requestTimeoutMs))
+    perRequest = n.sdkMaxAttempts * (Math.min(n.requestTimeoutMs, 2 * oneWay) + sdkBackoff);
+  else if (lossy) return undefined;
+  else perRequest = n.sdkMaxAttempts * (2 * oneWay + sdkBackoff);
+  if (lossy) perRequest = n.sdkMaxAttempts * (n.requestTimeoutMs + sdkBackoff);
+  return s.pollMaxMs * (1 + 2 * CLOCK_RATE_DRIFT) + 6 * perRequest + 10;
+}
+
 export async function runScenario(s: Scenario, options: RunOptions = {}): Promise<RunResult> {
   const scheduler = new Scheduler();
   const trace: string[] = [];
@@ -83,8 +106,10 @@ export async function runScenario(s: Scenario, options: RunOptions = {}): Promis
     scheduler,
     table: TABLE,
     partitionKey: s.partitionKey,
+    resourcePrefix: RESOURCE_PREFIX,
     processes,
     liveness: livenessBounds(s),
+    waitGraceMs: waitGraceMs(s),
   });
   const store = new Store({
     returnsOldItemOnConditionFailure: s.returnsOldItem,
@@ -126,9 +151,10 @@ export async function runScenario(s: Scenario, options: RunOptions = {}): Promis
     const life = p.incarnation;
     p.at(scheduler.now, () => {
       const runtime = p.runtime();
+      const raw = network.client(p, describeRequest);
       const client = new LockClient({
         table: TABLE,
-        client: network.client(p, describeRequest),
+        client: raw,
         runtime,
         leaseMs: s.leaseMs,
         heartbeatMs: s.heartbeatMs,
@@ -150,6 +176,12 @@ export async function runScenario(s: Scenario, options: RunOptions = {}): Promis
         leaseMs: s.leaseMs,
         heartbeatMs: s.heartbeatMs,
         abortWaits: !s.calm,
+        table: TABLE,
+        keyOf: (id) => ({
+          [s.partitionKey]: { S: id },
+          ...(s.sortKey === undefined ? {} : { [s.sortKey.name]: { S: s.sortKey.value } }),
+        }),
+        raw,
       };
       running.add(p);
       const script = p.name === "admin" ? admin(ctx) : worker(ctx);

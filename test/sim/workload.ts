@@ -5,8 +5,10 @@
  * like a crash); an administrator force-releases and reads. Every outcome is reported to the checker,
  * and every error that the API does not document is a violation.
  */
+import { type AttributeValue, type TransactWriteItem, UpdateItemCommand } from "@aws-sdk/client-dynamodb";
+import type { DynamoDBSender } from "../../src/aws.js";
 import type { LockClient } from "../../src/client.js";
-import { LockError } from "../../src/errors.js";
+import { LockError, LockLostError } from "../../src/errors.js";
 import type { Lock } from "../../src/lock.js";
 import type { Runtime } from "../../src/runtime.js";
 import { sleep } from "../../src/runtime.js";
@@ -31,6 +33,25 @@ export interface WorkerContext {
   readonly heartbeatMs: number;
   /** Aborting acquires by signal is allowed (not in runs that check liveness bounds). */
   readonly abortWaits: boolean;
+  /** The table, and the key of an item: the resource each lock protects lives beside it. */
+  readonly table: string;
+  readonly keyOf: (id: string) => Record<string, AttributeValue>;
+  /** This process's DynamoDB client, for writes that bypass the lock. */
+  readonly raw: DynamoDBSender;
+}
+
+/** The item a lock protects: lock "job" guards item "resource/job". */
+export const RESOURCE_PREFIX = "resource/";
+
+/** A write to the protected resource, recording who wrote it. */
+function resourceWrite(ctx: WorkerContext, lock: Lock<CounterData>, tag: string) {
+  return {
+    TableName: ctx.table,
+    Key: ctx.keyOf(`${RESOURCE_PREFIX}${lock.id}`),
+    UpdateExpression: "SET #writer = :writer",
+    ExpressionAttributeNames: { "#writer": "writer" },
+    ExpressionAttributeValues: { ":writer": { M: { tag: { S: tag } } } },
+  };
 }
 
 const pause = (ctx: WorkerContext, ms: number) => sleep(ctx.runtime, ms);
@@ -140,6 +161,27 @@ async function criticalSection(
     await pause(ctx, workMs(ctx));
     // A careful caller stops when told; a careless one learns from the rejected write.
     if (careful && lock.signal.aborted) return "done";
+    const kind = r.next();
+    if (kind < 0.3) {
+      // A write to the protected resource, guarded by the lock (a transaction) or not (a check first).
+      const tag = `${name}:${lock.id}:f${lock.fence}.${++seq}`;
+      const guarded = kind < 0.2;
+      ctx.checker.resourceWriteIssued(tag, lock as unknown as Lock, seq, guarded);
+      if (guarded) {
+        try {
+          await lock.transact([{ Update: resourceWrite(ctx, lock, tag) } as TransactWriteItem]);
+        } catch (err) {
+          if (!(err instanceof LockError)) ctx.checker.unexpected(ctx.process, "transact", err);
+          if (err instanceof LockLostError) return "done";
+        }
+      } else {
+        if (!lock.held) return "done";
+        // Whatever stall comes between this check and the write, the write goes out regardless.
+        await pause(ctx, r.between(0, ctx.heartbeatMs));
+        await ctx.raw.send(new UpdateItemCommand(resourceWrite(ctx, lock, tag))).catch(() => undefined);
+      }
+      continue;
+    }
     const tag = `${name}:${lock.id}:f${lock.fence}.${++seq}`;
     ctx.checker.writeIssued(tag, lock as unknown as Lock, seq, `update ${tag}`);
     try {
