@@ -10,9 +10,10 @@ const run = (...args) => execFileSync(process.execPath, [tsc, ...args], { stdio:
 
 rmSync("dist", { recursive: true, force: true });
 run("-p", "tsconfig.build.json", "--outDir", "dist/esm");
+// The CLI is an ES module program (the package's bin); only the library needs a CommonJS build.
 run(
   "-p",
-  "tsconfig.build.json",
+  "tsconfig.build.cjs.json",
   "--outDir",
   "dist/cjs",
   "--module",

@@ -54,6 +54,14 @@ export function isRetryable(err: unknown): boolean {
   return status >= 500 || status === 429;
 }
 
+/**
+ * How servers word a request whose key does not fit the table: dynalite and DynamoDB name the
+ * mismatched element; DynamoDB Local says a required key was not given, or (for a sort key it did not
+ * get) that the number of conditions on the keys is invalid.
+ */
+const KEY_SCHEMA_MISMATCH =
+  /key element does not match the schema|missing the key|key schema|required keys was not given a value|number of conditions on the keys is invalid/i;
+
 /** Turns a missing table or a key-schema mismatch into a LockError that says what to do. */
 export function tableError(err: unknown, schema: KeySchema): LockError | undefined {
   const e = asSdkError(err);
@@ -67,9 +75,7 @@ export function tableError(err: unknown, schema: KeySchema): LockError | undefin
   if (
     e.name === "ValidationException" &&
     // dynalite and AWS name a mismatched key; AWS and DynamoDB Local say a key attribute is missing.
-    /key element does not match the schema|missing the key|key schema|required keys was not given a value/i.test(
-      e.message ?? "",
-    )
+    KEY_SCHEMA_MISMATCH.test(e.message ?? "")
   ) {
     return new LockError(
       `Table "${schema.table}" does not have the key schema this LockClient expects (${expected}). Pass the table's key names as \`partitionKey\` / \`sortKey\`, or use a table created by \`createTable()\``,

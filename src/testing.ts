@@ -26,6 +26,9 @@ export interface LocalDynamoDB {
   close(): Promise<void>;
 }
 
+/** How long close() waits for requests in flight before cutting connections. */
+const CLOSE_GRACE_MS = 2_000;
+
 type DynaliteFactory = (options: Record<string, unknown>) => Server;
 
 /** Credentials a local server accepts: any letters and digits (DynamoDB Local requires that form). */
@@ -72,10 +75,18 @@ export async function startLocalDynamoDB(options: LocalDynamoDBOptions = {}): Pr
     port,
     client,
     close() {
+      // Let requests in flight finish before the store closes under them (dynalite would throw
+      // "Database is closed" from a request still running); force-close only what is left after a
+      // grace period, such as a keep-alive connection some other client holds open.
       closing ??= new Promise<void>((resolve) => {
         client.destroy();
-        server.closeAllConnections?.();
-        server.close(() => resolve());
+        const force = setTimeout(() => server.closeAllConnections(), CLOSE_GRACE_MS);
+        force.unref();
+        server.close(() => {
+          clearTimeout(force);
+          resolve();
+        });
+        server.closeIdleConnections();
       });
       return closing;
     },
