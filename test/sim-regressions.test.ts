@@ -200,6 +200,35 @@ describe("found by the simulation", () => {
     await held.release();
     assert.equal((await admin.read(id))?.held, false, "released with the token the first write installed");
   });
+
+  it("an update the SDK retried across a forceRelease does not claim it was not written", async () => {
+    // sim: stormy seed 1872. The SDK's first try was applied and its reply lost; an administrator
+    // force-released the lock; the SDK's own retry failed its condition. The lock saw only that
+    // failure and rejected the update as unwritten, though its data was in the item.
+    const retryingSdk = {
+      async send(
+        command: { constructor: { name: string }; input: UpdateItemCommandInput },
+        options?: unknown,
+      ) {
+        const send = backend.client.send.bind(backend.client) as (
+          c: unknown,
+          o?: unknown,
+        ) => Promise<unknown>;
+        if (kindOf(command as unknown as Parameters<typeof kindOf>[0]) !== "renew")
+          return send(command, options);
+        await send(command, options); // applied; the reply is lost inside the SDK
+        await admin.forceRelease(id);
+        return send(command, options); // the SDK's retry
+      },
+    } as unknown as DynamoDBSender;
+    const locks = new LockClient({ table, client: retryingSdk, leaseMs: LEASE, heartbeatMs: HEARTBEAT });
+    const held = await locks.acquire<{ n: number }>(id);
+    const err = await held.update({ n: 5 }).catch((e: unknown) => e);
+    assert.ok(err instanceof LockLostError);
+    assert.match(err.message, /may or may not have been written/);
+    assert.deepEqual((await admin.read(id))?.data, { n: 5 });
+    await locks.close();
+  });
 });
 
 /** A client that remembers every UpdateItem it sent, so a test can deliver a late duplicate of one. */
