@@ -59,7 +59,7 @@ describe("processes contending for one lock", () => {
         WORKER: `w${i}`,
       }),
     );
-    const codes = await Promise.all(started.map(async ({ child }) => (await once(child, "exit"))[0]));
+    const codes = await Promise.all(started.map(async ({ child }) => (await once(child, "close"))[0]));
     assert.deepEqual(codes, Array(workers).fill(0));
     const sections = started
       .flatMap(({ lines }) =>
@@ -80,6 +80,19 @@ describe("processes contending for one lock", () => {
     assert.ok(new Set(sections.map((s) => s.worker)).size > 1, "more than one worker got the lock");
   });
 
+  it("a process that ends while holding a lock exits (timers are unref'd) and leaves it to expire", {
+    timeout: 60_000,
+  }, async () => {
+    const { child, lines } = startWorker("exit-holding.ts", { LOCK_ID: "left" });
+    const [code] = await once(child, "close");
+    assert.equal(code, 0);
+    const { fence } = JSON.parse(lines[0] ?? "null") as { fence: number };
+    const info = await admin.read("left");
+    assert.equal(info?.held, true, "like a crash: the lease runs out for waiters");
+    assert.equal(info?.holder, "leaver");
+    assert.equal(info?.fence, fence);
+  });
+
   it("a holder killed with SIGKILL is taken over after its lease, not before", async () => {
     const leaseMs = 3_000;
     const { child, lines } = startWorker("hold-worker.ts", { LOCK_ID: "killed", LEASE_MS: String(leaseMs) });
@@ -88,7 +101,7 @@ describe("processes contending for one lock", () => {
     }
     const { fence } = JSON.parse(lines[0] ?? "null") as { fence: number };
     child.kill("SIGKILL");
-    await once(child, "exit");
+    await once(child, "close");
 
     // The waiter's clock is injected: only the observed-lease rule can free the lock (no shortcut),
     // and the dead holder can no longer write, so the boundary is exact whatever the machine's speed.
