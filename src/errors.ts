@@ -72,11 +72,24 @@ export class LockLostError extends LockError {
   readonly reason: LockLostReason;
   /** Fence of the acquisition that was lost. */
   readonly fence: number;
+  /**
+   * True when the `update()` / `release()` that rejected with this error may have been written all
+   * the same: an attempt of it went unanswered (a time-out, a reset) before the loss was known.
+   * False means nothing was written.
+   */
+  readonly writeUncertain: boolean;
 
-  constructor(lockId: string, reason: LockLostReason, fence: number, detail: string, options?: ErrorOptions) {
+  constructor(
+    lockId: string,
+    reason: LockLostReason,
+    fence: number,
+    detail: string,
+    options?: ErrorOptions & { readonly writeUncertain?: boolean },
+  ) {
     super(`Lock "${lockId}" (fence ${fence}) was lost: ${detail}`, { ...options, lockId });
     this.reason = reason;
     this.fence = fence;
+    this.writeUncertain = options?.writeUncertain ?? false;
   }
 }
 

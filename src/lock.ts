@@ -268,11 +268,13 @@ export class Lock<Data extends LockData = LockData> implements AsyncDisposable {
       if (retrying === undefined)
         this.#lose("expired", "the lease ran out before this operation could be sent");
       else {
-        const maybe = retrying.what === "heartbeat" ? "" : ` (its data may or may not have been written)`;
+        const uncertain = retrying.what !== "heartbeat";
+        const maybe = uncertain ? " (its data may or may not have been written)" : "";
         this.#lose(
           "expired",
           `the lease ran out while retrying a failed ${retrying.what}${maybe}`,
           retrying.cause,
+          uncertain,
         );
       }
       throw this.#lost.signal.reason;
@@ -383,15 +385,13 @@ export class Lock<Data extends LockData = LockData> implements AsyncDisposable {
    * nothing was written.
    */
   #mayHaveBeenWritten(err: unknown, what: string, unanswered: unknown): unknown {
-    if (unanswered === undefined || !(err instanceof LockLostError) || /may or may not/.test(err.message)) {
-      return err;
-    }
+    if (unanswered === undefined || !(err instanceof LockLostError) || err.writeUncertain) return err;
     return new LockLostError(
       this.id,
       err.reason,
       this.fence,
       `an attempt of the ${what} went unanswered, so its data may or may not have been written (the loss itself is the cause)`,
-      { cause: err },
+      { cause: err, writeUncertain: true },
     );
   }
 
@@ -451,20 +451,25 @@ export class Lock<Data extends LockData = LockData> implements AsyncDisposable {
     this.#reportLoss(err, await this.#currentRecord(old), "");
   }
 
-  /** Declares the lock lost to whoever `record` (the item after our failed write) shows. */
+  /**
+   * Declares the lock lost to whoever `record` (the item after our failed write) shows. A `note`
+   * says the write in hand may have been applied before the loss.
+   */
   #reportLoss(err: unknown, record: LockRecord | undefined, note: string): void {
+    const uncertain = note !== "";
     if (record === undefined) {
       this.#lose(
         "taken",
         `another writer changed the lock, which could not be read back to say who${note}`,
         err,
+        uncertain,
       );
     } else if (record.owner === undefined) {
       const by = record?.releasedBy === FORCED_RELEASE ? " by forceRelease" : "";
-      this.#lose("released", `the lock was released${by} by someone else${note}`, err);
+      this.#lose("released", `the lock was released${by} by someone else${note}`, err, uncertain);
     } else {
       const who = record.holder === undefined ? "another holder" : `"${record.holder}"`;
-      this.#lose("taken", `the lock was taken over by ${who} (fence ${record.fence})${note}`, err);
+      this.#lose("taken", `the lock was taken over by ${who} (fence ${record.fence})${note}`, err, uncertain);
     }
   }
 
@@ -519,13 +524,16 @@ export class Lock<Data extends LockData = LockData> implements AsyncDisposable {
 
   // ---- loss ----
 
-  #lose(reason: LockLostReason, detail: string, cause?: unknown): void {
+  #lose(reason: LockLostReason, detail: string, cause?: unknown, writeUncertain = false): void {
     if (this.#state !== "held") return;
     this.#state = "lost";
     this.#cancelHeartbeat();
     this.#expiryTimer?.cancel();
     this.#lost.abort(
-      new LockLostError(this.id, reason, this.fence, detail, cause === undefined ? undefined : { cause }),
+      new LockLostError(this.id, reason, this.fence, detail, {
+        ...(cause === undefined ? {} : { cause }),
+        writeUncertain,
+      }),
     );
     this.#settle();
     if (reason === "expired") {

@@ -79,9 +79,24 @@ describe("holder", () => {
     assert.equal(reason.fence, held.fence);
     // A late write of a lost lock rejects and sends nothing.
     const sentBefore = p.link.sent.length;
-    await assert.rejects(held.update({ late: true }), LockLostError);
-    await assert.rejects(held.release({ late: true }), LockLostError);
+    const writtenNothing = (e: unknown) => e instanceof LockLostError && !e.writeUncertain;
+    await assert.rejects(held.update({ late: true }), writtenNothing);
+    await assert.rejects(held.release({ late: true }), writtenNothing);
     assert.equal(p.link.sent.length, sentBefore);
+  });
+
+  it("an update still unanswered when the lease runs out is reported as maybe written", async () => {
+    const p = process_("p");
+    const held = await p.locks.acquire(id);
+    p.link.partitioned = true; // no answers: every attempt may or may not have been applied
+    const updating = held.update({ maybe: true });
+    const outcome = updating.catch((e: unknown) => e);
+    await p.advance(LEASE);
+    const err = await outcome;
+    assert.ok(err instanceof LockLostError);
+    assert.equal(err.reason, "expired");
+    assert.equal(err.writeUncertain, true);
+    assert.match(err.message, /may or may not have been written/);
   });
 
   it("after losing by expiry, frees its own record as soon as it can reach the server", async () => {
