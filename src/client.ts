@@ -10,7 +10,7 @@ import {
 import { type DynamoDBSender, isConditionFailed, isRetryable, oldItemOf, tableError } from "./aws.js";
 import { backoffDelay, waitBeforeNextPoll } from "./backoff.js";
 import { decodeData, type LockData } from "./data.js";
-import { LockError, LockHeldError } from "./errors.js";
+import { type HolderInfo, LockError, LockHeldError } from "./errors.js";
 import { type LockRecord, parseRecord } from "./item.js";
 import { holderValidUntil, judge, type Observation, observe } from "./lease.js";
 import { Lock, type LockContext } from "./lock.js";
@@ -25,7 +25,7 @@ import {
 } from "./requests.js";
 import { sleep } from "./runtime.js";
 import { type CreateTableOptions, createLockTable } from "./table.js";
-import { keyString, nonNegativeDuration, optionalSignal, optionsObject } from "./validate.js";
+import { fail, keyString, nonNegativeDuration, optionalSignal, optionsObject } from "./validate.js";
 
 export interface AcquireOptions {
   /**
@@ -36,6 +36,21 @@ export interface AcquireOptions {
   readonly waitMs?: number;
   /** Aborting it stops the wait; the call rejects with `signal.reason`. */
   readonly signal?: AbortSignal;
+  /**
+   * Called each time the wait finds the lock held, before sleeping until the next look: who holds
+   * it and how long we have waited (for a status line or a log). Costs no extra requests. An
+   * exception thrown here ends the wait, and the acquire rejects with it.
+   */
+  readonly onWait?: (progress: WaitProgress) => void;
+}
+
+/** What a waiting acquire knows: the holder as last read, and the wait so far. */
+export interface WaitProgress extends HolderInfo {
+  readonly id: string;
+  /** How long this acquire has waited, in ms. */
+  readonly waitedMs: number;
+  /** How long until the next look, in ms. */
+  readonly nextLookInMs: number;
 }
 
 /** A lock as read, without taking it. */
@@ -98,10 +113,10 @@ export class LockClient {
     const o = optionsObject<AcquireOptions>("options", options);
     const waitMs = o.waitMs === undefined ? 0 : nonNegativeDuration("waitMs", o.waitMs);
     const signal = optionalSignal("signal", o.signal);
+    if (o.onWait !== undefined && typeof o.onWait !== "function") fail("onWait", "a function", o.onWait);
     this.#throwIfClosed();
     signal?.throwIfAborted();
-    const lock = await this.#acquire<Data>(id, waitMs, signal);
-    return lock;
+    return this.#acquire<Data>(id, waitMs, signal, o.onWait);
   }
 
   /** Takes the lock if it is free (or its holder presumed dead); never waits. */
@@ -291,6 +306,7 @@ export class LockClient {
     id: string,
     waitMs: number,
     signal: AbortSignal | undefined,
+    onWait: AcquireOptions["onWait"],
   ): Promise<Lock<Data>> {
     const { runtime, schema, holder, leaseMs, maxClockSkewMs, poll, clockDrift } = this.#options;
     const started = runtime.monotonicNow();
@@ -409,6 +425,15 @@ export class LockClient {
           verdict.staleInMs,
           remaining,
         );
+        if (onWait !== undefined) {
+          const { holder, fence, heartbeatAt } = record;
+          const progress = { id, holder, fence, heartbeatAt, leaseMs: record.leaseMs };
+          try {
+            onWait({ ...progress, waitedMs: arrivedAt - started, nextLookInMs: delay });
+          } catch (err) {
+            giveUp(err);
+          }
+        }
         await sleep(runtime, delay, signal).catch(giveUp);
         record = await this.#get(pollRequest(schema, id), signal).catch(giveUp);
       }

@@ -1,5 +1,5 @@
 export type { DynamoDBSender } from "./aws.js";
-export type { AcquireOptions, LockInfo } from "./client.js";
+export type { AcquireOptions, LockInfo, WaitProgress } from "./client.js";
 export { LockClient } from "./client.js";
 export type { LockData } from "./data.js";
 export type { HolderInfo, LockLostReason } from "./errors.js";

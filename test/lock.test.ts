@@ -88,6 +88,47 @@ describe("LockClient", () => {
     await next.release();
   });
 
+  it("onWait reports the holder at every look while waiting, without extra requests", async () => {
+    const other = new LockClient({ table, client: backend.client, holder: "slow-worker" });
+    const held = await other.acquire("on-wait");
+    const client = backend.newClient();
+    const counter = countRequests(client);
+    const own = new LockClient({ table, client });
+    const seen: { holder: string | undefined; fence: number; waitedMs: number }[] = [];
+    const waiting = own.acquire("on-wait", {
+      waitMs: 30_000,
+      onWait: ({ holder, fence, waitedMs }) => {
+        seen.push({ holder, fence, waitedMs });
+        if (seen.length === 3) void held.release();
+      },
+    });
+    const next = await waiting;
+    assert.ok(seen.length >= 3);
+    assert.ok(seen.every((s) => s.holder === "slow-worker" && s.fence === held.fence));
+    assert.ok(seen.every((s, i) => i === 0 || s.waitedMs >= (seen[i - 1]?.waitedMs ?? 0)));
+    const reads = counter.byOperation().GetItem ?? 0;
+    assert.ok(reads >= seen.length - 1, "one look per report, no more");
+    await next.release();
+    await own.close();
+    await other.close();
+    client.destroy();
+  });
+
+  it("an exception thrown by onWait ends the wait with that exception", async () => {
+    const held = await locks.acquire("on-wait-throws");
+    const boom = new Error("stop");
+    await assert.rejects(
+      locks.acquire("on-wait-throws", {
+        waitMs: 30_000,
+        onWait: () => {
+          throw boom;
+        },
+      }),
+      (e) => e === boom,
+    );
+    await held.release();
+  });
+
   it("a wait stops when its signal aborts, with the signal's reason", async () => {
     const held = await locks.acquire("abort-wait");
     const controller = new AbortController();

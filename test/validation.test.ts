@@ -101,6 +101,7 @@ describe("acquire arguments", () => {
     ["NaN waitMs", "a", { waitMs: Number.NaN }, RangeError, "waitMs"],
     ["string waitMs", "a", { waitMs: "10" }, TypeError, "waitMs"],
     ["signal that is not an AbortSignal", "a", { signal: {} }, TypeError, "signal"],
+    ["onWait that is not a function", "a", { onWait: "log" }, TypeError, "onWait"],
     ["options that are not an object", "a", 5, TypeError, "options"],
   ];
   for (const [name, id, options, type, argument] of cases) {

@@ -115,9 +115,13 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
   let dataDir: string | undefined;
   try {
     // With no wait there is nothing to show: the answer (taken, or exit 75) comes at once.
-    const watcher = waitMs > 0 ? watchWaiting(target.connection.client, id, process.stderr) : undefined;
+    const watcher = waitMs > 0 ? watchWaiting(id, process.stderr) : undefined;
     try {
-      lock = await locks.acquire(id, { waitMs, signal: waiting.signal });
+      lock = await locks.acquire(id, {
+        waitMs,
+        signal: waiting.signal,
+        ...(watcher === undefined ? {} : { onWait: watcher.onWait }),
+      });
     } catch (err) {
       if (err instanceof Interrupted) {
         log(`interrupted by ${err.signal} while waiting for lock "${id}"`);
