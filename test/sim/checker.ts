@@ -136,7 +136,7 @@ const num = (v: AttributeValue | undefined): number | undefined =>
 /** Whether a rejection admits that the write may have happened. */
 export function admitsUncertainty(err: unknown): boolean {
   if (!(err instanceof LockLostError)) return true;
-  return /may or may not have been/.test(err.message);
+  return err.writeUncertain;
 }
 
 export class Checker {
@@ -401,7 +401,8 @@ export class Checker {
     const reason = (h.lock.signal.reason as LockLostError | undefined)?.reason;
     if (reason !== "taken" && reason !== "released") return;
     const removed = this.#removals(h).some((r) => r.by !== "self");
-    if (!removed && !/may or may not/.test((h.lock.signal.reason as Error).message)) {
+    // A report may leave open that our own unanswered release removed the owner, if it says so.
+    if (!removed && !(h.lock.signal.reason as LockLostError).writeUncertain) {
       this.fail(
         "truthful loss report",
         `${h.process.name} was told its lock on "${h.id}" (fence ${h.fence}) was ${reason === "taken" ? "taken over" : "released by someone else"}, but nobody else removed its owner ${h.owner}: ${(h.lock.signal.reason as Error).message}`,
