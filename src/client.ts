@@ -23,7 +23,7 @@ import {
   readRequest,
   releaseRequest,
 } from "./requests.js";
-import { sleep } from "./runtime.js";
+import { deadlineSignal, sleep } from "./runtime.js";
 import { type CreateTableOptions, createLockTable } from "./table.js";
 import { fail, keyString, nonNegativeDuration, optionalSignal, optionsObject } from "./validate.js";
 
@@ -308,7 +308,7 @@ export class LockClient {
     signal: AbortSignal | undefined,
     onWait: AcquireOptions["onWait"],
   ): Promise<Lock<Data>> {
-    const { runtime, schema, holder, leaseMs, maxClockSkewMs, poll, clockDrift } = this.#options;
+    const { runtime, schema, holder, leaseMs, heartbeatMs, maxClockSkewMs, poll, clockDrift } = this.#options;
     const started = runtime.monotonicNow();
     const deadline = started + waitMs;
     let observation: Observation | undefined;
@@ -333,6 +333,44 @@ export class LockClient {
       throw err;
     };
 
+    /**
+     * Sends one request of this acquire, cut off once the wait is over and one heartbeat interval
+     * more has passed: the SDK has no time-out by default, and a connection that never answers must
+     * not hold the caller past `waitMs`. A cut-off request counts as unanswered.
+     */
+    const bounded = async <T>(send: (abortSignal: AbortSignal) => Promise<T>): Promise<T> => {
+      const limit = Math.max(0, deadline - runtime.monotonicNow()) + heartbeatMs;
+      const cutOff = deadlineSignal(runtime, limit, signal, () => new Error(`no answer within ${limit} ms`));
+      try {
+        return await send(cutOff.signal);
+      } finally {
+        cutOff.dispose();
+      }
+    };
+
+    /** A read while waiting: a failure that may pass (throttling, no answer) is retried while the wait lasts. */
+    const look = async (input: GetItemCommandInput): Promise<LockRecord | undefined> => {
+      for (;;) {
+        try {
+          const out = await bounded((abortSignal) =>
+            this.#client.send(new GetItemCommand(input), { abortSignal }),
+          );
+          return parseRecord(out.Item);
+        } catch (err) {
+          if (signal?.aborted) giveUp(signal.reason);
+          if (!isRetryable(err) || runtime.monotonicNow() >= deadline) {
+            giveUp(this.#translate(err, `Reading lock "${id}" while waiting for it failed`, id));
+          }
+          const backoff = backoffDelay(polls++, poll, runtime.random());
+          await sleep(
+            runtime,
+            waitBeforeNextPoll(backoff, Infinity, deadline - runtime.monotonicNow()),
+            signal,
+          ).catch(giveUp);
+        }
+      }
+    };
+
     for (;;) {
       // ---- write: take the lock ----
       const sentAt = runtime.monotonicNow();
@@ -349,9 +387,8 @@ export class LockClient {
           stale,
           knobs: this.#options.knobs,
         });
-        const out = await this.#client.send(
-          new UpdateItemCommand(input),
-          signal === undefined ? {} : { abortSignal: signal },
+        const out = await bounded((abortSignal) =>
+          this.#client.send(new UpdateItemCommand(input), { abortSignal }),
         );
         const acquired = parseRecord(out.Attributes);
         if (acquired === undefined)
@@ -380,7 +417,7 @@ export class LockClient {
           continue;
         }
         record = parseRecord(oldItemOf(err));
-        if (record === undefined) record = await this.#get(pollRequest(schema, id), signal).catch(giveUp);
+        if (record === undefined) record = await look(pollRequest(schema, id));
       }
 
       // ---- wait: until the lock looks free or stale, or the wait runs out ----
@@ -393,10 +430,7 @@ export class LockClient {
         if (ours !== undefined && arrivedAt < holderValidUntil(ours, leaseMs, clockDrift)) {
           // A write of ours went through after all. Its lease counts from when it was sent; the
           // lock's data comes from a whole read if this one was a poll.
-          const whole =
-            record.data !== undefined
-              ? record
-              : await this.#get(readRequest(schema, id), signal).catch(giveUp);
+          const whole = record.data !== undefined ? record : await look(readRequest(schema, id));
           if (whole?.owner === record.owner) return this.#adopt<Data>(id, record.owner, whole, ours);
           record = whole;
           continue;
@@ -435,7 +469,7 @@ export class LockClient {
           }
         }
         await sleep(runtime, delay, signal).catch(giveUp);
-        record = await this.#get(pollRequest(schema, id), signal).catch(giveUp);
+        record = await look(pollRequest(schema, id));
       }
     }
   }

@@ -206,6 +206,43 @@ describe("holder", () => {
 });
 
 describe("waiter", () => {
+  it("a server that never answers cannot hold an acquire past its wait (plus one heartbeat interval)", async () => {
+    const p = process_("p");
+    p.link.blackholed = true;
+    let settled = false;
+    const acquiring = p.locks.acquire(id, { waitMs: 2_000 }).finally(() => {
+      settled = true;
+    });
+    const outcome = acquiring.catch((e: unknown) => e);
+    await p.advance(2_000 + HEARTBEAT - 1);
+    assert.equal(settled, false);
+    await p.advance(1);
+    const err = await outcome;
+    assert.ok(err instanceof LockError, String(err));
+    assert.match(err.message, /Acquiring lock/);
+  });
+
+  it("a transient failure of a poll does not end the wait", async () => {
+    const runtime = new FakeRuntime();
+    const holder = process_("holder", runtime);
+    const waiter = process_("waiter", runtime);
+    const held = await holder.locks.acquire(id);
+    const acquiring = waiter.locks.acquire(id, { waitMs: 5_000 });
+    const settleBoth = async () => {
+      await holder.link.settle();
+      await waiter.link.settle();
+    };
+    await runtime.advance(100, settleBoth);
+    waiter.link.partitioned = true; // its polls fail for a while
+    await runtime.advance(1_000, settleBoth);
+    waiter.link.partitioned = false;
+    await held.release();
+    await runtime.advance(2_000, settleBoth);
+    const lock = await acquiring;
+    assert.equal(lock.fence, held.fence + 1);
+    await lock.release();
+  });
+
   it("takes over a dead holder by the observed lease: not a millisecond before it", async () => {
     const runtime = new FakeRuntime();
     const dead = process_("dead", runtime);

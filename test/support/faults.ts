@@ -46,6 +46,8 @@ function abortable(promise: Promise<void>, signal: AbortSignal | undefined): Pro
 export class FaultyClient {
   /** While true, every request fails before reaching the server. */
   partitioned = false;
+  /** While true, requests are swallowed: no answer ever comes, unless the caller aborts. */
+  blackholed = false;
   /** Every request that reached the server, by kind, in order. */
   readonly sent: RequestKind[] = [];
   readonly #inner: DynamoDBClient;
@@ -92,6 +94,8 @@ export class FaultyClient {
   }
 
   async send(command: AnyCommand, options?: { abortSignal?: AbortSignal }): Promise<unknown> {
+    // A swallowed request is not in flight for settle(): nothing will ever come back.
+    if (this.blackholed) return abortable(new Promise<void>(() => undefined), options?.abortSignal);
     this.#inFlight++;
     try {
       return await this.#send(command, options);
