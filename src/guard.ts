@@ -10,6 +10,7 @@ import type {
   TransactWriteItem,
   TransactWriteItemsCommandInput,
 } from "@aws-sdk/client-dynamodb";
+import { isRetryable } from "./aws.js";
 import { LockError, TransactionCanceledError } from "./errors.js";
 import { itemKey, type KeySchema } from "./item.js";
 import { describe, fail } from "./validate.js";
@@ -108,9 +109,11 @@ export function guardedWriteFailure(err: unknown, guardIndex: number, lockId: st
       ),
     };
   }
+  // Without an answer (a time-out, a reset, a 5xx) the transaction may have committed all the same.
+  const maybe = isRetryable(err) ? " (no answer: it may or may not have committed)" : "";
   return {
     lockLost: false,
-    error: new LockError(`Guarded write with lock "${lockId}" failed: ${e.message ?? String(err)}`, {
+    error: new LockError(`Guarded write with lock "${lockId}" failed${maybe}: ${e.message ?? String(err)}`, {
       cause: err,
       lockId,
     }),

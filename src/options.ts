@@ -55,7 +55,8 @@ export interface LockClientOptions {
    */
   readonly holder?: string;
   /**
-   * The most that any two participants' wall clocks may disagree. A waiter treats a holder as dead
+   * Bound on wall-clock error: every participant's wall clock must stay within ±`maxClockSkewMs`/2
+   * of true time (so any two differ by at most `maxClockSkewMs`). A waiter treats a holder as dead
    * once its own wall clock is more than `leaseMs + maxClockSkewMs` past the holder's last recorded
    * heartbeat, without first watching a whole lease go by. `Infinity` turns this shortcut off and
    * relies on the skew-immune observed-lease rule alone.
