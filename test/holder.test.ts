@@ -8,7 +8,7 @@ import { LockClient, LockError, LockLostError } from "../src/index.js";
 import { driftMarginMs } from "../src/lease.js";
 import { type Backend, startBackend, uniqueName } from "./support/backend.js";
 import { FakeRuntime } from "./support/fake-runtime.js";
-import { FaultyClient } from "./support/faults.js";
+import { testProcess } from "./support/process.js";
 
 const LEASE = 10_000;
 const HEARTBEAT = 1_000;
@@ -30,19 +30,14 @@ after(async () => {
 
 /** A process: its own clocks and a fault-injecting link to the real server. */
 function process_(name: string, runtime = new FakeRuntime(), options: { maxClockSkewMs?: number } = {}) {
-  const link = new FaultyClient(backend.client);
-  const locks = new LockClient({
+  return testProcess(backend.client, {
     table,
-    client: link.asSender,
     runtime,
     leaseMs: LEASE,
     heartbeatMs: HEARTBEAT,
     holder: name,
     ...options,
   });
-  /** Moves this process's clocks, letting every request it starts complete at the instant it starts. */
-  const advance = (ms: number) => runtime.advance(ms, () => link.settle());
-  return { link, locks, runtime, advance };
 }
 
 let id: string;

@@ -13,7 +13,8 @@ import type { DynamoDBSender } from "../src/aws.js";
 import { LockClient, LockLostError } from "../src/index.js";
 import { type Backend, startBackend, uniqueName } from "./support/backend.js";
 import { FakeRuntime } from "./support/fake-runtime.js";
-import { FaultyClient, kindOf, type RequestKind } from "./support/faults.js";
+import { kindOf, type RequestKind } from "./support/faults.js";
+import { testProcess } from "./support/process.js";
 
 const LEASE = 10_000;
 const HEARTBEAT = 1_000;
@@ -56,18 +57,14 @@ class StallAfterWallRead extends FakeRuntime {
 
 function process_(name: string, options: { maxClockSkewMs?: number } = {}) {
   const runtime = new StallAfterWallRead();
-  const link = new FaultyClient(backend.client);
-  const locks = new LockClient({
+  return testProcess(backend.client, {
     table,
-    client: link.asSender,
     runtime,
     leaseMs: LEASE,
     heartbeatMs: HEARTBEAT,
     holder: name,
     ...options,
   });
-  const advance = (ms: number) => runtime.advance(ms, () => link.settle());
-  return { link, locks, advance, runtime };
 }
 
 let id: string;
