@@ -308,7 +308,7 @@ export class LockClient {
     signal: AbortSignal | undefined,
     onWait: AcquireOptions["onWait"],
   ): Promise<Lock<Data>> {
-    const { runtime, schema, holder, leaseMs, heartbeatMs, maxClockSkewMs, poll, clockDrift } = this.#options;
+    const { runtime, schema, holder, leaseMs, maxClockSkewMs, poll, clockDrift } = this.#options;
     const started = runtime.monotonicNow();
     const deadline = started + waitMs;
     let observation: Observation | undefined;
@@ -334,12 +334,14 @@ export class LockClient {
     };
 
     /**
-     * Sends one request of this acquire, cut off once the wait is over and one heartbeat interval
-     * more has passed: the SDK has no time-out by default, and a connection that never answers must
-     * not hold the caller past `waitMs`. A cut-off request counts as unanswered.
+     * Sends one request of this acquire, cut off once the wait is over and one lease more has
+     * passed: the SDK has no time-out by default, and a connection that never answers must not hold
+     * the caller for ever. (A lease, not less: a slow but healthy answer must never be cut off, and
+     * an answer slower than a lease is no use to a lock anyway.) A cut-off request counts as
+     * unanswered.
      */
     const bounded = async <T>(send: (abortSignal: AbortSignal) => Promise<T>): Promise<T> => {
-      const limit = Math.max(0, deadline - runtime.monotonicNow()) + heartbeatMs;
+      const limit = Math.max(0, deadline - runtime.monotonicNow()) + leaseMs;
       const cutOff = deadlineSignal(runtime, limit, signal, () => new Error(`no answer within ${limit} ms`));
       try {
         return await send(cutOff.signal);

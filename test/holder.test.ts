@@ -201,7 +201,7 @@ describe("holder", () => {
 });
 
 describe("waiter", () => {
-  it("a server that never answers cannot hold an acquire past its wait (plus one heartbeat interval)", async () => {
+  it("a server that never answers cannot hold an acquire past its wait (plus one lease)", async () => {
     const p = process_("p");
     p.link.blackholed = true;
     let settled = false;
@@ -209,7 +209,7 @@ describe("waiter", () => {
       settled = true;
     });
     const outcome = acquiring.catch((e: unknown) => e);
-    await p.advance(2_000 + HEARTBEAT - 1);
+    await p.advance(2_000 + LEASE - 1);
     assert.equal(settled, false);
     await p.advance(1);
     const err = await outcome;
