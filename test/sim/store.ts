@@ -152,6 +152,29 @@ export class Store {
     return err;
   }
 
+  /**
+   * Binds a single-item write's expressions (refusing unused names and values, as DynamoDB does) and
+   * throws ConditionalCheckFailed, with the old item where asked, if its condition fails on `old`.
+   */
+  #checkWrite(
+    input: {
+      readonly ConditionExpression?: string | undefined;
+      readonly ExpressionAttributeNames?: Record<string, string> | undefined;
+      readonly ExpressionAttributeValues?: Record<string, AttributeValue> | undefined;
+      readonly ReturnValuesOnConditionCheckFailure?: string | undefined;
+    },
+    old: Item | undefined,
+    update?: Parsed<unknown>,
+  ): Bindings {
+    const condition = this.#condition(input.ConditionExpression);
+    const b = new Bindings(input.ExpressionAttributeNames, input.ExpressionAttributeValues);
+    b.checkAllUsed([update, condition].filter((p) => p !== undefined) as Parsed<unknown>[]);
+    if (condition !== undefined && !evaluate(old, condition.tree, b)) {
+      throw this.#conditionFailed(old, input.ReturnValuesOnConditionCheckFailure);
+    }
+    return b;
+  }
+
   /** Runs `fn`, turning expression mistakes into ValidationExceptions. */
   #validated<T>(fn: () => T): T {
     try {
@@ -189,13 +212,8 @@ export class Store {
       if (input.UpdateExpression === undefined)
         throw validationError("UpdateExpression is required by this model");
       const update = parseUpdate(input.UpdateExpression);
-      const condition = this.#condition(input.ConditionExpression);
-      const b = new Bindings(input.ExpressionAttributeNames, input.ExpressionAttributeValues);
-      b.checkAllUsed(condition === undefined ? [update] : [update, condition]);
       const old = t.items.get(k);
-      if (condition !== undefined && !evaluate(old, condition.tree, b)) {
-        throw this.#conditionFailed(old, input.ReturnValuesOnConditionCheckFailure);
-      }
+      const b = this.#checkWrite(input, old, update);
       const { item, touched } = applyUpdate(old, input.Key as Item, update.tree, b);
       return { k, old, next: item, touched };
     });
@@ -251,13 +269,8 @@ export class Store {
       if (input.Item === undefined) throw validationError("Item is required");
       for (const v of Object.values(input.Item)) typeOf(v);
       const k = this.#keyString(t, this.#keyOf(t, input.Item));
-      const condition = this.#condition(input.ConditionExpression);
-      const b = new Bindings(input.ExpressionAttributeNames, input.ExpressionAttributeValues);
-      b.checkAllUsed(condition === undefined ? [] : [condition]);
       const old = t.items.get(k);
-      if (condition !== undefined && !evaluate(old, condition.tree, b)) {
-        throw this.#conditionFailed(old, input.ReturnValuesOnConditionCheckFailure);
-      }
+      this.#checkWrite(input, old);
       return { k, old };
     });
     const next = clone(input.Item as Item);
@@ -278,13 +291,8 @@ export class Store {
     const t = this.#table(input.TableName);
     const { k, old } = this.#validated(() => {
       const k = this.#keyString(t, input.Key);
-      const condition = this.#condition(input.ConditionExpression);
-      const b = new Bindings(input.ExpressionAttributeNames, input.ExpressionAttributeValues);
-      b.checkAllUsed(condition === undefined ? [] : [condition]);
       const old = t.items.get(k);
-      if (condition !== undefined && !evaluate(old, condition.tree, b)) {
-        throw this.#conditionFailed(old, input.ReturnValuesOnConditionCheckFailure);
-      }
+      this.#checkWrite(input, old);
       return { k, old };
     });
     t.items.delete(k);
