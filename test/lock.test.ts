@@ -185,7 +185,7 @@ describe("LockClient", () => {
   });
 
   it("heartbeats keep a lock held past its lease", async () => {
-    const holder = new LockClient({ table, client: backend.client, leaseMs: 300, heartbeatMs: 50 });
+    const holder = new LockClient({ table, client: backend.client, leaseMs: 3_000, heartbeatMs: 50 });
     const held = await holder.acquire("heartbeats");
     const before = (await locks.read("heartbeats"))?.heartbeatAt ?? 0;
     await eventually(
