@@ -184,7 +184,7 @@ describe("LockClient", () => {
     await holder.close();
   });
 
-  it("heartbeats keep a lock held past its lease", async () => {
+  it("heartbeats renew the lease while the lock is held", async () => {
     const holder = new LockClient({ table, client: backend.client, leaseMs: 3_000, heartbeatMs: 50 });
     const held = await holder.acquire("heartbeats");
     const before = (await locks.read("heartbeats"))?.heartbeatAt ?? 0;
