@@ -55,6 +55,18 @@ export function isRetryable(err: unknown): boolean {
 }
 
 /**
+ * Whether a failed write may have been applied all the same: it got no answer (a time-out, a reset,
+ * an aborted attempt) or a server error, which DynamoDB does not promise was a no-op. A refusal
+ * (4xx: throttled, invalid, denied, condition failed) was not applied, and neither was a request
+ * that failed before it was sent (no credentials or region: errors without a status that trying
+ * again cannot fix).
+ */
+export function mayHaveBeenApplied(err: unknown): boolean {
+  const status = asSdkError(err).$metadata?.httpStatusCode;
+  return status === undefined ? isRetryable(err) : status >= 500;
+}
+
+/**
  * How servers word a request whose key does not fit the table: dynalite and DynamoDB name the
  * mismatched element; DynamoDB Local says a required key was not given, or (for a sort key it did not
  * get) that the number of conditions on the keys is invalid.

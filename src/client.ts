@@ -25,12 +25,13 @@ import {
 } from "./requests.js";
 import { deadlineSignal, sleep } from "./runtime.js";
 import { type CreateTableOptions, createLockTable } from "./table.js";
-import { fail, keyString, nonNegativeDuration, optionalSignal, optionsObject } from "./validate.js";
+import { fail, keyString, nonNegativeOrInfinite, optionalSignal, optionsObject } from "./validate.js";
 
 export interface AcquireOptions {
   /**
    * How long to wait for a held lock, in ms. 0 tries once and rejects with LockHeldError if the
-   * lock is held and not stale.
+   * lock is held and not stale. `Infinity` waits until the lock is taken, the signal aborts or the
+   * client is closed.
    * @default 0
    */
   readonly waitMs?: number;
@@ -39,9 +40,10 @@ export interface AcquireOptions {
   /**
    * Called each time the wait finds the lock held, before sleeping until the next look: who holds
    * it and how long we have waited (for a status line or a log). Costs no extra requests. An
-   * exception thrown here ends the wait, and the acquire rejects with it.
+   * exception thrown here, or a rejection of the promise it returns, ends the wait, and the
+   * acquire rejects with it. The wait never awaits the promise.
    */
-  readonly onWait?: (progress: WaitProgress) => void;
+  readonly onWait?: (progress: WaitProgress) => void | Promise<unknown>;
 }
 
 /** What a waiting acquire knows: the holder as last read, and the wait so far. */
@@ -77,6 +79,14 @@ export interface LockInfo<Data> {
   readonly releasedAt: number | undefined;
 }
 
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (
+    (typeof value === "object" || typeof value === "function") &&
+    value !== null &&
+    typeof (value as { then?: unknown }).then === "function"
+  );
+}
+
 let defaultClient: DynamoDBClient | undefined;
 /** One SDK client for every caller that did not pass its own. */
 export function sharedDefaultClient(): DynamoDBClient {
@@ -88,7 +98,14 @@ export class LockClient {
   readonly #options: ResolvedOptions;
   readonly #client: DynamoDBSender;
   readonly #ownsClient: boolean;
-  readonly #held = new Set<Lock>();
+  /** The locks this client holds, with their owner tokens. */
+  readonly #held = new Map<Lock, string>();
+  /** Acquires in progress: `close()` stops each one and waits for it to settle. */
+  readonly #acquiring = new Set<{
+    readonly id: string;
+    readonly stop: AbortController;
+    readonly settled: Promise<unknown>;
+  }>();
   /** Best-effort cleanups of acquisitions that may have been applied after we gave up. */
   readonly #cleanups = new Set<Promise<void>>();
   #closed = false;
@@ -107,16 +124,33 @@ export class LockClient {
   /**
    * Takes the lock `id`, waiting up to `waitMs` for a holder to release it or to be presumed dead.
    * One UpdateItem when the lock is free; the returned lock carries its data and fence.
+   *
+   * The lock is valid when the promise resolves: an acquisition whose answer came back only after
+   * the lease it was sent with had run out is never handed out (the acquire takes the lock again
+   * within the same wait, or gives up). Locks are not re-entrant: an acquire of an id this client
+   * already holds waits for that holder like any other contender.
    */
   async acquire<Data extends LockData = LockData>(id: string, options?: AcquireOptions): Promise<Lock<Data>> {
     keyString("id", id, 2048);
     const o = optionsObject<AcquireOptions>("options", options);
-    const waitMs = o.waitMs === undefined ? 0 : nonNegativeDuration("waitMs", o.waitMs);
+    const waitMs = o.waitMs === undefined ? 0 : nonNegativeOrInfinite("waitMs", o.waitMs);
     const signal = optionalSignal("signal", o.signal);
     if (o.onWait !== undefined && typeof o.onWait !== "function") fail("onWait", "a function", o.onWait);
     this.#throwIfClosed();
     signal?.throwIfAborted();
-    return this.#acquire<Data>(id, waitMs, signal, o.onWait);
+    // One signal for every way the wait can end early: the caller's signal, close(), or onWait.
+    const stop = new AbortController();
+    const forward = () => stop.abort(signal?.reason);
+    signal?.addEventListener("abort", forward, { once: true });
+    const acquiring = this.#acquire<Data>(id, waitMs, stop, o.onWait);
+    const entry = { id, stop, settled: acquiring.catch(() => undefined) };
+    this.#acquiring.add(entry);
+    try {
+      return await acquiring;
+    } finally {
+      this.#acquiring.delete(entry);
+      signal?.removeEventListener("abort", forward);
+    }
   }
 
   /** Takes the lock if it is free (or its holder presumed dead); never waits. */
@@ -166,6 +200,7 @@ export class LockClient {
   ): Promise<LockInfo<Data> | undefined> {
     keyString("id", id, 2048);
     const signal = optionalSignal("signal", optionsObject<AcquireOptions>("options", options).signal);
+    this.#throwIfClosed();
     signal?.throwIfAborted();
     const record = await this.#get(readRequest(this.#options.schema, id), signal);
     if (record === undefined) return undefined;
@@ -214,14 +249,26 @@ export class LockClient {
    * existing table with the right key schema is fine; one with another key schema is a LockError.
    * Resolves to true if this call created it.
    */
-  createTable(options?: CreateTableOptions): Promise<boolean> {
+  async createTable(options?: CreateTableOptions): Promise<boolean> {
+    this.#throwIfClosed();
     return createLockTable(this.#client, this.#options.schema, this.#options.runtime, options);
   }
 
-  /** Releases every lock this client holds (keeping their data), stops all timers. */
+  /**
+   * Stops every acquire in progress (each rejects with a LockError whose `reason` is `"closed"`),
+   * releases every lock this client holds (keeping their data), and stops all timers. A closed
+   * client refuses every further call.
+   */
   async close(): Promise<void> {
     this.#closed = true;
-    const results = await Promise.allSettled([...this.#held].map((lock) => lock.releaseIfHeld()));
+    // First the acquires: one that was about to succeed must end up released below, not held by
+    // nobody. Each cleans up what its writes may have taken before it settles.
+    for (const { id, stop } of this.#acquiring) {
+      const message = `This LockClient (table "${this.table}") was closed while acquiring lock "${id}"`;
+      stop.abort(new LockError(message, { lockId: id, reason: "closed" }));
+    }
+    await Promise.allSettled([...this.#acquiring].map((a) => a.settled));
+    const results = await Promise.allSettled([...this.#held.keys()].map((lock) => lock.releaseIfHeld()));
     await Promise.allSettled([...this.#cleanups]);
     if (this.#ownsClient) (this.#client as DynamoDBClient).destroy();
     const failures = results.flatMap((r) => (r.status === "rejected" ? [r.reason] : []));
@@ -236,7 +283,14 @@ export class LockClient {
   // ---- internals ----
 
   #throwIfClosed(): void {
-    if (this.#closed) throw new LockError(`This LockClient (table "${this.table}") is closed`);
+    if (this.#closed) this.#closedError();
+  }
+
+  #closedError(lockId?: string): never {
+    throw new LockError(`This LockClient (table "${this.table}") is closed`, {
+      reason: "closed",
+      ...(lockId === undefined ? {} : { lockId }),
+    });
   }
 
   #translate(err: unknown, message: string, lockId?: string): unknown {
@@ -305,9 +359,10 @@ export class LockClient {
   async #acquire<Data extends LockData>(
     id: string,
     waitMs: number,
-    signal: AbortSignal | undefined,
+    stop: AbortController,
     onWait: AcquireOptions["onWait"],
   ): Promise<Lock<Data>> {
+    const { signal } = stop;
     const { runtime, schema, holder, leaseMs, maxClockSkewMs, poll, clockDrift } = this.#options;
     const started = runtime.monotonicNow();
     const deadline = started + waitMs;
@@ -321,7 +376,10 @@ export class LockClient {
      * aimed at the first could land on the second.
      */
     const written = new Map<string, number>();
-    /** Tokens whose write may have been applied without our hearing of it. */
+    /**
+     * Tokens that may own the lock without this call having handed out a Lock for them: writes we
+     * never heard back from, and acquisitions that came back too late to use. Freed if we give up.
+     */
     const unanswered: string[] = [];
     let polls = 0;
     /** Writes sent once the deadline had passed: a lock seen free just after may be tried once more. */
@@ -334,14 +392,35 @@ export class LockClient {
     };
 
     /**
-     * Sends one request of this acquire, cut off once the wait is over and one lease more has
-     * passed: the SDK has no time-out by default, and a connection that never answers must not hold
-     * the caller for ever. (A lease, not less: a slow but healthy answer must never be cut off, and
-     * an answer slower than a lease is no use to a lock anyway.) A cut-off request counts as
+     * Hands out the lock `owner` holds, if it may still be used now: not when the client has been
+     * closed meanwhile, and not when the answer came back after the lease it was sent with had run
+     * out (a late acquisition, which someone may already have taken over). A late one is retaken
+     * at once by the next write, conditioned on its exact owner and version: nobody ever acted on
+     * it, so there is no lease to wait out.
+     */
+    const adopt = (owner: string, record: LockRecord, sentAt: number): Lock<Data> | undefined => {
+      if (this.#closed) {
+        unanswered.push(owner);
+        giveUp(signal.aborted ? signal.reason : this.#closedError(id));
+      }
+      if (runtime.monotonicNow() < holderValidUntil(sentAt, leaseMs, clockDrift)) {
+        return this.#adopt<Data>(id, owner, record, sentAt);
+      }
+      unanswered.push(owner);
+      stale = { owner, version: record.version };
+      return undefined;
+    };
+
+    /**
+     * Sends one request of this acquire, cut off one lease after the wait is over, or after two
+     * leases, whichever is first: the SDK has no time-out by default, and a connection that never
+     * answers must not hold the caller for ever (nor, with a long or endless wait, keep it from
+     * trying again). At least a lease: a slow but healthy answer must never be cut off, and an
+     * answer slower than a lease is no use to a lock anyway. A cut-off request counts as
      * unanswered.
      */
     const bounded = async <T>(send: (abortSignal: AbortSignal) => Promise<T>): Promise<T> => {
-      const limit = Math.max(0, deadline - runtime.monotonicNow()) + leaseMs;
+      const limit = Math.min(Math.max(0, deadline - runtime.monotonicNow()), leaseMs) + leaseMs;
       const cutOff = deadlineSignal(runtime, limit, signal, () => new Error(`no answer within ${limit} ms`));
       try {
         return await send(cutOff.signal);
@@ -359,7 +438,7 @@ export class LockClient {
           );
           return parseRecord(out.Item);
         } catch (err) {
-          if (signal?.aborted) giveUp(signal.reason);
+          if (signal.aborted) giveUp(signal.reason);
           if (!isRetryable(err) || runtime.monotonicNow() >= deadline) {
             giveUp(this.#translate(err, `Reading lock "${id}" while waiting for it failed`, id));
           }
@@ -395,12 +474,14 @@ export class LockClient {
         const acquired = parseRecord(out.Attributes);
         if (acquired === undefined)
           throw new LockError(`Acquire of "${id}" returned no item`, { lockId: id });
-        return this.#adopt<Data>(id, owner, acquired, sentAt);
+        const lock = adopt(owner, acquired, sentAt);
+        if (lock !== undefined) return lock;
+        continue; // came back too late: take it again
       } catch (err) {
         // No answer, a server error, or an abort mid-flight: the write may have been applied,
         // making us the owner.
-        if (!isConditionFailed(err) && (isRetryable(err) || signal?.aborted)) unanswered.push(owner);
-        if (signal?.aborted) giveUp(signal.reason);
+        if (!isConditionFailed(err) && (isRetryable(err) || signal.aborted)) unanswered.push(owner);
+        if (signal.aborted) giveUp(signal.reason);
         if (!isConditionFailed(err)) {
           if (err instanceof LockError || !isRetryable(err) || runtime.monotonicNow() >= deadline) {
             giveUp(this.#translate(err, `Acquiring lock "${id}" failed`, id));
@@ -429,11 +510,15 @@ export class LockClient {
         lastSeen = record;
         if (record?.owner === undefined) break; // free: write again
         const ours = written.get(record.owner);
-        if (ours !== undefined && arrivedAt < holderValidUntil(ours, leaseMs, clockDrift)) {
+        if (ours !== undefined) {
           // A write of ours went through after all. Its lease counts from when it was sent; the
           // lock's data comes from a whole read if this one was a poll.
           const whole = record.data !== undefined ? record : await look(readRequest(schema, id));
-          if (whole?.owner === record.owner) return this.#adopt<Data>(id, record.owner, whole, ours);
+          if (whole?.owner === record.owner) {
+            const lock = adopt(record.owner, whole, ours);
+            if (lock !== undefined) return lock;
+            break; // too old to use: take it again
+          }
           record = whole;
           continue;
         }
@@ -464,11 +549,14 @@ export class LockClient {
         if (onWait !== undefined) {
           const { holder, fence, heartbeatAt } = record;
           const progress = { id, holder, fence, heartbeatAt, leaseMs: record.leaseMs };
+          let result: unknown;
           try {
-            onWait({ ...progress, waitedMs: arrivedAt - started, nextLookInMs: delay });
+            result = onWait({ ...progress, waitedMs: arrivedAt - started, nextLookInMs: delay });
           } catch (err) {
             giveUp(err);
           }
+          // Not awaited (the wait goes on), but never left unhandled: a rejection ends the wait.
+          if (isThenable(result)) result.then(undefined, (err: unknown) => stop.abort(err));
         }
         await sleep(runtime, delay, signal).catch(giveUp);
         record = await look(pollRequest(schema, id));
@@ -477,6 +565,7 @@ export class LockClient {
   }
 
   #heldError(id: string, record: LockRecord | undefined, waitedMs: number): LockHeldError {
+    const mine = record?.owner !== undefined && [...this.#held.values()].includes(record.owner);
     return new LockHeldError(
       id,
       {
@@ -486,6 +575,7 @@ export class LockClient {
         leaseMs: record?.leaseMs,
       },
       waitedMs,
+      { heldByThisClient: mine },
     );
   }
 
@@ -498,7 +588,7 @@ export class LockClient {
       record,
       sentAt,
     });
-    this.#held.add(lock as unknown as Lock);
+    this.#held.set(lock as unknown as Lock, owner);
     return lock;
   }
 

@@ -9,10 +9,16 @@ export class LockError extends Error {
   override name = "LockError";
   /** The lock id the error is about, when there is one. */
   readonly lockId: string | undefined;
+  /**
+   * Set when the operation ended because the lock or the client stopped being usable: `"closed"`
+   * for an acquire cut short by `LockClient.close()`; always set on a {@link LockLostError}.
+   */
+  readonly reason: LockLostReason | undefined;
 
-  constructor(message: string, options?: ErrorOptions & { lockId?: string }) {
+  constructor(message: string, options?: ErrorOptions & { lockId?: string; reason?: LockLostReason }) {
     super(message, options);
     this.lockId = options?.lockId;
+    this.reason = options?.reason;
   }
 }
 
@@ -38,10 +44,18 @@ export class LockHeldError extends LockError {
   /** How long the caller waited, in ms. */
   readonly waitedMs: number;
 
-  constructor(lockId: string, info: HolderInfo, waitedMs: number, options?: ErrorOptions) {
+  constructor(
+    lockId: string,
+    info: HolderInfo,
+    waitedMs: number,
+    options?: ErrorOptions & { readonly heldByThisClient?: boolean },
+  ) {
     const who = info.holder === undefined ? "another holder" : `"${info.holder}"`;
+    // Locks are not re-entrant: say so when the caller is waiting on a lock it holds itself.
+    const self =
+      options?.heldByThisClient === true ? ", a Lock of this same LockClient (locks are not re-entrant)" : "";
     super(
-      `Lock "${lockId}" is held by ${who} (fence ${info.fence}); gave up after waiting ${Math.round(waitedMs)} ms`,
+      `Lock "${lockId}" is held by ${who} (fence ${info.fence}${self}); gave up after waiting ${Math.round(waitedMs)} ms`,
       { ...options, lockId },
     );
     this.holder = info.holder;
@@ -69,7 +83,7 @@ export type LockLostReason =
  */
 export class LockLostError extends LockError {
   override name = "LockLostError";
-  readonly reason: LockLostReason;
+  override readonly reason: LockLostReason;
   /** Fence of the acquisition that was lost. */
   readonly fence: number;
   /**
@@ -86,7 +100,7 @@ export class LockLostError extends LockError {
     detail: string,
     options?: ErrorOptions & { readonly writeUncertain?: boolean },
   ) {
-    super(`Lock "${lockId}" (fence ${fence}) was lost: ${detail}`, { ...options, lockId });
+    super(`Lock "${lockId}" (fence ${fence}) was lost: ${detail}`, { ...options, lockId, reason });
     this.reason = reason;
     this.fence = fence;
     this.writeUncertain = options?.writeUncertain ?? false;

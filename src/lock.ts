@@ -11,7 +11,7 @@ import type {
   UpdateItemCommandInput,
 } from "@aws-sdk/client-dynamodb";
 import { GetItemCommand, TransactWriteItemsCommand, UpdateItemCommand } from "@aws-sdk/client-dynamodb";
-import { type DynamoDBSender, isConditionFailed, isRetryable, oldItemOf } from "./aws.js";
+import { type DynamoDBSender, isConditionFailed, isRetryable, mayHaveBeenApplied, oldItemOf } from "./aws.js";
 import { backoffDelay } from "./backoff.js";
 import { decodeData, encodeData, type LockData } from "./data.js";
 import { LockError, LockLostError, type LockLostReason } from "./errors.js";
@@ -110,6 +110,8 @@ export class Lock<Data extends LockData = LockData> implements AsyncDisposable {
   #heartbeatTimer: Timer | undefined;
   #expiryTimer: Timer | undefined;
   #release: Promise<void> | undefined;
+  /** Why the last heartbeat failed without losing the lock, for the loss report should it expire. */
+  #heartbeatFailure: unknown;
 
   /** @internal Locks are made by `LockClient.acquire`. */
   constructor(context: LockContext, acquisition: Acquisition) {
@@ -159,17 +161,32 @@ export class Lock<Data extends LockData = LockData> implements AsyncDisposable {
 
   /**
    * Releases the lock, writing `data` if given (otherwise the stored data is kept). Waits for a
-   * heartbeat in flight. Resolves at once if already released; rejects with LockLostError if the
-   * lock was lost, in which case nothing is written.
+   * heartbeat in flight. Rejects with LockLostError if the lock was lost, in which case nothing is
+   * written.
+   *
+   * `release()` without data is idempotent: after a release succeeded it resolves at once, and
+   * while one is in flight it returns that one. `release(data)` then rejects with a LockError
+   * instead, since its data would not be written.
+   *
+   * Heartbeats stop when the release starts and are never resumed: if the release fails (a failure
+   * that retrying cannot fix, say), the lock stays valid until its lease runs out and then frees
+   * itself, and `release()` may be called again meanwhile.
    */
   release(data?: Data): Promise<void> {
-    if (this.#state === "released") return Promise.resolve();
     let encoded: ReturnType<typeof encodeData> | undefined;
     try {
       encoded = data === undefined ? undefined : encodeData("data", data, this.#context.dataBudgetBytes);
+      if (data !== undefined && (this.#state === "released" || this.#release !== undefined)) {
+        const when = this.#state === "released" ? "already released" : "being released";
+        throw new LockError(
+          `Lock "${this.id}" (fence ${this.fence}) is ${when}; this release's data was not written`,
+          { lockId: this.id },
+        );
+      }
     } catch (err) {
       return Promise.reject(err);
     }
+    if (this.#state === "released") return Promise.resolve();
     if (this.#release !== undefined) return this.#release;
     this.#cancelHeartbeat();
     const send = async () => {
@@ -182,10 +199,10 @@ export class Lock<Data extends LockData = LockData> implements AsyncDisposable {
     const release = this.#context.knobs?.releaseSkipsQueue === true ? send() : this.#enqueue(send);
     this.#release = release;
     release.catch(() => {
-      // A release that failed without losing the lock leaves it held: keep the lease alive and let
-      // the caller try again.
+      // A release that failed without losing the lock leaves it held until its lease runs out: the
+      // caller may try again, but nothing renews it any more. Re-arming heartbeats here would keep
+      // a lock alive for ever behind \`withLock\` or \`await using\`, which drop the only handle.
       if (this.#release === release) this.#release = undefined;
-      if (this.#state === "held") this.#schedule();
     });
     return release;
   }
@@ -255,9 +272,10 @@ export class Lock<Data extends LockData = LockData> implements AsyncDisposable {
 
   /**
    * Throws (and, if the lease has run out, first declares the loss) unless the lock is held and
-   * valid. `retrying` names the write whose failed attempts used up the lease, for the report.
+   * valid. `retrying` names the write whose failed attempts used up the lease, for the report, and
+   * whether one of them may have been applied.
    */
-  #throwIfNotHeld(retrying?: { what: string; cause: unknown }): void {
+  #throwIfNotHeld(retrying?: { what: string; cause: unknown; uncertain: boolean }): void {
     if (this.#state === "lost") throw this.#lost.signal.reason;
     if (this.#state === "released") {
       throw new LockError(`Lock "${this.id}" (fence ${this.fence}) was already released`, {
@@ -268,8 +286,8 @@ export class Lock<Data extends LockData = LockData> implements AsyncDisposable {
       if (retrying === undefined)
         this.#lose("expired", "the lease ran out before this operation could be sent");
       else {
-        const uncertain = retrying.what !== "heartbeat";
-        const maybe = uncertain ? " (its data may or may not have been written)" : "";
+        const { uncertain } = retrying;
+        const maybe = uncertain ? " (it may or may not have been written)" : "";
         this.#lose(
           "expired",
           `the lease ran out while retrying a failed ${retrying.what}${maybe}`,
@@ -291,20 +309,34 @@ export class Lock<Data extends LockData = LockData> implements AsyncDisposable {
 
   #schedule(): void {
     const { runtime, heartbeatMs } = this.#context;
-    this.#cancelHeartbeat();
+    this.#armExpiry();
+    this.#scheduleHeartbeat(this.#confirmedAt + heartbeatMs - runtime.monotonicNow());
+  }
+
+  /** (Re)arms the timer that declares the loss the instant our lease runs out. */
+  #armExpiry(): void {
+    const { runtime } = this.#context;
     this.#expiryTimer?.cancel();
-    const now = runtime.monotonicNow();
     this.#expiryTimer = runtime.setTimer(
-      () => this.#lose("expired", "the lease ran out without a confirmed heartbeat"),
-      this.#validUntil - now,
+      () => {
+        const failure = this.#heartbeatFailure;
+        const why =
+          failure === undefined ? "" : ` (the last heartbeat failed: ${(failure as Error).message})`;
+        this.#lose("expired", `the lease ran out without a confirmed heartbeat${why}`, failure);
+      },
+      this.#validUntil - runtime.monotonicNow(),
       false,
     );
-    this.#heartbeatTimer = runtime.setTimer(
+  }
+
+  #scheduleHeartbeat(inMs: number): void {
+    this.#cancelHeartbeat();
+    this.#heartbeatTimer = this.#context.runtime.setTimer(
       () => {
         this.#heartbeatTimer = undefined;
         void this.#enqueue(() => this.#heartbeat());
       },
-      this.#confirmedAt + heartbeatMs - now,
+      inMs,
       false,
     );
   }
@@ -318,8 +350,15 @@ export class Lock<Data extends LockData = LockData> implements AsyncDisposable {
     if (this.#state !== "held" || this.#release !== undefined) return;
     try {
       await this.#renew(undefined, "heartbeat");
-    } catch {
-      // #renew has already declared the lock lost, which the signal reports.
+      this.#heartbeatFailure = undefined;
+    } catch (err) {
+      // Lost: #renew has declared it, and the signal reports it.
+      if (this.#state !== "held") return;
+      // A failure that retrying at once cannot fix (see #renew). The lock is ours until its lease
+      // runs out: try again one heartbeat interval later, not in a tight loop, in case it clears
+      // (an IAM change being rolled back, credentials being rotated). If it lasts, the loss names it.
+      this.#heartbeatFailure = err;
+      if (this.#release === undefined) this.#scheduleHeartbeat(this.#context.heartbeatMs);
       return;
     }
     if (this.#state === "held" && this.#release === undefined) this.#schedule();
@@ -328,7 +367,9 @@ export class Lock<Data extends LockData = LockData> implements AsyncDisposable {
   /**
    * Installs the next version (heartbeat, or update with data), retrying transient failures while
    * the lease lasts. Each attempt is cut off at the end of the lease or after one heartbeat
-   * interval, whichever is first, so a hung connection cannot use up the lease.
+   * interval, whichever is first, so a hung connection cannot use up the lease. A failure that
+   * retrying cannot fix (a refused request, missing credentials) ends the call at once with a
+   * LockError: the lock itself is still ours until its lease runs out.
    */
   async #renew(data: ReturnType<typeof encodeData> | undefined, what: "heartbeat" | "update"): Promise<void> {
     const { runtime, schema, heartbeatMs } = this.#context;
@@ -347,10 +388,13 @@ export class Lock<Data extends LockData = LockData> implements AsyncDisposable {
       data,
       knobs: this.#context.knobs,
     });
+    /** The last failure, for the report if the lease runs out while retrying. */
     let lastError: unknown;
+    /** Whether an attempt may have been applied without our hearing of it (no answer, a 5xx). */
+    let uncertain = false;
     try {
       for (let attempt = 0; ; attempt++) {
-        this.#throwIfNotHeld(lastError === undefined ? undefined : { what, cause: lastError });
+        this.#throwIfNotHeld(lastError === undefined ? undefined : { what, cause: lastError, uncertain });
         const sentAt = runtime.monotonicNow();
         try {
           await this.#send(input, Math.min(this.#validUntil - sentAt, heartbeatMs));
@@ -365,18 +409,35 @@ export class Lock<Data extends LockData = LockData> implements AsyncDisposable {
             // ours, proves it was not.
             const disproved =
               record !== undefined && record.fence === this.fence && !sameValue(record.data, data);
-            if (data !== undefined && !disproved) lastError ??= err;
+            if (data !== undefined && !disproved) uncertain = true;
             throw this.#lost.signal.reason;
           }
           lastError = err;
+          if (mayHaveBeenApplied(err)) uncertain = true;
+          if (!isRetryable(err)) throw this.#cannotPass(what, err, uncertain);
           // Retry quickly, but never sleep past the end of the lease: the next turn reports the loss.
           const retryIn = backoffDelay(attempt, RETRY_BACKOFF, runtime.random());
           await sleep(runtime, Math.min(retryIn, Math.max(0, this.#validUntil - runtime.monotonicNow())));
         }
       }
     } catch (err) {
-      throw what === "update" ? this.#mayHaveBeenWritten(err, "update", lastError) : err;
+      throw what === "update" && uncertain ? this.#mayHaveBeenWritten(err, "update") : err;
     }
+  }
+
+  /**
+   * The error for a write that failed in a way retrying cannot fix. The lock is not lost by it:
+   * nobody else can take it before its lease runs out, and the caller decides what to do.
+   */
+  #cannotPass(what: string, cause: unknown, uncertain: boolean): LockError {
+    const name = (cause as Error)?.name ?? "Error";
+    const maybe = uncertain
+      ? "; an earlier attempt went unanswered, so it may or may not have been written"
+      : "; nothing was written";
+    return new LockError(
+      `The ${what} of lock "${this.id}" (fence ${this.fence}) failed with ${name}, which retrying cannot fix${maybe}: ${(cause as Error)?.message ?? String(cause)}`,
+      { cause, lockId: this.id },
+    );
   }
 
   /**
@@ -384,8 +445,8 @@ export class Lock<Data extends LockData = LockData> implements AsyncDisposable {
    * all the same: a rejection must then say so, whatever the loss itself was, and never claim that
    * nothing was written.
    */
-  #mayHaveBeenWritten(err: unknown, what: string, unanswered: unknown): unknown {
-    if (unanswered === undefined || !(err instanceof LockLostError) || err.writeUncertain) return err;
+  #mayHaveBeenWritten(err: unknown, what: string): unknown {
+    if (!(err instanceof LockLostError) || err.writeUncertain) return err;
     return new LockLostError(
       this.id,
       err.reason,
@@ -409,14 +470,7 @@ export class Lock<Data extends LockData = LockData> implements AsyncDisposable {
       this.#validUntil,
       holderValidUntil(sentAt, this.leaseMs, this.#context.clockDrift),
     );
-    if (this.#state === "held") {
-      this.#expiryTimer?.cancel();
-      this.#expiryTimer = this.#context.runtime.setTimer(
-        () => this.#lose("expired", "the lease ran out without a confirmed heartbeat"),
-        this.#validUntil - now,
-        false,
-      );
-    }
+    if (this.#state === "held") this.#armExpiry();
   }
 
   async #send(input: UpdateItemCommandInput, timeoutMs: number): Promise<void> {
@@ -437,13 +491,19 @@ export class Lock<Data extends LockData = LockData> implements AsyncDisposable {
   /** Reads who has the lock now, for the loss report; the server may have returned it already. */
   async #currentRecord(old: Record<string, AttributeValue> | undefined): Promise<LockRecord | undefined> {
     if (old !== undefined) return parseRecord(old);
+    const { runtime, client, schema, heartbeatMs } = this.#context;
+    // Bounded like every request of a held lock: this read runs inside the write queue, and a
+    // connection that never answers must not stall the release and close() behind it.
+    const deadline = deadlineSignal(runtime, heartbeatMs, undefined, () => new Error("read timed out"));
     try {
-      const out = await this.#context.client.send(
-        new GetItemCommand(readRequest(this.#context.schema, this.id)),
-      );
+      const out = await client.send(new GetItemCommand(readRequest(schema, this.id)), {
+        abortSignal: deadline.signal,
+      });
       return parseRecord(out.Item);
     } catch {
       return undefined;
+    } finally {
+      deadline.dispose();
     }
   }
 
@@ -484,9 +544,13 @@ export class Lock<Data extends LockData = LockData> implements AsyncDisposable {
       data,
     });
     let lastError: unknown;
+    /** Whether an attempt may have been applied without our hearing of it. */
+    let uncertain = false;
     try {
       for (let attempt = 0; ; attempt++) {
-        this.#throwIfNotHeld(lastError === undefined ? undefined : { what: "release", cause: lastError });
+        this.#throwIfNotHeld(
+          lastError === undefined ? undefined : { what: "release", cause: lastError, uncertain },
+        );
         try {
           await this.#send(input, Math.min(this.#validUntil - runtime.monotonicNow(), heartbeatMs));
           return;
@@ -500,25 +564,23 @@ export class Lock<Data extends LockData = LockData> implements AsyncDisposable {
             // Otherwise an attempt of ours may still have gone through first (one that went
             // unanswered, or one the SDK retried on its own) and the lock changed hands since. Only
             // an unchanged fence rules that out: nobody can have acquired the lock after us.
-            if (record === undefined || record.fence !== this.fence) lastError ??= err;
+            if (record === undefined || record.fence !== this.fence) uncertain = true;
             this.#reportLoss(
               err,
               record,
-              lastError === undefined
-                ? ""
-                : "; or this release took effect first (it may or may not have been applied)",
+              uncertain ? "; or this release took effect first (it may or may not have been applied)" : "",
             );
             throw this.#lost.signal.reason;
           }
-          if (!isRetryable(err))
-            throw new LockError(`Releasing lock "${this.id}" failed`, { cause: err, lockId: this.id });
           lastError = err;
+          if (mayHaveBeenApplied(err)) uncertain = true;
+          if (!isRetryable(err)) throw this.#cannotPass("release", err, uncertain);
           const retryIn = backoffDelay(attempt, RETRY_BACKOFF, runtime.random());
           await sleep(runtime, Math.min(retryIn, Math.max(0, this.#validUntil - runtime.monotonicNow())));
         }
       }
     } catch (err) {
-      throw data === undefined ? err : this.#mayHaveBeenWritten(err, "release", lastError);
+      throw data !== undefined && uncertain ? this.#mayHaveBeenWritten(err, "release") : err;
     }
   }
 

@@ -6,7 +6,7 @@ import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import type { DynamoDBSender } from "./aws.js";
 import type { BackoffSettings } from "./backoff.js";
 import { MAX_ITEM_BYTES } from "./data.js";
-import type { KeySchema } from "./item.js";
+import { DEFAULT_TTL_ATTRIBUTE, FIELD, type KeySchema } from "./item.js";
 import { CLOCK_RATE_DRIFT } from "./lease.js";
 import { type Runtime, systemRuntime } from "./runtime.js";
 import { resolveExpiry } from "./ttl.js";
@@ -145,6 +145,22 @@ export function checkHeartbeat(leaseMs: number, heartbeatMs: number, leaseName =
   }
 }
 
+/**
+ * A key attribute must not be one of the attributes the lock writes or removes: an acquire would
+ * overwrite the key, and a release would try to remove it.
+ */
+function notALockField(name: string, value: string, ttlAttribute: unknown): void {
+  const taken: string[] = [
+    ...Object.values(FIELD),
+    typeof ttlAttribute === "string" ? ttlAttribute : DEFAULT_TTL_ATTRIBUTE,
+  ];
+  if (taken.includes(value)) {
+    throw new RangeError(
+      `Expected \`${name}\` to differ from the attributes the lock itself writes (${taken.join(", ")}), got "${value}"`,
+    );
+  }
+}
+
 export function resolveOptions(input: unknown): ResolvedOptions {
   if (input === null || typeof input !== "object") fail("options", "an options object with a `table`", input);
   const o = input as LockClientOptions;
@@ -156,6 +172,7 @@ export function resolveOptions(input: unknown): ResolvedOptions {
       : positiveDuration("heartbeatMs", o.heartbeatMs);
   checkHeartbeat(leaseMs, heartbeatMs);
   const partitionKey = o.partitionKey === undefined ? "id" : attributeName("partitionKey", o.partitionKey);
+  notALockField("partitionKey", partitionKey, o.ttlAttribute);
   let sortKey: KeySchema["sortKey"];
   if (o.sortKey !== undefined) {
     const sk = optionsObject<{ name: string; value: string }>("sortKey", o.sortKey);
@@ -163,6 +180,7 @@ export function resolveOptions(input: unknown): ResolvedOptions {
       name: attributeName("sortKey.name", sk.name),
       value: keyString("sortKey.value", sk.value, 1024),
     };
+    notALockField("sortKey.name", sortKey.name, o.ttlAttribute);
     if (sortKey.name === partitionKey) {
       throw new RangeError("Expected `sortKey.name` to differ from `partitionKey`, got the same name twice");
     }

@@ -25,14 +25,34 @@ export interface Runtime {
   token(): string;
 }
 
+/**
+ * The longest delay Node's timers hold: a longer one (or Infinity) fires after 1 ms instead, with
+ * only a warning. Every timer of the system runtime goes through {@link setLongTimer}.
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * `setTimeout` for any delay: a delay beyond {@link MAX_TIMER_MS} is waited in steps, each re-armed
+ * from the monotonic clock; `Infinity` never fires (and holds nothing open); NaN or a negative
+ * delay fires at once.
+ */
+export function setLongTimer(callback: () => void, ms: number, keepAlive: boolean): Timer {
+  if (ms === Number.POSITIVE_INFINITY) return { cancel: () => undefined };
+  const due = performance.now() + (ms > 0 ? ms : 0);
+  let handle: NodeJS.Timeout;
+  const arm = () => {
+    const left = due - performance.now();
+    handle = left > MAX_TIMER_MS ? setTimeout(arm, MAX_TIMER_MS) : setTimeout(callback, Math.max(0, left));
+    if (!keepAlive) handle.unref();
+  };
+  arm();
+  return { cancel: () => clearTimeout(handle) };
+}
+
 export const systemRuntime: Runtime = {
   wallNow: () => Date.now(),
   monotonicNow: () => performance.now(),
-  setTimer(callback, ms, keepAlive) {
-    const handle = setTimeout(callback, Math.max(0, ms));
-    if (!keepAlive) handle.unref();
-    return { cancel: () => clearTimeout(handle) };
-  },
+  setTimer: setLongTimer,
   random: () => Math.random(),
   token: () => randomBytes(16).toString("hex"),
 };

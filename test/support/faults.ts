@@ -52,10 +52,27 @@ export class FaultyClient {
   readonly sent: RequestKind[] = [];
   readonly #inner: DynamoDBClient;
   #loseReplies = new Map<RequestKind, number>();
+  #refusals = new Map<RequestKind, number>();
+  /** Kinds of request swallowed like `blackholed`, the others going through. */
+  readonly #blackholedKinds = new Set<RequestKind>();
   #holds = new Map<RequestKind, { reached: () => void; gate: Promise<void> }>();
 
   constructor(inner: DynamoDBClient) {
     this.#inner = inner;
+  }
+
+  /**
+   * The next `count` requests of `kind` are sent with an expression placeholder they do not use, so
+   * the real server refuses them (a 400 ValidationException, answered and not applied): an error
+   * that trying again cannot fix.
+   */
+  refuse(kind: RequestKind, count = 1): void {
+    this.#refusals.set(kind, count);
+  }
+
+  /** Requests of `kind` get no answer (until the caller aborts them); others go through. */
+  blackhole(kind: RequestKind): void {
+    this.#blackholedKinds.add(kind);
   }
 
   /** The next `count` requests of `kind` are applied by the server, but their replies are lost. */
@@ -95,7 +112,8 @@ export class FaultyClient {
 
   async send(command: AnyCommand, options?: { abortSignal?: AbortSignal }): Promise<unknown> {
     // A swallowed request is not in flight for settle(): nothing will ever come back.
-    if (this.blackholed) return abortable(new Promise<void>(() => undefined), options?.abortSignal);
+    if (this.blackholed || this.#blackholedKinds.has(kindOf(command)))
+      return abortable(new Promise<void>(() => undefined), options?.abortSignal);
     this.#inFlight++;
     try {
       return await this.#send(command, options);
@@ -108,6 +126,16 @@ export class FaultyClient {
     if (this.partitioned) throw networkError();
     const kind = kindOf(command);
     this.sent.push(kind);
+    const refusals = this.#refusals.get(kind) ?? 0;
+    if (refusals > 0) {
+      this.#refusals.set(kind, refusals - 1);
+      const input = command.input as { ExpressionAttributeValues?: Record<string, unknown> };
+      const Ctor = command.constructor as unknown as new (input: unknown) => AnyCommand;
+      command = new Ctor({
+        ...input,
+        ExpressionAttributeValues: { ...input.ExpressionAttributeValues, ":unused": { S: "x" } },
+      });
+    }
     const reply = await (this.#inner.send as (c: unknown, o?: unknown) => Promise<unknown>)(command, options);
     const hold = this.#holds.get(kind);
     if (hold !== undefined) {
