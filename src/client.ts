@@ -43,7 +43,7 @@ export interface AcquireOptions {
    * exception thrown here, or a rejection of the promise it returns, ends the wait, and the
    * acquire rejects with it. The wait never awaits the promise.
    */
-  readonly onWait?: (progress: WaitProgress) => void | Promise<unknown>;
+  readonly onWait?: (progress: WaitProgress) => unknown;
 }
 
 /** What a waiting acquire knows: the holder as last read, and the wait so far. */

@@ -38,7 +38,7 @@ export const MAX_TIMER_MS = 2 ** 31 - 1;
  */
 export function setLongTimer(callback: () => void, ms: number, keepAlive: boolean): Timer {
   if (ms === Number.POSITIVE_INFINITY) return { cancel: () => undefined };
-  const due = performance.now() + (ms > 0 ? ms : 0);
+  const due = performance.now() + (Number.isNaN(ms) ? 0 : Math.max(0, ms));
   let handle: NodeJS.Timeout;
   const arm = () => {
     const left = due - performance.now();
