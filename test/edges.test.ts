@@ -168,7 +168,8 @@ describe("errors that retrying cannot fix", () => {
       ["release"],
       "no heartbeat after the failed release; only the release sent when the lease ran out",
     );
-    assert.equal((handle?.signal.reason as LockLostError).reason, "expired");
+    assert.ok(handle !== undefined);
+    assert.equal((handle.signal.reason as LockLostError).reason, "expired");
     assert.equal((await admin.read(id))?.held, false, "and that one freed the lock");
   });
 
