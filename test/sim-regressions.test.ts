@@ -80,9 +80,13 @@ describe("found by the simulation", () => {
     const p = process_("p");
     const held = await p.locks.acquire<{ n: number }>(id);
     p.link.loseReplies("release");
+    // Sequenced on the server's answer, not on timing: the next acquire is sent only once the
+    // release has been applied (a server may apply concurrent requests in any order).
+    const reply = p.link.holdReply("release");
     const releasing = held.release({ n: 1 });
-    await new Promise((resolve) => setImmediate(resolve));
+    await reply.reached;
     const next = await admin.acquire<{ n: number }>(id);
+    reply.deliver();
     await p.advance(2_000);
     await releasing;
     assert.equal(held.signal.aborted, false);
@@ -97,9 +101,11 @@ describe("found by the simulation", () => {
     const p = process_("p");
     const held = await p.locks.acquire<{ n: number }>(id);
     p.link.loseReplies("release");
+    const reply = p.link.holdReply("release");
     const releasing = held.release({ n: 1 }).catch((e: unknown) => e);
-    await new Promise((resolve) => setImmediate(resolve));
+    await reply.reached; // applied: only now does someone else acquire and release
     await (await admin.acquire(id)).release();
+    reply.deliver();
     await p.advance(2_000);
     const err = await releasing;
     assert.ok(err instanceof LockLostError);
