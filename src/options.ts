@@ -59,7 +59,9 @@ export interface LockClientOptions {
    * of true time (so any two differ by at most `maxClockSkewMs`). A waiter treats a holder as dead
    * once its own wall clock is more than `leaseMs + maxClockSkewMs` past the holder's last recorded
    * heartbeat, without first watching a whole lease go by. `Infinity` turns this shortcut off and
-   * relies on the skew-immune observed-lease rule alone.
+   * relies on the skew-immune observed-lease rule alone, which needs a waiter that watches the lock
+   * for one whole lease: `tryAcquire()` and waits shorter than a lease then never take over a
+   * crashed holder's lock.
    * @default 1_000
    */
   readonly maxClockSkewMs?: number;

@@ -118,8 +118,9 @@ Options:
 
 JSON fields: table, id, exists, held, stale, holder, fence, heartbeatAt (ms since epoch),
 heartbeatAgeMs, leaseMs, expiresInMs, releasedAt, data. Absent values are null. "stale" means
-held, but past its lease by this machine's clock: the holder is presumed dead and the next
-acquire takes over.
+held, but past its lease by this machine's clock: the holder is presumed dead. An acquire with
+the default clock-skew bound takes it over at once; one that trusts no wall clock
+(maxClockSkewMs Infinity) must watch it for one whole lease first.
 
 ${LOCK}
 

@@ -96,7 +96,7 @@ export function renderStatus(s: StatusJson, color: boolean): string {
         beat +=
           s.expiresInMs > 0
             ? ` (lease ${formatDuration(s.leaseMs)}: presumed dead if silent for ${formatDuration(s.expiresInMs)} more)`
-            : ` (lease ${formatDuration(s.leaseMs)} ran out: the next acquire takes it over)`;
+            : ` (lease ${formatDuration(s.leaseMs)} ran out: presumed dead; an acquire takes it over at once if it trusts wall clocks, the default, else after watching it for one lease)`;
       }
       rows.push(["heartbeat", beat]);
     }
