@@ -1,10 +1,9 @@
 /**
  * The seam between the lock and the AWS SDK: sending commands through the caller's client, and
- * classifying what comes back (condition failed, retryable, missing table, wrong key schema).
+ * classifying what comes back (condition failed, retryable, may have been applied).
  */
 import type { AttributeValue, DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { LockError } from "./errors.js";
-import type { KeySchema } from "./item.js";
 
 /** What dynamolock needs of a DynamoDB client: `send`. A `DynamoDBClient` is one. */
 export type DynamoDBSender = Pick<DynamoDBClient, "send">;
@@ -13,7 +12,7 @@ interface SdkError {
   name?: string;
   message?: string;
   code?: string;
-  $metadata?: { httpStatusCode?: number };
+  $metadata?: { httpStatusCode?: number; attempts?: number };
   $retryable?: unknown;
   Item?: Record<string, AttributeValue>;
 }
@@ -42,57 +41,104 @@ const THROTTLING = new Set([
   "TransactionConflictException",
 ]);
 
+/** The SDK's names for an attempt that got no answer in time (its own request time-out, or ours). */
+const NO_ANSWER_NAMES = new Set(["TimeoutError", "RequestTimeout", "RequestTimeoutException", "AbortError"]);
+
 /**
- * Whether trying again may succeed: throttling, server errors, and failures with no HTTP answer
- * (time-outs, resets, aborted attempts). Only the last two can hide a write that was applied.
+ * Network failures that pass: the connection broke or was never made, or the resolver could not
+ * answer now. ENOTFOUND is not among them: a host name that does not resolve is a wrong endpoint
+ * (the SDK has already retried it), and must fail in a fraction of a second, not after a whole wait.
  */
-export function isRetryable(err: unknown): boolean {
-  const e = asSdkError(err);
-  if (e.name !== undefined && THROTTLING.has(e.name)) return true;
-  const status = e.$metadata?.httpStatusCode;
-  if (status === undefined) return true;
-  return status >= 500 || status === 429;
+const NETWORK_CODES = new Set([
+  "ECONNRESET",
+  "ECONNREFUSED",
+  "ECONNABORTED",
+  "ETIMEDOUT",
+  "EPIPE",
+  "EAI_AGAIN",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ENETDOWN",
+  "EHOSTDOWN",
+  // undici (a fetch-based request handler)
+  "UND_ERR_SOCKET",
+  "UND_ERR_CONNECT_TIMEOUT",
+  "UND_ERR_HEADERS_TIMEOUT",
+  "UND_ERR_BODY_TIMEOUT",
+  "UND_ERR_CLOSED",
+]);
+
+/** Of those, the ones that prove the request never reached a server: no connection, no address. */
+const NEVER_DELIVERED_CODES = new Set([
+  "ECONNREFUSED",
+  "EAI_AGAIN",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ENETDOWN",
+  "EHOSTDOWN",
+  "UND_ERR_CONNECT_TIMEOUT",
+]);
+
+/** The network code of `err` or of a cause of it (fetch wraps socket errors in a TypeError). */
+function networkCode(err: unknown): string | undefined {
+  let e: unknown = err;
+  for (let depth = 0; depth < 5 && typeof e === "object" && e !== null; depth++) {
+    const code = (e as SdkError).code;
+    if (code !== undefined && NETWORK_CODES.has(code)) return code;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return undefined;
 }
 
 /**
- * Whether a failed write may have been applied all the same: it got no answer (a time-out, a reset,
- * an aborted attempt) or a server error, which DynamoDB does not promise was a no-op. A refusal
- * (4xx: throttled, invalid, denied, condition failed) was not applied, and neither was a request
- * that failed before it was sent (no credentials or region: errors without a status that trying
- * again cannot fix).
+ * Whether trying the same request again may succeed: throttling (by name, HTTP 429, or the SDK's
+ * `$retryable` trait), HTTP 5xx, a broken or refused connection, or an attempt that got no answer in
+ * time (the SDK's time-out, or an abort of the lock's own cut-off signal).
+ *
+ * Everything else cannot pass by trying again, and must fail the call at once: the server refused
+ * the request (ValidationException, ResourceNotFoundException, AccessDeniedException, a failed
+ * condition...), or it was never sent (no region, no credentials, a TypeError from the SDK, a host
+ * name that does not resolve). An error is classified by what it is, never by a missing HTTP status.
+ * A LockError is already a verdict, and is never retryable.
+ */
+export function isRetryable(err: unknown): boolean {
+  if (err instanceof LockError) return false;
+  const e = asSdkError(err);
+  if (e.name !== undefined && (THROTTLING.has(e.name) || NO_ANSWER_NAMES.has(e.name))) return true;
+  if (e.$retryable !== undefined && e.$retryable !== null) return true;
+  const status = e.$metadata?.httpStatusCode;
+  if (status !== undefined) return status >= 500 || status === 429;
+  return networkCode(err) !== undefined;
+}
+
+/**
+ * Whether a failed write may have been applied all the same, so that its outcome is unknown: true
+ * for an attempt that got no answer after it was sent (a reset, a time-out, an abort), for an HTTP
+ * 5xx (the server may have applied the write before failing), and for an answer that could not be
+ * read (a 2xx the SDK failed to parse). Also true once the SDK has retried on its own
+ * (`$metadata.attempts > 1`): only the last attempt's error reaches us, and an earlier one may have
+ * gone unanswered.
+ *
+ * False means the write was certainly not applied: the server refused it (a 4xx: throttling,
+ * validation, a failed condition), or it never left (no region, no credentials, a refused
+ * connection, an address that does not resolve).
  */
 export function mayHaveBeenApplied(err: unknown): boolean {
-  const status = asSdkError(err).$metadata?.httpStatusCode;
-  return status === undefined ? isRetryable(err) : status >= 500;
+  if (err instanceof LockError) return false;
+  const e = asSdkError(err);
+  if ((e.$metadata?.attempts ?? 0) > 1) return true;
+  const status = e.$metadata?.httpStatusCode;
+  if (status !== undefined) return status >= 500 || (status >= 200 && status < 300);
+  if (e.name !== undefined && NO_ANSWER_NAMES.has(e.name)) return true;
+  const code = networkCode(err);
+  return code !== undefined && !NEVER_DELIVERED_CODES.has(code);
 }
 
 /**
  * How servers word a request whose key does not fit the table: dynalite and DynamoDB name the
  * mismatched element; DynamoDB Local says a required key was not given, or (for a sort key it did not
- * get) that the number of conditions on the keys is invalid.
+ * get) that the number of conditions on the keys is invalid. Only a fallback: the table itself is
+ * asked first (see `tableError` in table.ts), as another server may word it another way.
  */
-const KEY_SCHEMA_MISMATCH =
+export const KEY_SCHEMA_MISMATCH =
   /key element does not match the schema|missing the key|key schema|required keys was not given a value|number of conditions on the keys is invalid/i;
-
-/** Turns a missing table or a key-schema mismatch into a LockError that says what to do. */
-export function tableError(err: unknown, schema: KeySchema): LockError | undefined {
-  const e = asSdkError(err);
-  const expected = `partition key "${schema.partitionKey}" (S)${schema.sortKey === undefined ? "" : ` and sort key "${schema.sortKey.name}" (S)`}`;
-  if (e.name === "ResourceNotFoundException") {
-    return new LockError(
-      `Table "${schema.table}" does not exist (or is not ACTIVE yet). Create it with ${expected}: call \`createTable()\`, or run \`dynamolock create-table ${schema.table}\``,
-      { cause: err },
-    );
-  }
-  if (
-    e.name === "ValidationException" &&
-    // dynalite and AWS name a mismatched key; AWS and DynamoDB Local say a key attribute is missing.
-    KEY_SCHEMA_MISMATCH.test(e.message ?? "")
-  ) {
-    return new LockError(
-      `Table "${schema.table}" does not have the key schema this LockClient expects (${expected}). Pass the table's key names as \`partitionKey\` / \`sortKey\`, or use a table created by \`createTable()\``,
-      { cause: err },
-    );
-  }
-  return undefined;
-}

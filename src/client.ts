@@ -7,7 +7,7 @@ import {
   type GetItemCommandInput,
   UpdateItemCommand,
 } from "@aws-sdk/client-dynamodb";
-import { type DynamoDBSender, isConditionFailed, isRetryable, oldItemOf, tableError } from "./aws.js";
+import { type DynamoDBSender, isConditionFailed, isRetryable, oldItemOf } from "./aws.js";
 import { backoffDelay, waitBeforeNextPoll } from "./backoff.js";
 import { decodeData, type LockData } from "./data.js";
 import { type HolderInfo, LockError, LockHeldError } from "./errors.js";
@@ -24,7 +24,7 @@ import {
   releaseRequest,
 } from "./requests.js";
 import { deadlineSignal, sleep } from "./runtime.js";
-import { type CreateTableOptions, createLockTable } from "./table.js";
+import { type CreateTableOptions, createLockTable, tableError } from "./table.js";
 import { fail, keyString, nonNegativeOrInfinite, optionalSignal, optionsObject } from "./validate.js";
 
 export interface AcquireOptions {
@@ -237,7 +237,7 @@ export class LockClient {
         const record = parseRecord(out.Attributes);
         return record === undefined ? undefined : this.#info<Data>(id, record);
       } catch (err) {
-        if (!isConditionFailed(err)) throw this.#translate(err, `Force-releasing lock "${id}" failed`);
+        if (!isConditionFailed(err)) throw await this.#translate(err, `Force-releasing lock "${id}" failed`);
         // The owner changed between our read and our write: look again.
       }
     }
@@ -293,9 +293,9 @@ export class LockClient {
     });
   }
 
-  #translate(err: unknown, message: string, lockId?: string): unknown {
+  async #translate(err: unknown, message: string, lockId?: string): Promise<unknown> {
     if (err instanceof LockError) return err;
-    const table = tableError(err, this.#options.schema);
+    const table = await tableError(this.#client, this.#options.schema, err);
     if (table !== undefined) return table;
     return new LockError(`${message}: ${(err as Error)?.message ?? String(err)}`, {
       cause: err,
@@ -312,7 +312,7 @@ export class LockClient {
       return parseRecord(out.Item);
     } catch (err) {
       if (signal?.aborted) throw signal.reason;
-      throw this.#translate(
+      throw await this.#translate(
         err,
         `Reading lock "${String(input.Key?.[this.#options.schema.partitionKey]?.S)}" failed`,
       );
@@ -440,7 +440,7 @@ export class LockClient {
         } catch (err) {
           if (signal.aborted) giveUp(signal.reason);
           if (!isRetryable(err) || runtime.monotonicNow() >= deadline) {
-            giveUp(this.#translate(err, `Reading lock "${id}" while waiting for it failed`, id));
+            giveUp(await this.#translate(err, `Reading lock "${id}" while waiting for it failed`, id));
           }
           const backoff = backoffDelay(polls++, poll, runtime.random());
           await sleep(
@@ -484,7 +484,7 @@ export class LockClient {
         if (signal.aborted) giveUp(signal.reason);
         if (!isConditionFailed(err)) {
           if (err instanceof LockError || !isRetryable(err) || runtime.monotonicNow() >= deadline) {
-            giveUp(this.#translate(err, `Acquiring lock "${id}" failed`, id));
+            giveUp(await this.#translate(err, `Acquiring lock "${id}" failed`, id));
           }
           await sleep(
             runtime,

@@ -10,7 +10,7 @@ import type {
   TransactWriteItem,
   TransactWriteItemsCommandInput,
 } from "@aws-sdk/client-dynamodb";
-import { isRetryable } from "./aws.js";
+import { mayHaveBeenApplied } from "./aws.js";
 import { LockError, TransactionCanceledError } from "./errors.js";
 import { itemKey, type KeySchema } from "./item.js";
 import { describe, fail } from "./validate.js";
@@ -109,8 +109,9 @@ export function guardedWriteFailure(err: unknown, guardIndex: number, lockId: st
       ),
     };
   }
-  // Without an answer (a time-out, a reset, a 5xx) the transaction may have committed all the same.
-  const maybe = isRetryable(err) ? " (no answer: it may or may not have committed)" : "";
+  // Without an answer (a time-out, a reset, a 5xx) the transaction may have committed all the same;
+  // a throttle or a refused connection proves it did not.
+  const maybe = mayHaveBeenApplied(err) ? " (no answer: it may or may not have committed)" : "";
   return {
     lockLost: false,
     error: new LockError(`Guarded write with lock "${lockId}" failed${maybe}: ${e.message ?? String(err)}`, {

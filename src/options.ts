@@ -152,9 +152,10 @@ export function checkHeartbeat(leaseMs: number, heartbeatMs: number, leaseName =
  * overwrite the key, and a release would try to remove it.
  */
 function notALockField(name: string, value: string, ttlAttribute: unknown): void {
+  // A ttlAttribute the caller chose is checked against the keys by resolveExpiry, naming it.
   const taken: string[] = [
     ...Object.values(FIELD),
-    typeof ttlAttribute === "string" ? ttlAttribute : DEFAULT_TTL_ATTRIBUTE,
+    ...(ttlAttribute === undefined ? [DEFAULT_TTL_ATTRIBUTE] : []),
   ];
   if (taken.includes(value)) {
     throw new RangeError(

@@ -7,7 +7,7 @@ import {
   type KeySchemaElement,
   type TableDescription,
 } from "@aws-sdk/client-dynamodb";
-import type { DynamoDBSender } from "./aws.js";
+import { type DynamoDBSender, KEY_SCHEMA_MISMATCH } from "./aws.js";
 import { backoffDelay } from "./backoff.js";
 import { LockError } from "./errors.js";
 import type { KeySchema } from "./item.js";
@@ -63,6 +63,63 @@ function describeKeys(schema: KeySchema): string {
     .join(", ");
 }
 
+/** The table's keys as DescribeTable gives them, in the same form as describeKeys. */
+function describeTableKeys(table: TableDescription): string {
+  const typeOf = (name: string | undefined) =>
+    table.AttributeDefinitions?.find((d) => d.AttributeName === name)?.AttributeType ?? "?";
+  return (
+    [...(table.KeySchema ?? [])]
+      // HASH before RANGE, whatever order the server lists them in.
+      .sort((a, b) => (a.KeyType === b.KeyType ? 0 : a.KeyType === "HASH" ? -1 : 1))
+      .map((k) => `${k.AttributeName} (${typeOf(k.AttributeName)}, ${k.KeyType})`)
+      .join(", ")
+  );
+}
+
+const nameOf = (err: unknown) => (err as { name?: string } | null)?.name;
+
+/**
+ * Turns a missing table, or a request refused because the table has other keys than the client
+ * expects, into a LockError that says so and what to do; undefined for any other error.
+ *
+ * Our requests are fixed shapes with checked values, so a ValidationException is most likely a key
+ * schema mismatch, but servers word it differently (and may word it differently tomorrow): the
+ * table is asked (one DescribeTable, only when a request has already failed, which fails the call),
+ * and the answer names the keys the table really has. Should DescribeTable itself fail (a policy
+ * that does not allow it), the server's wording is the fallback.
+ */
+export async function tableError(
+  client: DynamoDBSender,
+  schema: KeySchema,
+  err: unknown,
+): Promise<LockError | undefined> {
+  const expected = `partition key "${schema.partitionKey}" (S)${schema.sortKey === undefined ? "" : ` and sort key "${schema.sortKey.name}" (S)`}`;
+  if (nameOf(err) === "ResourceNotFoundException") {
+    return new LockError(
+      `Table "${schema.table}" does not exist (or is not ACTIVE yet). Create it with ${expected}: call \`createTable()\`, or run \`dynamolock create-table ${schema.table}\``,
+      { cause: err },
+    );
+  }
+  if (nameOf(err) !== "ValidationException") return undefined;
+  const advice =
+    "Pass the table's key names as `partitionKey` / `sortKey`, or use a table created by `createTable()`";
+  let table: TableDescription | undefined;
+  try {
+    table = (await client.send(new DescribeTableCommand({ TableName: schema.table }))).Table;
+  } catch (describeError) {
+    if (!KEY_SCHEMA_MISMATCH.test((err as Error)?.message ?? "")) return undefined;
+    return new LockError(
+      `Table "${schema.table}" does not seem to have the key schema this LockClient expects (${describeKeys(schema)}): ${(err as Error).message} (DescribeTable, which would tell, failed: ${(describeError as Error)?.message}). ${advice}`,
+      { cause: err },
+    );
+  }
+  if (table === undefined || sameKeySchema(table, schema)) return undefined;
+  return new LockError(
+    `Table "${schema.table}" does not have the key schema this LockClient expects: it has ${describeTableKeys(table)}; this LockClient expects ${describeKeys(schema)}. ${advice}`,
+    { cause: err },
+  );
+}
+
 export async function createLockTable(
   client: DynamoDBSender,
   schema: KeySchema,
@@ -116,7 +173,7 @@ export async function createLockTable(
     }
     if (table !== undefined && !sameKeySchema(table, schema)) {
       throw new LockError(
-        `Table "${schema.table}" exists with another key schema; this LockClient expects ${describeKeys(schema)}. Use another table, or set \`partitionKey\` / \`sortKey\` to match it`,
+        `Table "${schema.table}" exists with another key schema: it has ${describeTableKeys(table)}; this LockClient expects ${describeKeys(schema)}. Use another table, or set \`partitionKey\` / \`sortKey\` to match it`,
       );
     }
     if (table?.TableStatus === "ACTIVE") {

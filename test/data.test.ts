@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { LockClient } from "../src/index.js";
-import { type Backend, startBackend, uniqueName } from "./support/backend.js";
+import { type Backend, countRequests, startBackend, uniqueName } from "./support/backend.js";
 
 let backend: Backend;
 let locks: LockClient;
@@ -76,4 +76,108 @@ describe("data round-trip", () => {
     assert.equal(again.data?.blob.length, 390 * 1024);
     await again.release();
   });
+
+  it("bigints within Number.MAX_SAFE_INTEGER read back as numbers, larger ones as bigints", async () => {
+    const held = await locks.acquire("bigints");
+    await held.release({
+      small: 5n,
+      negative: -(2n ** 53n - 1n),
+      large: 2n ** 53n,
+      set: new Set([1n, 2n ** 70n]),
+    });
+    const again = await locks.acquire("bigints");
+    assert.deepStrictEqual(again.data, {
+      small: 5,
+      negative: -(2 ** 53 - 1),
+      large: 2n ** 53n,
+      set: new Set([1, 2n ** 70n]),
+    });
+    await again.release();
+  });
+
+  it("numbers at the edges of DynamoDB's range and precision round-trip", async () => {
+    const data = {
+      tiny: 1e-130,
+      negativeTiny: -1.5e-130,
+      huge: 99999999999999999999999999999999999999n * 10n ** 88n,
+      precise: 12345678901234567890123456789012345678n,
+      zeros: 10n ** 100n,
+    };
+    const held = await locks.acquire("edges");
+    await held.update(data);
+    assert.deepStrictEqual((await locks.read("edges"))?.data, data);
+    await held.release();
+  });
+
+  it("a __proto__ key (as JSON.parse makes it) is stored as a key, and never becomes a prototype", async (t) => {
+    if (backend.name === "dynalite") {
+      t.skip("dynalite, itself JavaScript, refuses a __proto__ map key; DynamoDB stores it");
+      return;
+    }
+    const data = JSON.parse('{"__proto__": {"admin": true}, "n": 1}') as Record<string, unknown>;
+    const held = await locks.acquire("proto");
+    await held.update(data);
+    const back = (await locks.read("proto"))?.data as Record<string, unknown>;
+    assert.equal(Object.getPrototypeOf(back), Object.prototype);
+    assert.deepStrictEqual(Object.getOwnPropertyDescriptor(back, "__proto__")?.value, { admin: true });
+    assert.deepStrictEqual(back, data);
+    await held.release();
+  });
+
+  it("31 levels of maps and lists are stored; 32 are refused before sending", async () => {
+    const nest = (levels: number) => {
+      let value: unknown = 1;
+      for (let i = 1; i < levels; i++) value = i % 2 === 0 ? [value] : { n: value };
+      return { n: value };
+    };
+    const held = await locks.acquire("deep");
+    await held.update(nest(31));
+    assert.deepStrictEqual((await locks.read("deep"))?.data, nest(31));
+    await assert.rejects(
+      held.update(nest(32)),
+      (e) => e instanceof RangeError && /nested deeper/.test(e.message),
+    );
+    await held.release();
+  });
+});
+
+describe("values DynamoDB refuses are refused before any request, and the lock stays held", () => {
+  const refused: [string, Record<string, unknown>, typeof TypeError | typeof RangeError, string][] = [
+    ["a number below DynamoDB's smallest magnitude", { x: { tiny: 1e-200 } }, RangeError, "data.x.tiny"],
+    ["the smallest double", { x: 5e-324 }, RangeError, "data.x"],
+    ["a bigint of 10^126", { big: 10n ** 126n }, RangeError, "data.big"],
+    ["a bigint of 39 significant digits", { big: 2n ** 127n }, RangeError, "data.big"],
+    ["a Set holding 1 and 1n", { s: new Set<unknown>([1, 1n]) }, RangeError, "data.s"],
+    ["a Set holding 0 and 0n", { s: new Set<unknown>([0, 0n]) }, RangeError, "data.s"],
+    [
+      "a Set holding equal byte arrays",
+      { s: new Set([new Uint8Array([1]), new Uint8Array([1])]) },
+      RangeError,
+      "data.s",
+    ],
+    ["an empty map key", { m: { "": 1 } }, RangeError, "data.m"],
+    ["a map key of 64 KB", { ["k".repeat(65_536)]: 1 }, RangeError, "data.kkk"],
+    ["a lone surrogate", { s: "\uD800" }, RangeError, "data.s"],
+    ["a lone surrogate in a key", { m: { "\uDC00": 1 } }, RangeError, "data.m"],
+  ];
+  for (const [name, data, type, path] of refused) {
+    it(name, async () => {
+      const client = backend.newClient();
+      const counter = countRequests(client);
+      const own = new LockClient({ table: locks.table, client });
+      const held = await own.acquire(`refused-${name}`);
+      counter.reset();
+      await assert.rejects(held.update(data), (e: unknown) => {
+        assert.ok(e instanceof type, `expected ${type.name}, got ${String(e)}`);
+        assert.ok((e as Error).message.includes(`\`${path}`), (e as Error).message);
+        return true;
+      });
+      await assert.rejects(held.release(data), type);
+      assert.equal(counter.total(), 0, "no request was sent");
+      assert.equal(held.signal.aborted, false, "the lock is still held");
+      await held.release();
+      await own.close();
+      client.destroy();
+    });
+  }
 });
