@@ -13,11 +13,11 @@ import { LockError } from "./errors.js";
 import type { KeySchema } from "./item.js";
 import { type Runtime, sleep } from "./runtime.js";
 import { enableTimeToLive } from "./ttl.js";
-import { fail, nonNegativeDuration, optionalSignal, optionsObject } from "./validate.js";
+import { fail, nonNegativeOrInfinite, optionalSignal, optionsObject } from "./validate.js";
 
 export interface CreateTableOptions {
   /**
-   * How long to wait for the table to become ACTIVE, in ms.
+   * How long to wait for the table to become ACTIVE, in ms (`Infinity`: as long as it takes).
    * @default 300_000
    */
   readonly waitMs?: number;
@@ -127,7 +127,7 @@ export async function createLockTable(
   options?: CreateTableOptions,
 ): Promise<boolean> {
   const o = optionsObject<CreateTableOptions>("options", options);
-  const waitMs = o.waitMs === undefined ? DEFAULT_CREATE_WAIT_MS : nonNegativeDuration("waitMs", o.waitMs);
+  const waitMs = o.waitMs === undefined ? DEFAULT_CREATE_WAIT_MS : nonNegativeOrInfinite("waitMs", o.waitMs);
   const signal = optionalSignal("signal", o.signal);
   if (o.ttl !== undefined && typeof o.ttl !== "boolean") fail("ttl", "a boolean", o.ttl);
   const ttl = o.ttl ?? schema.expiry?.retainMs !== undefined;

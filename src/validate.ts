@@ -30,15 +30,6 @@ export function positiveDuration(name: string, value: unknown): number {
   return value;
 }
 
-/** A wait in ms: a finite number >= 0. */
-export function nonNegativeDuration(name: string, value: unknown): number {
-  if (typeof value !== "number") fail(name, "a non-negative finite number of milliseconds", value);
-  if (!Number.isFinite(value) || value < 0) {
-    fail(name, "a non-negative finite number of milliseconds", value, RangeError);
-  }
-  return value;
-}
-
 /** A bound in ms that may be `Infinity` (meaning "no bound"), but not negative or NaN. */
 export function nonNegativeOrInfinite(name: string, value: unknown): number {
   if (typeof value !== "number") fail(name, "a non-negative number of milliseconds or Infinity", value);
