@@ -403,7 +403,8 @@ export class LockClient {
         unanswered.push(owner);
         giveUp(signal.aborted ? signal.reason : this.#closedError(id));
       }
-      if (runtime.monotonicNow() < holderValidUntil(sentAt, leaseMs, clockDrift)) {
+      const late = runtime.monotonicNow() >= holderValidUntil(sentAt, leaseMs, clockDrift);
+      if (!late || this.#options.knobs?.handOutLateAcquisitions === true) {
         return this.#adopt<Data>(id, owner, record, sentAt);
       }
       unanswered.push(owner);

@@ -119,6 +119,8 @@ export interface ProtocolKnobs {
   readonly renewOnExactVersion?: boolean;
   /** `release()` is sent at once instead of waiting behind a heartbeat in flight. */
   readonly releaseSkipsQueue?: boolean;
+  /** An acquisition whose answer came back after its lease is handed out all the same. */
+  readonly handOutLateAcquisitions?: boolean;
 }
 
 /** @internal The options key under which test/sim passes {@link ProtocolKnobs}. */

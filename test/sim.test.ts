@@ -52,6 +52,7 @@ describe("simulation finds deliberate protocol breaks", () => {
     "release-races-heartbeat": 1_000,
     "takeover-ignores-version": 2_000,
     "takeover-early": 2_000,
+    "late-acquisition-handed-out": 2_000,
   };
   for (const name of Object.keys(BREAKS) as BreakName[]) {
     it(`${name} (profile ${BREAKS[name].profile})`, async (t) => {

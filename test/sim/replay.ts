@@ -16,6 +16,8 @@ export const BREAKS = {
   "renew-exact-version": { profile: "stormy", knobs: { renewOnExactVersion: true } },
   /** release() does not wait for a heartbeat in flight. */
   "release-races-heartbeat": { profile: "mixed", knobs: { releaseSkipsQueue: true } },
+  /** An acquisition answered after its lease is handed out (expired) instead of taken again. */
+  "late-acquisition-handed-out": { profile: "stormy", knobs: { handOutLateAcquisitions: true } },
 } as const satisfies Record<string, { profile: ProfileName; knobs: Knobs | undefined }>;
 export type BreakName = keyof typeof BREAKS;
 

@@ -25,6 +25,7 @@ export interface Knobs {
   readonly takeoverIgnoresVersion?: boolean;
   readonly renewOnExactVersion?: boolean;
   readonly releaseSkipsQueue?: boolean;
+  readonly handOutLateAcquisitions?: boolean;
 }
 
 export interface Scenario {
