@@ -114,24 +114,38 @@ export function isRetryable(err: unknown): boolean {
 /**
  * Whether a failed write may have been applied all the same, so that its outcome is unknown: true
  * for an attempt that got no answer after it was sent (a reset, a time-out, an abort), for an HTTP
- * 5xx (the server may have applied the write before failing), and for an answer that could not be
- * read (a 2xx the SDK failed to parse). Also true once the SDK has retried on its own
+ * 5xx (the server may have applied the write before failing), for an answer that could not be read
+ * (a 2xx the SDK failed to parse), and for throttling. Also true once the SDK has retried on its own
  * (`$metadata.attempts > 1`): only the last attempt's error reaches us, and an earlier one may have
  * gone unanswered.
  *
- * False means the write was certainly not applied: the server refused it (a 4xx: throttling,
- * validation, a failed condition), or it never left (no region, no credentials, a refused
- * connection, an address that does not resolve).
+ * Throttling counts as unknown although DynamoDB applies nothing it throttles: a refusal that may
+ * not recur (a busy partition) says nothing of a copy of the same request that was delivered too (a
+ * duplicate, which the simulation models), and "nothing was written" is a promise, so it is made
+ * only when it is certain.
+ *
+ * False means the write was certainly not applied: the server refused it for a reason any copy of
+ * it would meet too (a 4xx such as a validation error or a denied action), or it never left (no
+ * region, no credentials, a refused connection, an address that does not resolve). A failed
+ * condition is answered here as a refusal; whether an earlier try of the same write went through is
+ * for the caller to judge from the item (see lock.ts).
  */
 export function mayHaveBeenApplied(err: unknown): boolean {
   if (err instanceof LockError) return false;
   const e = asSdkError(err);
   if ((e.$metadata?.attempts ?? 0) > 1) return true;
+  if (e.name !== undefined && THROTTLING.has(e.name)) return true;
   const status = e.$metadata?.httpStatusCode;
-  if (status !== undefined) return status >= 500 || (status >= 200 && status < 300);
+  if (status !== undefined) return status >= 500 || status === 429 || (status >= 200 && status < 300);
   if (e.name !== undefined && NO_ANSWER_NAMES.has(e.name)) return true;
   const code = networkCode(err);
-  return code !== undefined && !NEVER_DELIVERED_CODES.has(code);
+  if (code !== undefined) return !NEVER_DELIVERED_CODES.has(code);
+  // A host name that does not resolve: nothing was sent (not retryable, so not a network code above).
+  if (e.code === "ENOTFOUND") return false;
+  // The SDK stamps `$metadata` on every error that went through its retry step, that is, on every
+  // request it tried to send; an error without it (no region, no credentials, an input it could not
+  // serialise) failed before. Any other failure we cannot place may have hit a request in flight.
+  return e.$metadata !== undefined;
 }
 
 /**

@@ -7,7 +7,7 @@ import {
   type GetItemCommandInput,
   UpdateItemCommand,
 } from "@aws-sdk/client-dynamodb";
-import { type DynamoDBSender, isConditionFailed, isRetryable, oldItemOf } from "./aws.js";
+import { type DynamoDBSender, isConditionFailed, isRetryable, mayHaveBeenApplied, oldItemOf } from "./aws.js";
 import { backoffDelay, waitBeforeNextPoll } from "./backoff.js";
 import { decodeData, type LockData } from "./data.js";
 import { type HolderInfo, LockError, LockHeldError } from "./errors.js";
@@ -146,7 +146,14 @@ export class LockClient {
     const entry = { id, stop, settled: acquiring.catch(() => undefined) };
     this.#acquiring.add(entry);
     try {
-      return await acquiring;
+      const lock = await acquiring;
+      // close() may have run in the few microtasks since the lock was adopted: it released the
+      // lock (or is releasing it), so do not hand it out.
+      if (this.#closed) {
+        await lock.releaseIfHeld().catch(() => undefined);
+        throw this.#closedError(id);
+      }
+      return lock;
     } finally {
       this.#acquiring.delete(entry);
       signal?.removeEventListener("abort", forward);
@@ -283,19 +290,32 @@ export class LockClient {
   // ---- internals ----
 
   #throwIfClosed(): void {
-    if (this.#closed) this.#closedError();
+    if (this.#closed) throw this.#closedError();
   }
 
-  #closedError(lockId?: string): never {
-    throw new LockError(`This LockClient (table "${this.table}") is closed`, {
+  #closedError(lockId?: string): LockError {
+    return new LockError(`This LockClient (table "${this.table}") is closed`, {
       reason: "closed",
       ...(lockId === undefined ? {} : { lockId }),
     });
   }
 
-  async #translate(err: unknown, message: string, lockId?: string): Promise<unknown> {
+  /**
+   * The error to report for a failed request. May ask the table what its keys are (one
+   * DescribeTable, bounded like every request, and stopped by `signal`): if `signal` aborts
+   * meanwhile, its reason is the answer.
+   */
+  async #translate(err: unknown, message: string, lockId?: string, signal?: AbortSignal): Promise<unknown> {
     if (err instanceof LockError) return err;
-    const table = await tableError(this.#client, this.#options.schema, err);
+    const { runtime, heartbeatMs, schema } = this.#options;
+    const bound = deadlineSignal(runtime, heartbeatMs, signal, () => new Error("no answer"));
+    let table: LockError | undefined;
+    try {
+      table = await tableError(this.#client, schema, err, bound.signal);
+    } finally {
+      bound.dispose();
+    }
+    if (signal?.aborted) return signal.reason;
     if (table !== undefined) return table;
     return new LockError(`${message}: ${(err as Error)?.message ?? String(err)}`, {
       cause: err,
@@ -315,6 +335,8 @@ export class LockClient {
       throw await this.#translate(
         err,
         `Reading lock "${String(input.Key?.[this.#options.schema.partitionKey]?.S)}" failed`,
+        undefined,
+        signal,
       );
     }
   }
@@ -441,7 +463,9 @@ export class LockClient {
         } catch (err) {
           if (signal.aborted) giveUp(signal.reason);
           if (!isRetryable(err) || runtime.monotonicNow() >= deadline) {
-            giveUp(await this.#translate(err, `Reading lock "${id}" while waiting for it failed`, id));
+            giveUp(
+              await this.#translate(err, `Reading lock "${id}" while waiting for it failed`, id, signal),
+            );
           }
           const backoff = backoffDelay(polls++, poll, runtime.random());
           await sleep(
@@ -460,6 +484,7 @@ export class LockClient {
       const owner = runtime.token();
       written.set(owner, sentAt);
       let record: LockRecord | undefined;
+      let acquired: LockRecord | undefined;
       try {
         const input = acquireRequest(schema, id, {
           owner,
@@ -472,20 +497,20 @@ export class LockClient {
         const out = await bounded((abortSignal) =>
           this.#client.send(new UpdateItemCommand(input), { abortSignal }),
         );
-        const acquired = parseRecord(out.Attributes);
-        if (acquired === undefined)
+        acquired = parseRecord(out.Attributes);
+        if (acquired === undefined) {
+          unanswered.push(owner); // applied, but we cannot use what it returned
           throw new LockError(`Acquire of "${id}" returned no item`, { lockId: id });
-        const lock = adopt(owner, acquired, sentAt);
-        if (lock !== undefined) return lock;
-        continue; // came back too late: take it again
+        }
       } catch (err) {
-        // No answer, a server error, or an abort mid-flight: the write may have been applied,
-        // making us the owner.
-        if (!isConditionFailed(err) && (isRetryable(err) || signal.aborted)) unanswered.push(owner);
+        // No answer, a server error, an abort mid-flight, anything but a refusal or a failure
+        // before sending: the write may have been applied, making us the owner. Free it if we give
+        // up; conditioned on this write's own token, the cleanup can touch nothing else.
+        if (!isConditionFailed(err) && (mayHaveBeenApplied(err) || signal.aborted)) unanswered.push(owner);
         if (signal.aborted) giveUp(signal.reason);
         if (!isConditionFailed(err)) {
           if (err instanceof LockError || !isRetryable(err) || runtime.monotonicNow() >= deadline) {
-            giveUp(await this.#translate(err, `Acquiring lock "${id}" failed`, id));
+            giveUp(await this.#translate(err, `Acquiring lock "${id}" failed`, id, signal));
           }
           await sleep(
             runtime,
@@ -502,6 +527,11 @@ export class LockClient {
         }
         record = parseRecord(oldItemOf(err));
         if (record === undefined) record = await look(pollRequest(schema, id));
+      }
+      if (acquired !== undefined) {
+        const lock = adopt(owner, acquired, sentAt);
+        if (lock !== undefined) return lock;
+        continue; // came back too late: take it again
       }
 
       // ---- wait: until the lock looks free or stale, or the wait runs out ----
@@ -599,17 +629,20 @@ export class LockClient {
    * full lease. Best effort: if this fails too, the lease runs out as after a crash.
    */
   #cleanUp(id: string, owner: string): void {
-    const input = releaseRequest(this.#options.schema, id, {
-      owner,
-      wallNow: this.#options.runtime.wallNow(),
-    });
+    const { schema, runtime, leaseMs } = this.#options;
+    const input = releaseRequest(schema, id, { owner, wallNow: runtime.wallNow() });
+    // Bounded, as close() waits for it: after a lease the lock frees itself anyway.
+    const bound = deadlineSignal(runtime, leaseMs, undefined, () => new Error("no answer"));
     const cleanup = this.#client
-      .send(new UpdateItemCommand(input))
+      .send(new UpdateItemCommand(input), { abortSignal: bound.signal })
       .then(
         () => undefined,
         () => undefined,
       )
-      .finally(() => this.#cleanups.delete(cleanup));
+      .finally(() => {
+        bound.dispose();
+        this.#cleanups.delete(cleanup);
+      });
     this.#cleanups.add(cleanup);
   }
 }

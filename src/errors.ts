@@ -14,11 +14,20 @@ export class LockError extends Error {
    * for an acquire cut short by `LockClient.close()`; always set on a {@link LockLostError}.
    */
   readonly reason: LockLostReason | undefined;
+  /**
+   * For an error from a write (`update()`, `release()`, `transact()`): true when the write may have
+   * been applied all the same (an attempt went unanswered); false means nothing was written.
+   */
+  readonly writeUncertain: boolean;
 
-  constructor(message: string, options?: ErrorOptions & { lockId?: string; reason?: LockLostReason }) {
+  constructor(
+    message: string,
+    options?: ErrorOptions & { lockId?: string; reason?: LockLostReason; writeUncertain?: boolean },
+  ) {
     super(message, options);
     this.lockId = options?.lockId;
     this.reason = options?.reason;
+    this.writeUncertain = options?.writeUncertain ?? false;
   }
 }
 
@@ -86,13 +95,6 @@ export class LockLostError extends LockError {
   override readonly reason: LockLostReason;
   /** Fence of the acquisition that was lost. */
   readonly fence: number;
-  /**
-   * True when the `update()` / `release()` that rejected with this error may have been written all
-   * the same: an attempt of it went unanswered (a time-out, a reset) before the loss was known.
-   * False means nothing was written.
-   */
-  readonly writeUncertain: boolean;
-
   constructor(
     lockId: string,
     reason: LockLostReason,
@@ -100,10 +102,11 @@ export class LockLostError extends LockError {
     detail: string,
     options?: ErrorOptions & { readonly writeUncertain?: boolean },
   ) {
+    // writeUncertain: the update() / release() that rejected with this error may have been written
+    // all the same, as an attempt of it went unanswered before the loss was known.
     super(`Lock "${lockId}" (fence ${fence}) was lost: ${detail}`, { ...options, lockId, reason });
     this.reason = reason;
     this.fence = fence;
-    this.writeUncertain = options?.writeUncertain ?? false;
   }
 }
 

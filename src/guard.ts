@@ -111,12 +111,14 @@ export function guardedWriteFailure(err: unknown, guardIndex: number, lockId: st
   }
   // Without an answer (a time-out, a reset, a 5xx) the transaction may have committed all the same;
   // a throttle or a refused connection proves it did not.
-  const maybe = mayHaveBeenApplied(err) ? " (no answer: it may or may not have committed)" : "";
+  const uncertain = mayHaveBeenApplied(err);
+  const maybe = uncertain ? " (no answer: it may or may not have committed)" : "";
   return {
     lockLost: false,
     error: new LockError(`Guarded write with lock "${lockId}" failed${maybe}: ${e.message ?? String(err)}`, {
       cause: err,
       lockId,
+      writeUncertain: uncertain,
     }),
   };
 }

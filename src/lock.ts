@@ -404,8 +404,9 @@ export class Lock<Data extends LockData = LockData> implements AsyncDisposable {
           if (isConditionFailed(err)) {
             const record = await this.#currentRecord(oldItemOf(err));
             this.#reportLoss(err, record, "");
-            // The SDK retries on its own, so a try of this very write may have been applied before a
-            // forceRelease. Only a lock that nobody has acquired since, holding other data than
+            // The SDK retries on its own (and a network may deliver a request twice), so a try of this
+            // very write may have been applied before a forceRelease, even when the answer we got is
+            // a failed condition. Only a lock that nobody has acquired since, holding other data than
             // ours, proves it was not.
             const disproved =
               record !== undefined && record.fence === this.fence && !sameValue(record.data, data);
@@ -436,7 +437,7 @@ export class Lock<Data extends LockData = LockData> implements AsyncDisposable {
       : "; nothing was written";
     return new LockError(
       `The ${what} of lock "${this.id}" (fence ${this.fence}) failed with ${name}, which retrying cannot fix${maybe}: ${(cause as Error)?.message ?? String(cause)}`,
-      { cause, lockId: this.id },
+      { cause, lockId: this.id, writeUncertain: what !== "heartbeat" && uncertain },
     );
   }
 
@@ -562,8 +563,9 @@ export class Lock<Data extends LockData = LockData> implements AsyncDisposable {
             const record = await this.#currentRecord(oldItemOf(err));
             if (record?.releasedBy === this.#owner) return;
             // Otherwise an attempt of ours may still have gone through first (one that went
-            // unanswered, or one the SDK retried on its own) and the lock changed hands since. Only
-            // an unchanged fence rules that out: nobody can have acquired the lock after us.
+            // unanswered, one the SDK retried on its own, a copy the network delivered twice) and
+            // the lock changed hands since. Only an unchanged fence rules that out: nobody can have
+            // acquired the lock after us.
             if (record === undefined || record.fence !== this.fence) uncertain = true;
             this.#reportLoss(
               err,

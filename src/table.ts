@@ -92,6 +92,7 @@ export async function tableError(
   client: DynamoDBSender,
   schema: KeySchema,
   err: unknown,
+  abortSignal?: AbortSignal,
 ): Promise<LockError | undefined> {
   const expected = `partition key "${schema.partitionKey}" (S)${schema.sortKey === undefined ? "" : ` and sort key "${schema.sortKey.name}" (S)`}`;
   if (nameOf(err) === "ResourceNotFoundException") {
@@ -105,7 +106,8 @@ export async function tableError(
     "Pass the table's key names as `partitionKey` / `sortKey`, or use a table created by `createTable()`";
   let table: TableDescription | undefined;
   try {
-    table = (await client.send(new DescribeTableCommand({ TableName: schema.table }))).Table;
+    const describe = new DescribeTableCommand({ TableName: schema.table });
+    table = (await client.send(describe, abortSignal === undefined ? {} : { abortSignal })).Table;
   } catch (describeError) {
     if (!KEY_SCHEMA_MISMATCH.test((err as Error)?.message ?? "")) return undefined;
     return new LockError(

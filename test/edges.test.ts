@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { after, afterEach, before, beforeEach, describe, it } from "node:test";
+import type { DynamoDBSender } from "../src/aws.js";
 import { type Lock, LockClient, LockError, LockHeldError, LockLostError } from "../src/index.js";
 import { MAX_TIMER_MS, setLongTimer } from "../src/runtime.js";
 import { type Backend, startBackend, uniqueName } from "./support/backend.js";
@@ -116,6 +117,86 @@ describe("close()", () => {
   });
 });
 
+describe("close() under faults", () => {
+  it("settles during a partition: the cleanup of an unanswered acquire is bounded", async () => {
+    const q = process_("q");
+    q.link.blackholed = true;
+    const acquiring = q.locks.acquire(id, { waitMs: 60_000 }).catch((e: unknown) => e);
+    await q.advance(10);
+    let closed = false;
+    const closing = q.locks.close().then(() => {
+      closed = true;
+    });
+    await q.advance(LEASE * 2);
+    const err = await acquiring;
+    assert.ok(err instanceof LockError && err.reason === "closed", String(err));
+    assert.equal(closed, true, "close() settled within the cleanup's bound");
+    await closing;
+  });
+
+  it("a refused acquire whose error translation hangs still ends on abort, and close() settles", async () => {
+    const q = process_("q");
+    q.link.refuse("acquire");
+    q.link.blackhole("other"); // the DescribeTable that would name the table's keys never answers
+    const controller = new AbortController();
+    const reason = new Error("caller gave up");
+    const acquiring = q.locks
+      .acquire(id, { waitMs: 60_000, signal: controller.signal })
+      .catch((e: unknown) => e);
+    await q.advance(10);
+    controller.abort(reason);
+    await q.advance(HEARTBEAT);
+    assert.equal(await acquiring, reason);
+    await q.locks.close();
+  });
+
+  it("leaves no lock held by an acquire that settles as close() runs, whichever microtask it runs in", async () => {
+    // A promise settles a few microtasks after acquire() decided: a lock handed out just before
+    // close() reaches the caller just after it. Either way close() releases it.
+    for (let k = 0; k < 12; k++) {
+      const q = process_("q");
+      const reply = q.link.holdReply("acquire");
+      const acquiring = q.locks.acquire(`${id}-${k}`).catch((e: unknown) => e);
+      await reply.reached;
+      reply.deliver();
+      for (let i = 0; i < k; i++) await Promise.resolve();
+      const closing = q.locks.close();
+      const outcome = await acquiring;
+      await closing;
+      if (outcome instanceof LockError) assert.equal(outcome.reason, "closed", `after ${k} microtasks`);
+      else assert.equal((outcome as Lock).held, false, `after ${k} microtasks: released by close()`);
+      assert.equal((await admin.read(`${id}-${k}`))?.held, false, `after ${k} microtasks`);
+    }
+  });
+
+  it("an acquire applied but failing after the SDK tried to send it is cleaned up when it gives up", async () => {
+    const inner = backend.newClient();
+    const sender = {
+      async send(
+        command: { constructor: { name: string }; input: { UpdateExpression?: string } },
+        o?: unknown,
+      ) {
+        const out = await (inner.send as (c: unknown, o?: unknown) => Promise<unknown>)(command, o);
+        if (command.input.UpdateExpression?.startsWith("SET #owner")) {
+          // Applied, then the answer broke while being read. The SDK stamps $metadata on every
+          // error of a request it tried to send.
+          throw Object.assign(new Error("Premature close"), {
+            code: "ERR_STREAM_PREMATURE_CLOSE",
+            $metadata: { attempts: 1 },
+          });
+        }
+        return out;
+      },
+    } as unknown as DynamoDBSender;
+    const locks = new LockClient({ table, client: sender });
+    const err = await locks.acquire(id).catch((e: unknown) => e);
+    assert.ok(err instanceof LockError, String(err));
+    await locks.close();
+    assert.equal((await admin.read(id))?.held, false, "not left held by nobody");
+    inner.destroy();
+  });
+});
+
 describe("errors that retrying cannot fix", () => {
   it("an update the server refuses fails at once, writes nothing, and keeps the lock", async () => {
     const p = process_("p");
@@ -126,6 +207,7 @@ describe("errors that retrying cannot fix", () => {
     assert.ok(err instanceof LockError && !(err instanceof LockLostError), String(err));
     assert.equal((err.cause as Error).name, "ValidationException", "the server's error is the cause");
     assert.match(err.message, /nothing was written/);
+    assert.equal(err.writeUncertain, false, "every attempt was answered, with a refusal");
     assert.deepEqual(p.link.sent, ["acquire", "renew", "renew"], "one attempt, not retried");
     assert.equal(lock.held, true);
     assert.equal(lock.signal.aborted, false);
@@ -134,6 +216,22 @@ describe("errors that retrying cannot fix", () => {
     assert.equal(lock.held, true, "heartbeats go on");
     await lock.release();
     assert.deepEqual((await admin.read(id))?.data, { n: 1 });
+  });
+
+  it("an update refused after an unanswered attempt says, in code, that it may have been written", async () => {
+    const p = process_("p");
+    const lock = await p.locks.acquire<{ n: number }>(id);
+    p.link.loseReplies("renew");
+    const updating = lock.update({ n: 1 }).catch((e: unknown) => e);
+    await p.advance(0); // the first attempt: applied, its answer lost
+    p.link.refuse("renew"); // the retry is refused
+    await p.advance(HEARTBEAT);
+    const err = await updating;
+    assert.ok(err instanceof LockError && !(err instanceof LockLostError), String(err));
+    assert.equal(err.writeUncertain, true);
+    assert.deepEqual((await admin.read(id))?.data, { n: 1 }, "and it was written");
+    assert.equal(lock.held, true);
+    await lock.release();
   });
 
   it("a heartbeat the server refuses is tried again a heartbeat later; should it last, the loss names it", async () => {

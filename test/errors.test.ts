@@ -46,25 +46,25 @@ const shapes: Row[] = [
     "ProvisionedThroughputExceededException (400)",
     new ProvisionedThroughputExceededException({ message: "slow down", $metadata: answered(400) }),
     true,
-    false,
+    true, // a refusal that may not recur says nothing of a duplicate of the request
   ],
   [
     "ThrottlingException (400)",
     new ThrottlingException({ message: "x", $metadata: answered(400) }),
     true,
-    false,
+    true, // a refusal that may not recur says nothing of a duplicate of the request
   ],
   [
     "RequestLimitExceeded (400)",
     new RequestLimitExceeded({ message: "x", $metadata: answered(400) }),
     true,
-    false,
+    true, // a refusal that may not recur says nothing of a duplicate of the request
   ],
   [
     "TransactionConflictException (400)",
     new TransactionConflictException({ message: "x", $metadata: answered(400) }),
     true,
-    false,
+    true, // a refusal that may not recur says nothing of a duplicate of the request
   ],
   [
     "ReplicatedWriteConflictException ($retryable)",
@@ -72,7 +72,7 @@ const shapes: Row[] = [
     true,
     false,
   ],
-  ["429 without a known name", serviceError("SomethingNew", 429), true, false],
+  ["429 without a known name", serviceError("SomethingNew", 429), true, true],
   [
     "InternalServerError (500)",
     new InternalServerError({ message: "x", $metadata: answered(500) }),

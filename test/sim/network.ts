@@ -337,6 +337,10 @@ export class Network {
               process.at(process.now() + wait / process.clock.rate, () => attempt(n + 1));
               return;
             }
+            // As the SDK does: an error says how many attempts the call made (the lock relies on it
+            // to tell a write that certainly did not apply from one an earlier attempt may have).
+            const e = error as { $metadata?: Record<string, unknown> };
+            if (typeof e === "object" && e !== null) e.$metadata = { ...e.$metadata, attempts: n };
             finish({ ok: false, error });
           };
           this.#transmit(process, operation, input, n === 1 ? label : `${label} retry ${n}`, (outcome) => {
