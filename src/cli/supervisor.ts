@@ -44,6 +44,11 @@ export class Supervisor {
     return this.#child?.pid;
   }
 
+  /** Whether `run` was called: from then on, signals are for the command. */
+  get started(): boolean {
+    return this.#child !== undefined;
+  }
+
   /** Starts the command; resolves when it exits. "Not found" and "not executable" reject. */
   run(command: readonly string[], env: NodeJS.ProcessEnv): Promise<ChildExit> {
     const [file, ...args] = command;
