@@ -31,7 +31,12 @@ const RUN_OPTIONS = {
   verbose: { type: "boolean", short: "v" },
 } as const;
 
-const FORWARDED = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
+/**
+ * Signals passed on to the command: every one that would otherwise end `run` (Node's default
+ * action) and that Node lets us catch. Ending `run` alone would leave the command running with
+ * nobody to heartbeat or to stop it when the lock is lost.
+ */
+const FORWARDED = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR2"] as const;
 export const DEFAULT_LEASE_MS = 30_000;
 export const DEFAULT_GRACE_MS = 10_000;
 
@@ -87,6 +92,18 @@ export interface Supervised {
  */
 export async function supervise(lock: HeldLock, run: Supervised): Promise<number> {
   const { id, child, graceMs } = run;
+  // Listen for the loss before anything else, synchronously: a signal that aborts while we await
+  // below would otherwise never call a listener added later, and the command would run unguarded.
+  let lost: LockLostError | undefined;
+  const onLost = () => {
+    lost = lock.signal.reason as LockLostError;
+    if (!child.started) return; // the check before spawning sees `lost`: the command never starts
+    const kill = graceMs === 0 ? "SIGKILL now" : `SIGTERM now, SIGKILL in ${formatDuration(graceMs)}`;
+    log(`${lost.message}; stopping the command (${kill})`);
+    child.stop(graceMs);
+  };
+  if (lock.signal.aborted) onLost();
+  else lock.signal.addEventListener("abort", onLost, { once: true });
   let dataDir: string | undefined;
   try {
     // The lock's data, as JSON, in a private file: the command may rewrite it, and what it leaves
@@ -105,19 +122,18 @@ export async function supervise(lock: HeldLock, run: Supervised): Promise<number
       DYNAMOLOCK_HOLDER: lock.holder,
       DYNAMOLOCK_DATA_FILE: dataFile,
     };
-    let lost: LockLostError | undefined;
-    const onLost = () => {
-      lost = lock.signal.reason as LockLostError;
-      const kill = graceMs === 0 ? "SIGKILL now" : `SIGTERM now, SIGKILL in ${formatDuration(graceMs)}`;
-      log(`${lost.message}; stopping the command (${kill})`);
-      child.stop(graceMs);
-    };
-    lock.signal.addEventListener("abort", onLost, { once: true });
     if (run.interrupted.aborted) {
       // A signal arrived between taking the lock and starting the command.
       await lock.release().catch(() => undefined);
       const signal = (run.interrupted.reason as Interrupted).signal;
       return 128 + (constants.signals[signal] ?? 0);
+    }
+    // The last look before spawning, in the same synchronous run as the spawn: nothing can change
+    // between them. `held` also catches a lease that ran out by our clock before its abort fired.
+    if (lost !== undefined || lock.signal.aborted || !lock.held) {
+      const why = lost?.message ?? `Lock "${id}" (fence ${lock.fence}) is no longer held`;
+      log(`${why}; not starting the command; exiting ${EXIT.lost}`);
+      return EXIT.lost;
     }
     let exit: ChildExit;
     try {
@@ -125,9 +141,18 @@ export async function supervise(lock: HeldLock, run: Supervised): Promise<number
     } catch (err) {
       await lock.release().catch(() => undefined);
       throw err;
-    } finally {
-      lock.signal.removeEventListener("abort", onLost);
     }
+    if (lost === undefined && child.lingering) {
+      // Like flock(1), whose lock lives as long as any process holding its descriptor: what the
+      // command left running in its group works under the lock too, so the lock stays held (and
+      // heartbeats) until the last of them exits. Losing it meanwhile stops them (onLost).
+      log(
+        `the command exited ${exitCodeOf(exit)}; keeping the lock until the processes it left in its process group (${child.pid}) exit`,
+      );
+    }
+    // After a loss this waits out the SIGTERM and, past --grace, the SIGKILL of the whole group.
+    await child.gone();
+    lock.signal.removeEventListener("abort", onLost);
     const code = exitCodeOf(exit);
     if (lost !== undefined) {
       log(`the command was stopped (exit ${code}) because the lock was lost; exiting ${EXIT.lost}`);
@@ -167,6 +192,7 @@ export async function supervise(lock: HeldLock, run: Supervised): Promise<number
     }
     return code;
   } finally {
+    lock.signal.removeEventListener("abort", onLost);
     if (dataDir !== undefined) await rm(dataDir, { recursive: true, force: true }).catch(() => undefined);
   }
 }
