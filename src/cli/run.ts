@@ -1,7 +1,9 @@
 /**
  * `dynamolock run`: flock(1) for a fleet. Takes the lock (waiting as asked), runs the command with
- * the fence in its environment while the lock heartbeats, releases when the command exits, and
- * exits with the command's code.
+ * the fence in its environment while the lock heartbeats, releases when the command (and, in its
+ * own process group, everything it left running there) has exited, and exits with the command's
+ * code. Nothing of the command may run unguarded: it starts only while the lock is valid, and a
+ * lost lock stops all of it before `run` exits.
  */
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { constants, tmpdir } from "node:os";
