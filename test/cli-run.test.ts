@@ -234,6 +234,38 @@ describe("dynamolock run: the command's process group", { concurrency: 3 }, () =
   });
 });
 
+describe("dynamolock run: ending by any other path", () => {
+  it("kills the command's whole group when the process supervising it crashes", async () => {
+    const pidFile = join(dir, "crash.pid");
+    const supervisor = new URL("../src/cli/supervisor.ts", import.meta.url).href;
+    // A stand-in for run failing in a way nobody planned for (a bug, an unhandled rejection's
+    // exit 70): it starts the command like run does, then throws once the grandchild is ready.
+    const crash = `
+      import { existsSync } from "node:fs";
+      import { Supervisor } from ${JSON.stringify(supervisor)};
+      const child = new Supervisor({ ownGroup: true });
+      void child.run(${JSON.stringify(leaderWithGrandchild(pidFile, "wait"))}, process.env);
+      const look = setInterval(() => {
+        if (!existsSync(${JSON.stringify(pidFile)})) return;
+        clearInterval(look);
+        throw new Error("an unplanned failure");
+      }, 10);
+    `;
+    const crashing = spawn(
+      process.execPath,
+      ["--import", import.meta.resolve("tsx"), "--input-type=module", "-e", crash],
+      { env, stdio: "ignore" },
+    );
+    assert.ok(crashing.pid !== undefined);
+    started.add(crashing.pid);
+    const code = await new Promise<number | null>((resolve) => crashing.on("exit", resolve));
+    assert.equal(code, 1, "the uncaught exception's exit code");
+    const grandchild = await grandchildPid(pidFile);
+    // A crashing process cannot wait for its SIGKILL to land; the signal is sent, the death follows.
+    await eventually(() => !stillRunning(grandchild), "the grandchild to die with its supervisor");
+  });
+});
+
 describe("dynamolock run: every signal that would stop run reaches the command", { concurrency: 3 }, () => {
   /** A command that reports `signal` and exits with `code`; it exits 99 by itself after 20 s. */
   const catching = (signal: string, code: number) => [

@@ -101,6 +101,7 @@ export class Supervisor {
         detached: this.#options.ownGroup,
       });
       this.#child = child;
+      if (child.pid !== undefined) process.on("exit", this.#onExit);
       child.on("error", (err: NodeJS.ErrnoException) => {
         // With a pid the command did start; its exit event settles the promise.
         if (child.pid !== undefined) return;
@@ -185,8 +186,16 @@ export class Supervisor {
     }
   }
 
+  /**
+   * dynamolock ending with the command still running (a crash, an unhandled rejection's exit 70,
+   * or any other exit path we did not think of): nobody would heartbeat or stop the command, so
+   * kill it, synchronously, as the last thing this process does.
+   */
+  readonly #onExit = () => this.#send("SIGKILL");
+
   #finish(): void {
     this.#gone = true;
+    process.off("exit", this.#onExit);
     if (this.#killTimer !== undefined) clearTimeout(this.#killTimer);
   }
 }
