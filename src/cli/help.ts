@@ -74,8 +74,19 @@ COMMAND's environment gets:
 
 If the lock is held and the wait runs out: exits 75 with one line naming the holder.
 If the lock is lost while COMMAND runs (its lease ran out, or \`dynamolock release --force\`):
-sends COMMAND SIGTERM, then SIGKILL after --grace, and exits 79.
-SIGINT, SIGTERM and SIGHUP are passed on to COMMAND (on a terminal, Ctrl-C reaches it directly).
+sends COMMAND SIGTERM, then SIGKILL after --grace, and exits 79 once it is gone. A lock already
+lost when COMMAND is about to start: exits 79 without starting it.
+
+Process group: when stdin is not a terminal (cron, CI, scripts), COMMAND gets its own process
+group and run treats the group as the command: on a lost lock, SIGTERM and then SIGKILL go to
+every process in it, even after COMMAND itself exited; and if COMMAND exits leaving processes
+running in it (\`sh -c 'job & exit'\`), run keeps the lock until they exit too, as flock(1) does.
+On a terminal, COMMAND shares run's group (it can read the terminal) and only COMMAND itself is
+signalled or waited for; redirect stdin (</dev/null) to get a group.
+
+Signals: SIGINT, SIGTERM, SIGHUP, SIGQUIT and SIGUSR2 sent to run are passed on to COMMAND, also
+on a terminal (so \`kill -INT\` from elsewhere reaches it; Ctrl-C then reaches it twice: from the
+terminal and from run).
 
 Options:
   --wait DURATION       how long to wait for a held lock (default: 0, do not wait)

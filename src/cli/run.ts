@@ -1,7 +1,9 @@
 /**
  * `dynamolock run`: flock(1) for a fleet. Takes the lock (waiting as asked), runs the command with
- * the fence in its environment while the lock heartbeats, releases when the command exits, and
- * exits with the command's code.
+ * the fence in its environment while the lock heartbeats, releases when the command (and, in its
+ * own process group, everything it left running there) has exited, and exits with the command's
+ * code. Nothing of the command may run unguarded: it starts only while the lock is valid, and a
+ * lost lock stops all of it before `run` exits.
  */
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { constants, tmpdir } from "node:os";
@@ -31,12 +33,17 @@ const RUN_OPTIONS = {
   verbose: { type: "boolean", short: "v" },
 } as const;
 
-const FORWARDED = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
+/**
+ * Signals passed on to the command: every one that would otherwise end `run` (Node's default
+ * action) and that Node lets us catch. Ending `run` alone would leave the command running with
+ * nobody to heartbeat or to stop it when the lock is lost.
+ */
+const FORWARDED = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR2"] as const;
 export const DEFAULT_LEASE_MS = 30_000;
 export const DEFAULT_GRACE_MS = 10_000;
 
 /** Why `run` stopped waiting: a signal it received. */
-class Interrupted extends Error {
+export class Interrupted extends Error {
   readonly signal: NodeJS.Signals;
   constructor(signal: NodeJS.Signals) {
     super(`interrupted by ${signal}`);
@@ -60,6 +67,135 @@ async function dataWrittenBy(file: string, initial: string): Promise<LockData | 
   } catch (err) {
     log(`${(err as Error).message}; keeping the lock's stored data`);
     return undefined;
+  }
+}
+
+/** The part of a lock `run` uses: a fake of it is enough to test what `run` does with a lock. */
+export type HeldLock = Pick<Lock, "fence" | "holder" | "data" | "signal" | "held" | "release">;
+
+/** What {@link supervise} needs besides the lock. */
+export interface Supervised {
+  readonly id: string;
+  readonly table: string;
+  readonly command: readonly string[];
+  readonly child: Supervisor;
+  /** After SIGTERM on a lost lock, how long before SIGKILL. */
+  readonly graceMs: number;
+  readonly recordExit: boolean;
+  readonly verbose: boolean;
+  /** Aborts, with an {@link Interrupted} reason, when `run` receives a signal before the command starts. */
+  readonly interrupted: AbortSignal;
+  /** A failed release, in one line. */
+  readonly explain: (err: unknown) => string;
+}
+
+/**
+ * Runs the command under a lock just taken, and releases it: the exit code `run` ends with.
+ */
+export async function supervise(lock: HeldLock, run: Supervised): Promise<number> {
+  const { id, child, graceMs } = run;
+  // Listen for the loss before anything else, synchronously: a signal that aborts while we await
+  // below would otherwise never call a listener added later, and the command would run unguarded.
+  let lost: LockLostError | undefined;
+  const onLost = () => {
+    lost = lock.signal.reason as LockLostError;
+    if (!child.started) return; // the check before spawning sees `lost`: the command never starts
+    const kill = graceMs === 0 ? "SIGKILL now" : `SIGTERM now, SIGKILL in ${formatDuration(graceMs)}`;
+    log(`${lost.message}; stopping the command (${kill})`);
+    child.stop(graceMs);
+  };
+  if (lock.signal.aborted) onLost();
+  else lock.signal.addEventListener("abort", onLost, { once: true });
+  let dataDir: string | undefined;
+  try {
+    // The lock's data, as JSON, in a private file: the command may rewrite it, and what it leaves
+    // there is stored with the release (atomically with unlocking, like `unlock(data)`).
+    dataDir = await mkdtemp(join(tmpdir(), "dynamolock-"));
+    const dataFile = join(dataDir, "data.json");
+    const initialData = `${JSON.stringify(lock.data ?? {}, jsonReplacer, 2)}\n`;
+    await writeFile(dataFile, initialData, { mode: 0o600 });
+
+    const startedAt = Date.now();
+    const env = {
+      ...process.env,
+      DYNAMOLOCK_FENCE: String(lock.fence),
+      DYNAMOLOCK_ID: id,
+      DYNAMOLOCK_TABLE: run.table,
+      DYNAMOLOCK_HOLDER: lock.holder,
+      DYNAMOLOCK_DATA_FILE: dataFile,
+    };
+    if (run.interrupted.aborted) {
+      // A signal arrived between taking the lock and starting the command.
+      await lock.release().catch(() => undefined);
+      const signal = (run.interrupted.reason as Interrupted).signal;
+      return 128 + (constants.signals[signal] ?? 0);
+    }
+    // The last look before spawning, in the same synchronous run as the spawn: nothing can change
+    // between them. `held` also catches a lease that ran out by our clock before its abort fired.
+    if (lost !== undefined || lock.signal.aborted || !lock.held) {
+      const why = lost?.message ?? `Lock "${id}" (fence ${lock.fence}) is no longer held`;
+      log(`${why}; not starting the command; exiting ${EXIT.lost}`);
+      return EXIT.lost;
+    }
+    let exit: ChildExit;
+    try {
+      exit = await child.run(run.command, env);
+    } catch (err) {
+      await lock.release().catch(() => undefined);
+      throw err;
+    }
+    if (lost === undefined && child.lingering) {
+      // Like flock(1), whose lock lives as long as any process holding its descriptor: what the
+      // command left running in its group works under the lock too, so the lock stays held (and
+      // heartbeats) until the last of them exits. Losing it meanwhile stops them (onLost).
+      log(
+        `the command exited ${exitCodeOf(exit)}; keeping the lock until the processes it left in its process group (${child.pid}) exit`,
+      );
+    }
+    // After a loss this waits out the SIGTERM and, past --grace, the SIGKILL of the whole group.
+    await child.gone();
+    lock.signal.removeEventListener("abort", onLost);
+    const code = exitCodeOf(exit);
+    if (lost !== undefined) {
+      log(`the command was stopped (exit ${code}) because the lock was lost; exiting ${EXIT.lost}`);
+      return EXIT.lost;
+    }
+
+    let data = await dataWrittenBy(dataFile, initialData);
+    if (run.recordExit) {
+      data = {
+        ...(data ?? lock.data ?? {}),
+        lastRun: {
+          exitCode: exit.code,
+          signal: exit.signal,
+          holder: lock.holder,
+          fence: lock.fence,
+          startedAt: new Date(startedAt).toISOString(),
+          endedAt: new Date().toISOString(),
+          durationMs: Date.now() - startedAt,
+        },
+      };
+    }
+    try {
+      await lock.release(data);
+      if (run.verbose) log(`released lock "${id}" (fence ${lock.fence}); the command exited ${code}`);
+    } catch (err) {
+      if (err instanceof LockLostError) {
+        log(`${err.message}; the command's work may have overlapped another holder's; exiting ${EXIT.lost}`);
+        return EXIT.lost;
+      }
+      if (err instanceof TypeError || err instanceof RangeError) {
+        log(`could not store the data the command wrote: ${err.message}`);
+        await lock.release().catch(() => undefined);
+        return code === 0 ? EXIT.usage : code;
+      }
+      // The lock stays ours until its lease runs out; the command's result is still the answer.
+      log(`releasing lock "${id}" failed (${run.explain(err)}); it frees itself after its lease`);
+    }
+    return code;
+  } finally {
+    lock.signal.removeEventListener("abort", onLost);
+    if (dataDir !== undefined) await rm(dataDir, { recursive: true, force: true }).catch(() => undefined);
   }
 }
 
@@ -104,15 +240,13 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
   const interactive = isInteractive(process.stdin);
   const child = new Supervisor({ ownGroup: !interactive });
   const waiting = new AbortController();
-  let running = false;
   const onSignal = (signal: NodeJS.Signals) => {
-    if (running) child.forward(signal);
+    if (child.started) child.forward(signal);
     else waiting.abort(new Interrupted(signal));
   };
   for (const signal of FORWARDED) process.on(signal, onSignal);
 
-  let lock: Lock | undefined;
-  let dataDir: string | undefined;
+  let lock: Lock;
   try {
     // With no wait there is nothing to show: the answer (taken, or exit 75) comes at once.
     const watcher = waitMs > 0 ? watchWaiting(id, process.stderr) : undefined;
@@ -133,89 +267,19 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
       watcher?.stop();
     }
     if (verbose) log(`acquired lock "${id}" (fence ${lock.fence}) as "${lock.holder}"`);
-
-    // The lock's data, as JSON, in a private file: the command may rewrite it, and what it leaves
-    // there is stored with the release (atomically with unlocking, like `unlock(data)`).
-    dataDir = await mkdtemp(join(tmpdir(), "dynamolock-"));
-    const dataFile = join(dataDir, "data.json");
-    const initialData = `${JSON.stringify(lock.data ?? {}, jsonReplacer, 2)}\n`;
-    await writeFile(dataFile, initialData, { mode: 0o600 });
-
-    const startedAt = Date.now();
-    const env = {
-      ...process.env,
-      DYNAMOLOCK_FENCE: String(lock.fence),
-      DYNAMOLOCK_ID: id,
-      DYNAMOLOCK_TABLE: target.table,
-      DYNAMOLOCK_HOLDER: lock.holder,
-      DYNAMOLOCK_DATA_FILE: dataFile,
-    };
-    let lost: LockLostError | undefined;
-    const onLost = () => {
-      lost = lock?.signal.reason as LockLostError;
-      const kill = graceMs === 0 ? "SIGKILL now" : `SIGTERM now, SIGKILL in ${formatDuration(graceMs)}`;
-      log(`${lost.message}; stopping the command (${kill})`);
-      child.stop(graceMs);
-    };
-    lock.signal.addEventListener("abort", onLost, { once: true });
-    if (waiting.signal.aborted) {
-      // A signal arrived between taking the lock and starting the command.
-      await lock.release().catch(() => undefined);
-      const signal = (waiting.signal.reason as Interrupted).signal;
-      return 128 + (constants.signals[signal] ?? 0);
-    }
-    running = true;
-    let exit: ChildExit;
-    try {
-      exit = await child.run(command, env);
-    } catch (err) {
-      await lock.release().catch(() => undefined);
-      throw err;
-    } finally {
-      running = false;
-      lock.signal.removeEventListener("abort", onLost);
-    }
-    const code = exitCodeOf(exit);
-    if (lost !== undefined) {
-      log(`the command was stopped (exit ${code}) because the lock was lost; exiting ${EXIT.lost}`);
-      return EXIT.lost;
-    }
-
-    let data = await dataWrittenBy(dataFile, initialData);
-    if (values["record-exit"] === true) {
-      data = {
-        ...(data ?? lock.data ?? {}),
-        lastRun: {
-          exitCode: exit.code,
-          signal: exit.signal,
-          holder: lock.holder,
-          fence: lock.fence,
-          startedAt: new Date(startedAt).toISOString(),
-          endedAt: new Date().toISOString(),
-          durationMs: Date.now() - startedAt,
-        },
-      };
-    }
-    try {
-      await lock.release(data);
-      if (verbose) log(`released lock "${id}" (fence ${lock.fence}); the command exited ${code}`);
-    } catch (err) {
-      if (err instanceof LockLostError) {
-        log(`${err.message}; the command's work may have overlapped another holder's; exiting ${EXIT.lost}`);
-        return EXIT.lost;
-      }
-      if (err instanceof TypeError || err instanceof RangeError) {
-        log(`could not store the data the command wrote: ${err.message}`);
-        await lock.release().catch(() => undefined);
-        return code === 0 ? EXIT.usage : code;
-      }
-      // The lock stays ours until its lease runs out; the command's result is still the answer.
-      log(`releasing lock "${id}" failed (${explain(err, target).message}); it frees itself after its lease`);
-    }
-    return code;
+    return await supervise(lock, {
+      id,
+      table: target.table,
+      command,
+      child,
+      graceMs,
+      recordExit: values["record-exit"] === true,
+      verbose,
+      interrupted: waiting.signal,
+      explain: (err) => explain(err, target).message,
+    });
   } finally {
     for (const signal of FORWARDED) process.off(signal, onSignal);
-    if (dataDir !== undefined) await rm(dataDir, { recursive: true, force: true }).catch(() => undefined);
     await target.close().catch(() => undefined);
   }
 }

@@ -4,6 +4,7 @@
  * process started here is tracked and killed by pid in `killAll()`.
  */
 import { type ChildProcess, spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 
 const CLI = fileURLToPath(new URL("../../src/cli/main.ts", import.meta.url));
@@ -138,5 +139,20 @@ export function alive(pid: number): boolean {
     return true;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/**
+ * Whether a process with this pid still runs: unlike {@link alive}, a zombie (dead, waiting to be
+ * reaped by its parent or init) does not count. It can no longer do anything.
+ */
+export function stillRunning(pid: number): boolean {
+  if (!alive(pid)) return false;
+  try {
+    // /proc/PID/stat: "pid (comm) state ...", comm may hold spaces and parentheses.
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
+  } catch {
+    return true; // no /proc (not Linux): trust kill(pid, 0)
   }
 }
