@@ -2,15 +2,18 @@
  * LockClient: acquires locks (waiting as asked), reads them, and administers the table.
  */
 import {
+  DescribeTableCommand,
   DynamoDBClient,
   GetItemCommand,
   type GetItemCommandInput,
+  type TableDescription,
   UpdateItemCommand,
 } from "@aws-sdk/client-dynamodb";
 import { type DynamoDBSender, isConditionFailed, isRetryable, mayHaveBeenApplied, oldItemOf } from "./aws.js";
 import { backoffDelay, waitBeforeNextPoll } from "./backoff.js";
 import { decodeData, type LockData } from "./data.js";
 import { type HolderInfo, LockError, LockHeldError } from "./errors.js";
+import { judgeReplication, replicationOf, type TableReplication } from "./global-table.js";
 import { type LockRecord, parseRecord } from "./item.js";
 import { holderValidUntil, judge, type Observation, observe } from "./lease.js";
 import { Lock, type LockContext } from "./lock.js";
@@ -23,7 +26,7 @@ import {
   readRequest,
   releaseRequest,
 } from "./requests.js";
-import { deadlineSignal, sleep } from "./runtime.js";
+import { deadlineSignal, sleep, untilAborted } from "./runtime.js";
 import { type CreateTableOptions, createLockTable, tableError } from "./table.js";
 import { fail, keyString, nonNegativeOrInfinite, optionalSignal, optionsObject } from "./validate.js";
 
@@ -109,6 +112,14 @@ export class LockClient {
   /** Best-effort cleanups of acquisitions that may have been applied after we gave up. */
   readonly #cleanups = new Set<Promise<void>>();
   #closed = false;
+  /**
+   * The look at the table (docs/global-tables.md), shared by every call until it has an answer:
+   * undefined when allowed (or unknown), else why locks on this table are refused.
+   */
+  #tableCheck: Promise<string | undefined> | undefined;
+  /** What the table check found, for errors that depend on it (an MRSC table's limits). */
+  #replication: TableReplication | undefined;
+  #warnedTableUnknown = false;
 
   constructor(options: LockClientOptions) {
     this.#options = resolveOptions(options);
@@ -209,6 +220,7 @@ export class LockClient {
     const signal = optionalSignal("signal", optionsObject<AcquireOptions>("options", options).signal);
     this.#throwIfClosed();
     signal?.throwIfAborted();
+    await this.#checkTableOnce(signal);
     const record = await this.#get(readRequest(this.#options.schema, id), signal);
     if (record === undefined) return undefined;
     return this.#info<Data>(id, record);
@@ -223,6 +235,7 @@ export class LockClient {
   async forceRelease<Data extends LockData = LockData>(id: string): Promise<LockInfo<Data> | undefined> {
     keyString("id", id, 2048);
     this.#throwIfClosed();
+    await this.#checkTableOnce(undefined);
     const { schema, runtime } = this.#options;
     // Aimed at the owner read just before, not at whoever owns the lock when the write lands: a late
     // duplicate of it (an SDK retry whose first try arrives late) must not remove a later holder,
@@ -258,7 +271,10 @@ export class LockClient {
    */
   async createTable(options?: CreateTableOptions): Promise<boolean> {
     this.#throwIfClosed();
-    return createLockTable(this.#client, this.#options.schema, this.#options.runtime, options);
+    const created = await createLockTable(this.#client, this.#options.schema, this.#options.runtime, options);
+    // An existing table may be a global one: say so now rather than at the first lock.
+    await this.#checkTableOnce(options?.signal);
+    return created;
   }
 
   /**
@@ -289,6 +305,74 @@ export class LockClient {
 
   // ---- internals ----
 
+  /**
+   * Looks at the table once per client (one DescribeTable, bounded by a lease) and
+   * throws if locks on it are not safe: an eventually consistent global table without the
+   * `singleWriterRegion` opt-in. Locking goes on where the answer is unknown (no permission for
+   * DescribeTable, a server without it), after saying so once.
+   */
+  async #checkTableOnce(signal: AbortSignal | undefined): Promise<void> {
+    if (!this.#options.checkTable) return;
+    this.#tableCheck ??= this.#checkTable();
+    const refusal = await untilAborted(this.#tableCheck, signal);
+    // A new error for every call: error instances are never shared.
+    if (refusal !== undefined) throw new LockError(refusal);
+  }
+
+  async #checkTable(): Promise<string | undefined> {
+    const { schema, runtime, leaseMs, singleWriterRegion } = this.#options;
+    const bound = deadlineSignal(runtime, leaseMs, undefined, () => new Error("no answer"));
+    let table: TableDescription | undefined;
+    try {
+      const command = new DescribeTableCommand({ TableName: schema.table });
+      table = (await this.#client.send(command, { abortSignal: bound.signal })).Table;
+    } catch (err) {
+      const name = (err as Error)?.name;
+      // A missing table is reported by the lock request itself, with what to do.
+      if (name === "ResourceNotFoundException") {
+        this.#tableCheck = undefined;
+        return undefined;
+      }
+      const denied = name === "AccessDeniedException" || name === "UnrecognizedClientException";
+      // Denied: final for this client. Anything else may pass: look again at the next use.
+      if (!denied) this.#tableCheck = undefined;
+      if (!this.#warnedTableUnknown) {
+        this.#warnedTableUnknown = true;
+        process.emitWarning(
+          `dynamolock: could not tell whether table "${schema.table}" is a global table with eventually consistent replicas, where locks are not safe (DescribeTable failed: ${name ?? "error"}: ${(err as Error)?.message ?? String(err)}); locking goes on. Allow dynamodb:DescribeTable on the table, or pass checkTable: false to vouch for it (docs/global-tables.md)`,
+          { code: "DYNAMOLOCK_TABLE_UNCHECKED" },
+        );
+      }
+      return undefined;
+    } finally {
+      bound.dispose();
+    }
+    if (table === undefined) return undefined;
+    const replication = replicationOf(table);
+    const verdict = judgeReplication(replication, {
+      table: schema.table,
+      singleWriterRegion,
+      clientRegion: await this.#clientRegion(),
+    });
+    if (!verdict.ok) return verdict.error.message;
+    this.#replication = replication;
+    if (verdict.warning !== undefined) {
+      process.emitWarning(`dynamolock: ${verdict.warning}`, { code: "DYNAMOLOCK_SINGLE_WRITER_REGION" });
+    }
+    return undefined;
+  }
+
+  /** The Region the SDK client sends to, if its configuration says (a caller's own sender may not). */
+  async #clientRegion(): Promise<string | undefined> {
+    const region = (this.#client as { config?: { region?: unknown } }).config?.region;
+    try {
+      const value = typeof region === "function" ? await (region as () => Promise<unknown>)() : region;
+      return typeof value === "string" && value !== "" ? value : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
   #throwIfClosed(): void {
     if (this.#closed) throw this.#closedError();
   }
@@ -307,8 +391,8 @@ export class LockClient {
    */
   async #translate(err: unknown, message: string, lockId?: string, signal?: AbortSignal): Promise<unknown> {
     if (err instanceof LockError) return err;
-    const { runtime, heartbeatMs, schema } = this.#options;
-    const bound = deadlineSignal(runtime, heartbeatMs, signal, () => new Error("no answer"));
+    const { runtime, leaseMs, schema } = this.#options;
+    const bound = deadlineSignal(runtime, leaseMs, signal, () => new Error("no answer"));
     let table: LockError | undefined;
     try {
       table = await tableError(this.#client, schema, err, bound.signal);
@@ -371,6 +455,7 @@ export class LockClient {
       knobs: this.#options.knobs,
       dataBudgetBytes: dataBudgetBytes(this.#options, id),
       onSettled: (lock) => this.#held.delete(lock),
+      replicationMode: () => this.#replication?.mode,
     };
   }
 
@@ -385,6 +470,7 @@ export class LockClient {
     onWait: AcquireOptions["onWait"],
   ): Promise<Lock<Data>> {
     const { signal } = stop;
+    await this.#checkTableOnce(signal);
     const { runtime, schema, holder, leaseMs, maxClockSkewMs, poll, clockDrift } = this.#options;
     const started = runtime.monotonicNow();
     const deadline = started + waitMs;

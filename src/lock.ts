@@ -15,6 +15,7 @@ import { type DynamoDBSender, isConditionFailed, isRetryable, mayHaveBeenApplied
 import { backoffDelay } from "./backoff.js";
 import { decodeData, encodeData, type LockData } from "./data.js";
 import { LockError, LockLostError, type LockLostReason } from "./errors.js";
+import type { ReplicationMode } from "./global-table.js";
 import { checkTransactItems, guardedTransaction, guardedWriteFailure } from "./guard.js";
 import { type KeySchema, type LockRecord, parseRecord } from "./item.js";
 import { holderValidUntil } from "./lease.js";
@@ -36,6 +37,8 @@ export interface LockContext {
   readonly dataBudgetBytes: number;
   /** Called once when the lock stops being held (released or lost). */
   readonly onSettled: (lock: Lock) => void;
+  /** How the table is replicated, once the client has looked (docs/global-tables.md). */
+  readonly replicationMode: () => ReplicationMode | undefined;
 }
 
 /** The state a successful acquisition hands to its Lock. */
@@ -251,13 +254,27 @@ export class Lock<Data extends LockData = LockData> implements AsyncDisposable {
     } catch (err) {
       if (signal?.aborted) throw signal.reason;
       const failure = guardedWriteFailure(err, checked.length, this.id);
-      if (!failure.lockLost) throw failure.error;
+      if (!failure.lockLost) throw this.#onReplicatedTable(failure.error, err);
       // Our own release, sent meanwhile, also fails the guard: that is not a loss.
       if (this.#release !== undefined) await this.#release.catch(() => undefined);
       if (this.#state === "held") await this.#loseFromFailedCondition(err, failure.oldItem);
       this.#throwIfNotHeld();
       throw this.#lost.signal.reason;
     }
+  }
+
+  /**
+   * A guarded write refused by a table with multi-Region strong consistency: AWS does not offer
+   * every operation on those (transactions among them, at MRSC's launch). Say so, rather than leave
+   * the server's words alone.
+   */
+  #onReplicatedTable(error: LockError, cause: unknown): LockError {
+    if ((cause as Error)?.name !== "ValidationException" || this.#context.replicationMode() !== "MRSC")
+      return error;
+    return new LockError(
+      `${error.message}. Table "${this.#context.schema.table}" is a global table with multi-Region strong consistency, where AWS does not offer every operation: guarded writes need TransactWriteItems (see docs/global-tables.md)`,
+      { cause, lockId: this.id, writeUncertain: error.writeUncertain },
+    );
   }
 
   /** @internal Used by `LockClient.close()`: release if held, ignore a lock already lost. */
@@ -492,10 +509,12 @@ export class Lock<Data extends LockData = LockData> implements AsyncDisposable {
   /** Reads who has the lock now, for the loss report; the server may have returned it already. */
   async #currentRecord(old: Record<string, AttributeValue> | undefined): Promise<LockRecord | undefined> {
     if (old !== undefined) return parseRecord(old);
-    const { runtime, client, schema, heartbeatMs } = this.#context;
-    // Bounded like every request of a held lock: this read runs inside the write queue, and a
-    // connection that never answers must not stall the release and close() behind it.
-    const deadline = deadlineSignal(runtime, heartbeatMs, undefined, () => new Error("read timed out"));
+    const { runtime, client, schema } = this.#context;
+    // Bounded: this read runs inside the write queue, and a connection that never answers must not
+    // stall the release and close() behind it. By a lease, not a heartbeat interval: it is not
+    // retried, and a slow answer still says who took the lock (the expiry timer reports the loss
+    // meanwhile if the lease runs out first).
+    const deadline = deadlineSignal(runtime, this.leaseMs, undefined, () => new Error("read timed out"));
     try {
       const out = await client.send(new GetItemCommand(readRequest(schema, this.id)), {
         abortSignal: deadline.signal,

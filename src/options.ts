@@ -89,6 +89,21 @@ export interface LockClientOptions {
    */
   readonly ttlAttribute?: string;
   /**
+   * Look at the table once, at this client's first use of it (one DescribeTable), and refuse a global
+   * table whose replicas are only eventually consistent (docs/global-tables.md). `false` skips the
+   * look: you vouch that the table is in one Region or strongly consistent.
+   * @default true
+   */
+  readonly checkTable?: boolean;
+  /**
+   * Opt-in for a global table with multi-Region eventual consistency (MREC): the one Region whose
+   * endpoint every locker of this table sends its requests to. Locks on such a table are safe only
+   * then. Checked against the table's replicas and this client's Region, and written to the
+   * process's warnings once.
+   * @default undefined (an MREC table is refused)
+   */
+  readonly singleWriterRegion?: string;
+  /**
    * Clocks, timers and randomness. For tests and simulation only.
    * @default the system's (Date.now, performance.now, setTimeout, crypto)
    */
@@ -137,6 +152,8 @@ export interface ResolvedOptions {
   readonly poll: BackoffSettings;
   readonly runtime: Runtime;
   readonly clockDrift: number;
+  readonly checkTable: boolean;
+  readonly singleWriterRegion: string | undefined;
   /** @internal Deliberate protocol faults for the simulation's tests; undefined in normal use. */
   readonly knobs: ProtocolKnobs | undefined;
 }
@@ -208,6 +225,12 @@ export function resolveOptions(input: unknown): ResolvedOptions {
   if (o.client !== undefined && typeof (o.client as DynamoDBSender).send !== "function") {
     fail("client", "a DynamoDBClient", o.client);
   }
+  if (o.checkTable !== undefined && typeof o.checkTable !== "boolean")
+    fail("checkTable", "a boolean", o.checkTable);
+  const singleWriterRegion =
+    o.singleWriterRegion === undefined
+      ? undefined
+      : keyString("singleWriterRegion", o.singleWriterRegion, 64);
   return {
     schema: {
       table,
@@ -227,6 +250,8 @@ export function resolveOptions(input: unknown): ResolvedOptions {
     poll: { minMs: pollMinMs, maxMs: pollMaxMs },
     runtime: o.runtime ?? systemRuntime,
     clockDrift: CLOCK_RATE_DRIFT,
+    checkTable: o.checkTable ?? true,
+    singleWriterRegion,
     knobs: (o as { readonly [PROTOCOL_KNOBS]?: ProtocolKnobs })[PROTOCOL_KNOBS],
   };
 }

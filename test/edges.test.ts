@@ -302,7 +302,7 @@ describe("errors that retrying cannot fix", () => {
     const lock = await p.locks.acquire(id);
     await admin.forceRelease(id);
     p.link.blackhole("read");
-    await p.advance(HEARTBEAT * 3);
+    await p.advance(LEASE * 2);
     assert.equal(lock.signal.aborted, true, "the loss is reported without the read's answer");
     await assert.rejects(lock.release(), LockLostError);
     await p.locks.close();

@@ -35,7 +35,9 @@ function fallbackReads(): Record<string, number> {
 function contender(options: { holder?: string } = {}) {
   const client = backend.newClient();
   const counter = countRequests(client);
-  const lockClient = new LockClient({ table, client, leaseMs: 10_000, ...options });
+  // Counted from the second request on: the one look at the table a client takes at its first
+  // use is counted in lock.test.ts.
+  const lockClient = new LockClient({ table, client, leaseMs: 10_000, checkTable: false, ...options });
   return {
     counter,
     locks: lockClient,

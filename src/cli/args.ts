@@ -25,6 +25,7 @@ export const LOCK_OPTIONS = {
   "partition-key": { type: "string" },
   "sort-key": { type: "string" },
   "sort-key-value": { type: "string" },
+  "single-writer-region": { type: "string" },
 } as const satisfies OptionSpec;
 
 export type Values = Record<string, string | boolean | undefined>;

@@ -66,14 +66,18 @@ export function connect(values: Values): Connection {
 /** `--sort-key NAME` on a lock command: lock items use the constant `--sort-key-value` (default "lock"). */
 export const DEFAULT_SORT_KEY_VALUE = "lock";
 
-export function keyOptions(values: Values): Pick<LockClientOptions, "partitionKey" | "sortKey"> {
+export function keyOptions(
+  values: Values,
+): Pick<LockClientOptions, "partitionKey" | "sortKey" | "singleWriterRegion"> {
   const partitionKey = optionalString(values, "partition-key");
+  const singleWriterRegion = optionalString(values, "single-writer-region");
   const sortKey = optionalString(values, "sort-key");
   const sortKeyValue = optionalString(values, "sort-key-value");
   if (sortKeyValue !== undefined && sortKey === undefined) {
     throw usageError("--sort-key-value needs --sort-key NAME (the table's sort key attribute)");
   }
   return {
+    ...(singleWriterRegion === undefined ? {} : { singleWriterRegion }),
     ...(partitionKey === undefined ? {} : { partitionKey }),
     ...(sortKey === undefined
       ? {}

@@ -14,6 +14,7 @@ export async function createTableCommand(argv: readonly string[]): Promise<numbe
       ...CONNECTION_OPTIONS,
       "partition-key": { type: "string" },
       "sort-key": { type: "string" },
+      "single-writer-region": { type: "string" },
       wait: { type: "string" },
     },
     1,
@@ -29,6 +30,7 @@ export async function createTableCommand(argv: readonly string[]): Promise<numbe
   const waitMs = optionalDuration(values, "wait", { allowZero: true });
   const partitionKey = optionalString(values, "partition-key") ?? "id";
   const sortKey = optionalString(values, "sort-key");
+  const singleWriterRegion = optionalString(values, "single-writer-region");
   errorContext.current = { table };
   const connection = connect(values);
   try {
@@ -37,6 +39,7 @@ export async function createTableCommand(argv: readonly string[]): Promise<numbe
       client: connection.client,
       partitionKey,
       ...(sortKey === undefined ? {} : { sortKey: { name: sortKey, value: DEFAULT_SORT_KEY_VALUE } }),
+      ...(singleWriterRegion === undefined ? {} : { singleWriterRegion }),
     });
     const created = await locks.createTable(waitMs === undefined ? {} : { waitMs });
     const keys = `partition key "${partitionKey}"${sortKey === undefined ? "" : `, sort key "${sortKey}"`}`;

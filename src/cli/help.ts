@@ -17,14 +17,19 @@ const LOCK = `Lock:
   -i, --id ID           the lock's id: any string up to 2048 bytes
   --partition-key NAME  the table's partition key attribute (default: id)
   --sort-key NAME       the table's sort key attribute, for tables that have one
-  --sort-key-value VAL  the sort key value lock items use (default: lock)`;
+  --sort-key-value VAL  the sort key value lock items use (default: lock)
+  --single-writer-region REGION
+                        for a global table with eventually consistent replicas: the one
+                        Region every locker writes through (refused otherwise; see
+                        docs/global-tables.md)`;
 
 const DURATIONS = "Durations take a unit: 1500ms, 30s, 5m, 1h.";
 
 const EXIT_CODES = `Exit codes:
   0    success                     64   bad arguments (usage)
   69   DynamoDB unreachable/error  70   internal error (a bug: please report it with --debug)
-  75   lock held, wait ran out     78   configuration: credentials, region, missing table
+  75   lock held, wait ran out     78   configuration: credentials, region, missing table,
+                                        a global table where locks are not safe
   79   run: lock lost, command stopped
   126  run: command not executable 127  run: command not found
   128+N  interrupted by signal N (run: the command died of signal N)
@@ -163,12 +168,17 @@ Examples:
   "create-table": `Usage: dynamolock create-table TABLE [--sort-key NAME] [--partition-key NAME]
 
 Creates the lock table with on-demand billing and waits until it is ACTIVE. An existing table with
-the same key schema is fine (exit 0); one with another key schema is an error (exit 78).
+the same key schema is fine (exit 0); one with another key schema is an error (exit 78), and so is
+an existing global table whose replicas are only eventually consistent, where locks are not safe
+(see docs/global-tables.md).
 
 Options:
   --partition-key NAME  the partition key attribute, type S (default: id)
   --sort-key NAME       also a sort key attribute, type S, for sharing the table with other items
   --wait DURATION       how long to wait for ACTIVE (default: 5m)
+  --single-writer-region REGION
+                        accept an eventually consistent global table whose lockers all write
+                        through REGION
 
 ${CONNECTION}
 

@@ -94,6 +94,16 @@ export function explain(err: unknown, context: ErrorContext = {}): Explained {
   if (err instanceof LockHeldError) return explain(heldError(err, err.waitedMs));
   if (err instanceof LockLostError) return { message: err.message, exitCode: EXIT.lost };
 
+  if (err instanceof LockError && /multi-Region eventual consistency|singleWriterRegion/.test(err.message)) {
+    // A global table where locks are not safe (docs/global-tables.md): the user's configuration.
+    return {
+      message: err.message
+        .replace("with the `singleWriterRegion` option", "with --single-writer-region REGION")
+        .replace("(singleWriterRegion)", "(--single-writer-region)")
+        .replace(/^singleWriterRegion/, "--single-writer-region"),
+      exitCode: EXIT.config,
+    };
+  }
   const chain = chainOf(err);
   const table = context.table === undefined ? "the table" : `table "${context.table}"`;
   const where = context.endpoint === undefined ? "" : ` at ${context.endpoint}`;
