@@ -333,9 +333,14 @@ export class LockClient {
         this.#tableCheck = undefined;
         return undefined;
       }
-      const denied = name === "AccessDeniedException" || name === "UnrecognizedClientException";
-      // Denied: final for this client. Anything else may pass: look again at the next use.
-      if (!denied) this.#tableCheck = undefined;
+      // Refused by the server (no permission, no such operation): final for this client, and said
+      // once. Anything else (throttling, no answer, a request that could not even be sent, as
+      // without a Region) may pass, and the lock request that follows reports it if not: look again at the next use.
+      const answered = (err as { $metadata?: { httpStatusCode?: number } })?.$metadata?.httpStatusCode;
+      if (answered === undefined || isRetryable(err)) {
+        this.#tableCheck = undefined;
+        return undefined;
+      }
       if (!this.#warnedTableUnknown) {
         this.#warnedTableUnknown = true;
         process.emitWarning(
