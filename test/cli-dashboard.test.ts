@@ -21,7 +21,7 @@ import {
   pageErrors,
   startBrowser,
 } from "./support/browser.js";
-import { cleanEnv, killAll, startCli } from "./support/cli.js";
+import { alive, cleanEnv, killAll, startCli } from "./support/cli.js";
 import { FakeRuntime } from "./support/fake-runtime.js";
 import { eventually } from "./support/wait.js";
 
@@ -36,6 +36,7 @@ let env: NodeJS.ProcessEnv;
 let browser: Browser;
 let shots: string;
 const clients: LockClient[] = [];
+const grandchildren: number[] = [];
 
 describe("dynamolock dashboard in a browser", { skip }, () => {
   before(async () => {
@@ -51,6 +52,7 @@ describe("dynamolock dashboard in a browser", { skip }, () => {
   });
   after(async () => {
     await killAll();
+    for (const pid of grandchildren) if (alive(pid)) process.kill(pid, "SIGKILL");
     await browser?.close();
     for (const c of clients) await c.close().catch(() => undefined);
     await backend?.close();
@@ -140,11 +142,13 @@ describe("dynamolock dashboard in a browser", { skip }, () => {
         "--",
         process.execPath,
         "-e",
-        "console.log('ready'); setTimeout(() => {}, 30000)",
+        "console.log('ready ' + process.pid); setTimeout(() => {}, 30000)",
       ],
       { env },
     );
-    await run.waitFor("ready", "stdout");
+    await run.waitFor(/ready \d+/, "stdout");
+    // The command is the run's child: stopped by its own pid at the end, not left to its timer.
+    grandchildren.push(Number(/ready (\d+)/.exec(run.stdout())?.[1]));
     const seenAt = refreshes.count();
     await eventually(
       async () => /highlight.*beta.*taken over|taken over.*beta/.test((await row("orders/1")) ?? ""),
