@@ -16,6 +16,7 @@ import { type HolderInfo, LockError, LockHeldError } from "./errors.js";
 import { judgeReplication, replicationOf, type TableReplication } from "./global-table.js";
 import { type LockRecord, parseRecord } from "./item.js";
 import { holderValidUntil, judge, type Observation, observe } from "./lease.js";
+import { type ListOptions, listLocks, resolveListOptions } from "./list.js";
 import { Lock, type LockContext } from "./lock.js";
 import { dataBudgetBytes, type LockClientOptions, type ResolvedOptions, resolveOptions } from "./options.js";
 import {
@@ -224,6 +225,27 @@ export class LockClient {
     const record = await this.#get(readRequest(this.#options.schema, id), signal);
     if (record === undefined) return undefined;
     return this.#info<Data>(id, record);
+  }
+
+  /**
+   * Every lock in the table, as `read()` sees each one, page by page (a Scan of `pageSize` items at
+   * a time, so memory stays bounded whatever the table's size). Items that are not lock items are
+   * skipped. Costs read units for every item examined and needs the IAM action `dynamodb:Scan`
+   * (see list.ts). Options are checked here, before any request.
+   */
+  list<Data extends LockData = LockData>(
+    options?: ListOptions,
+  ): AsyncGenerator<LockInfo<Data>, void, undefined> {
+    const resolved = resolveListOptions(options);
+    this.#throwIfClosed();
+    return listLocks<LockInfo<Data>>({
+      client: this.#client,
+      schema: this.#options.schema,
+      options: resolved,
+      toInfo: (id, record) => this.#info<Data>(id, record),
+      translate: (err) =>
+        this.#translate(err, `Listing locks in table "${this.table}" failed`, undefined, resolved.signal),
+    });
   }
 
   /**

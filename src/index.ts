@@ -4,6 +4,7 @@ export { LockClient } from "./client.js";
 export type { LockData } from "./data.js";
 export type { HolderInfo, LockLostReason } from "./errors.js";
 export { LockError, LockHeldError, LockLostError, TransactionCanceledError } from "./errors.js";
+export type { ListOptions } from "./list.js";
 export type { TransactOptions } from "./lock.js";
 export { Lock } from "./lock.js";
 export type { LockClientOptions } from "./options.js";

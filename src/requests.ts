@@ -6,6 +6,7 @@
 import type {
   AttributeValue,
   GetItemCommandInput,
+  ScanCommandInput,
   TransactWriteItem,
   UpdateItemCommandInput,
 } from "@aws-sdk/client-dynamodb";
@@ -302,5 +303,52 @@ export function pollRequest(schema: KeySchema, id: string): GetItemCommandInput 
     ConsistentRead: true,
     ProjectionExpression: "#owner, #version, #leaseMs, #heartbeatAt, #holder, #fence",
     ExpressionAttributeNames: names("#owner", "#version", "#leaseMs", "#heartbeatAt", "#holder", "#fence"),
+  };
+}
+
+/** What a listing asks the table for: see list.ts. */
+export interface ScanParams {
+  readonly pageSize: number;
+  readonly consistent: boolean;
+  readonly held: boolean;
+  readonly prefix: string | undefined;
+  readonly startKey: Record<string, AttributeValue> | undefined;
+}
+
+/**
+ * One page of a listing. The filter runs on the server, so it saves bandwidth but not read units:
+ * DynamoDB charges for every item a page examines, matching or not.
+ */
+export function scanRequest(schema: KeySchema, p: ScanParams): ScanCommandInput {
+  const filters: string[] = [];
+  const names: Record<string, string> = {};
+  const values: Record<string, AttributeValue> = {};
+  if (schema.sortKey !== undefined) {
+    // Single-table designs keep other items beside the locks: only the lock items' sort-key value.
+    filters.push("#sortKey = :sortKeyValue");
+    names["#sortKey"] = schema.sortKey.name;
+    values[":sortKeyValue"] = S(schema.sortKey.value);
+  }
+  if (p.prefix !== undefined) {
+    filters.push("begins_with(#id, :prefix)");
+    names["#id"] = schema.partitionKey;
+    values[":prefix"] = S(p.prefix);
+  }
+  if (p.held) {
+    filters.push(CONDITION.lockIsHeld);
+    names["#owner"] = FIELD.owner;
+  }
+  return {
+    TableName: schema.table,
+    Limit: p.pageSize,
+    ConsistentRead: p.consistent,
+    ...(filters.length === 0
+      ? {}
+      : {
+          FilterExpression: filters.join(" AND "),
+          ExpressionAttributeNames: names,
+          ...(Object.keys(values).length === 0 ? {} : { ExpressionAttributeValues: values }),
+        }),
+    ...(p.startKey === undefined ? {} : { ExclusiveStartKey: p.startKey }),
   };
 }

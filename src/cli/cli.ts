@@ -14,6 +14,9 @@ type Command = (argv: readonly string[]) => Promise<number>;
 const COMMANDS: Record<string, () => Promise<Command>> = {
   run: async () => (await import("./run.js")).runCommand,
   status: async () => (await import("./status.js")).statusCommand,
+  list: async () => (await import("./list.js")).listCommand,
+  top: async () => (await import("./top.js")).topCommand,
+  dashboard: async () => (await import("./dashboard.js")).dashboardCommand,
   release: async () => (await import("./release.js")).releaseCommand,
   "create-table": async () => (await import("./create-table.js")).createTableCommand,
   data: async () => (await import("./data.js")).dataCommand,

@@ -35,6 +35,19 @@ const EXIT_CODES = `Exit codes:
   128+N  interrupted by signal N (run: the command died of signal N)
   run otherwise exits with the command's own exit code.`;
 
+const LISTING = `Table:
+  -t, --table TABLE     the DynamoDB table holding the locks
+  --held                only locks that have a holder (presumed-dead ones included)
+  --prefix TEXT         only locks whose id starts with TEXT
+  --page-size N         items per Scan request (default 100): bounds memory and each request's cost
+  --partition-key NAME  the table's partition key attribute (default: id)
+  --sort-key NAME       the table's sort key attribute, for tables that have one
+  --sort-key-value VAL  the sort key value lock items use (default: lock); other items are skipped
+
+Cost: a Scan of the whole table (strongly consistent), charged for every item examined, matching
+or not: one read unit per 4 KB of items (a page of 100 small lock items: about 5). Needs the IAM
+action dynamodb:Scan, which locking itself does not.`;
+
 export const HELP = {
   main: `dynamolock: a distributed lock on Amazon DynamoDB, from the command line.
 
@@ -43,6 +56,9 @@ Usage: dynamolock <command> [options]
 Commands:
   run          run a command while holding a lock (flock(1) for a fleet)
   status       show whether a lock is held, by whom, its fence, heartbeat and data
+  list         every lock in a table: holder, fence, heartbeat, lease left (or --json)
+  top          the same, refreshed live, takeovers and losses highlighted
+  dashboard    a local web page with the live locks and each one's recent history
   release      force-release a lock someone else holds (--force)
   create-table create the lock table (on-demand billing)
   data         read (get) or write (set) the data stored with a lock
@@ -145,6 +161,70 @@ ${CONNECTION}
 Examples:
   dynamolock status --table locks --id nightly-backup
   dynamolock status -t locks -i nightly-backup --json | jq .holder
+`,
+
+  list: `Usage: dynamolock list --table TABLE [--held] [--prefix TEXT] [--json]
+
+Shows every lock in the table, sorted by id and cut to the terminal's width: its holder, fence,
+heartbeat age, lease left (until the holder is presumed dead), whether it is stale, waiters and
+the size of its data. Waiters are not recorded in the table, so that column shows "-" (unknown).
+
+Options:
+  --json                one JSON object per line, unsorted, as the pages come (for jq): id,
+                        held, stale, holder, fence, heartbeatAt, heartbeatAgeMs, leaseMs,
+                        leaseLeftMs, releasedAt, waiters (always null), dataBytes
+
+${LISTING}
+
+${CONNECTION}
+
+Examples:
+  dynamolock list --table locks
+  dynamolock list -t locks --held --prefix deploy/
+  dynamolock list -t locks --json | jq -r 'select(.stale) | .id'
+`,
+
+  top: `Usage: dynamolock top --table TABLE [--interval 1s] [--held] [--prefix TEXT]
+
+\`list\`, refreshed in place until you press q or Ctrl-C. A lock taken over from a holder that
+never released it, or lost by its holder, is highlighted for a few refreshes and listed under
+the table. The header shows what each refresh costs, in Scan requests. Needs a terminal.
+
+Options:
+  -n, --interval DURATION  time between refreshes (default 1s); each one is a whole listing
+
+${LISTING}
+
+${CONNECTION}
+
+Examples:
+  dynamolock top --table locks
+  dynamolock top -t locks --held --interval 5s
+`,
+
+  dashboard: `Usage: dynamolock dashboard --table TABLE [--port N] [--interval 1s] [--allow-release]
+
+Serves a small web page on 127.0.0.1 (a free port unless --port is given; the address is
+printed): the live table of locks, and for the lock you select its recent history drawn like the
+demo's timeline (holders, fences, heartbeats, takeovers), updated by server-sent events. Nothing
+is loaded from the internet. The history is what this process saw by polling since it started,
+kept in its memory (the last 200 changes per lock); the table records no history.
+
+Read-only unless --allow-release, which adds a force-release button (with a confirmation).
+Stops on Ctrl-C (SIGINT) or SIGTERM.
+
+Options:
+  -p, --port N             port on 127.0.0.1 (default: a free one)
+  -n, --interval DURATION  time between listings (default 1s), shared by every open page
+  --allow-release          show a force-release button for held locks
+
+${LISTING}
+
+${CONNECTION}
+
+Examples:
+  dynamolock dashboard --table locks
+  dynamolock dashboard -t locks --port 8080 --allow-release
 `,
 
   release: `Usage: dynamolock release --force --table TABLE --id ID

@@ -11,7 +11,13 @@ export interface TimelineSettings {
   readonly lockId: string;
   readonly leaseMs: number;
   readonly heartbeatMs: number;
-  readonly verification: Verification;
+  /** The demo's verdict: a badge and the checks under the picture. Absent: neither is drawn. */
+  readonly verification?: Verification;
+  /**
+   * Title, subtitle and time-axis label, for pictures that are not of a demo run (the dashboard
+   * draws a lock's observed history with this same code).
+   */
+  readonly caption?: { readonly title: string; readonly subtitle: string; readonly axis: string };
 }
 
 /** Okabe–Ito colours: distinct for colour-blind readers too. */
@@ -56,15 +62,17 @@ export function renderTimeline(model: DemoModel, settings: TimelineSettings): st
   const completed = model.completedSections;
   const top = 30;
   out.push(
-    `<text x="${LEFT - 120}" y="${top + 8}" class="title">Who held lock “${esc(settings.lockId)}” when</text>`,
+    `<text x="${LEFT - 120}" y="${top + 8}" class="title">${esc(settings.caption?.title ?? `Who held lock “${settings.lockId}” when`)}</text>`,
   );
   out.push(
-    `<text x="${LEFT - 120}" y="${top + 32}" class="sub">dynamolock demo · ${model.workers.length} worker processes on one lock · lease ${seconds(settings.leaseMs)} · heartbeat every ${seconds(settings.heartbeatMs)} · ${completed} critical sections in ${seconds(t1 - t0)}</text>`,
+    `<text x="${LEFT - 120}" y="${top + 32}" class="sub">${esc(settings.caption?.subtitle ?? `dynamolock demo · ${model.workers.length} worker processes on one lock · lease ${seconds(settings.leaseMs)} · heartbeat every ${seconds(settings.heartbeatMs)} · ${completed} critical sections in ${seconds(t1 - t0)}`)}</text>`,
   );
-  const badge = verification.ok ? "verification passed" : "verification FAILED";
-  out.push(
-    `<g transform="translate(${WIDTH - RIGHT - 190},${top - 10})"><rect width="190" height="28" rx="14" fill="${verification.ok ? GOOD : DANGER}"/><text x="95" y="19" class="badge">${verification.ok ? "✓" : "✗"} ${badge}</text></g>`,
-  );
+  if (verification !== undefined) {
+    const badge = verification.ok ? "verification passed" : "verification FAILED";
+    out.push(
+      `<g transform="translate(${WIDTH - RIGHT - 190},${top - 10})"><rect width="190" height="28" rx="14" fill="${verification.ok ? GOOD : DANGER}"/><text x="95" y="19" class="badge">${verification.ok ? "✓" : "✗"} ${badge}</text></g>`,
+    );
+  }
 
   // ---- lanes ----
   const lanesTop = top + 70;
@@ -85,7 +93,7 @@ export function renderTimeline(model: DemoModel, settings: TimelineSettings): st
     );
   }
   out.push(
-    `<text x="${WIDTH - RIGHT}" y="${lanesBottom + 42}" class="axis-label">time since the demo started →</text>`,
+    `<text x="${WIDTH - RIGHT}" y="${lanesBottom + 42}" class="axis-label">${esc(settings.caption?.axis ?? "time since the demo started →")}</text>`,
   );
 
   // lane labels and backgrounds
@@ -195,7 +203,7 @@ export function renderTimeline(model: DemoModel, settings: TimelineSettings): st
         `<line x1="${tx}" y1="${fromY}" x2="${tx}" y2="${toY}" class="takeover" marker-end="url(#arrow)"/>`,
       );
       const label =
-        verification.takeoverMs === undefined
+        verification?.takeoverMs === undefined
           ? `${takeover.worker} takes over`
           : `${takeover.worker} takes over ${seconds(verification.takeoverMs)} after the last heartbeat`;
       // In the band under the dead holder's lane, below the bracket's label, on the side with room.
@@ -242,15 +250,16 @@ export function renderTimeline(model: DemoModel, settings: TimelineSettings): st
 
   // ---- verification ----
   const checksY = legendY + 48;
-  const checks = verification.checks.map(
+  const checks = (verification?.checks ?? []).map(
     (check, i) =>
       `<text x="${LEFT - 120}" y="${checksY + 26 + i * 22}" class="check"><tspan class="${check.ok ? "ok" : "bad"}">${check.ok ? "✓" : "✗"}</tspan>  ${esc(check.text)}</text>`,
   );
-  const height = checksY + 26 + verification.checks.length * 22 + 20;
+  const height =
+    verification === undefined ? legendY + 36 : checksY + 26 + verification.checks.length * 22 + 20;
 
   return `<?xml version="1.0" encoding="UTF-8"?>
 <svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${height}" viewBox="0 0 ${WIDTH} ${height}" role="img" aria-label="Timeline of who held lock ${esc(settings.lockId)} when">
-<title>dynamolock demo: who held lock “${esc(settings.lockId)}” when</title>
+<title>dynamolock: who held lock “${esc(settings.lockId)}” when</title>
 <defs>
   <pattern id="dead" width="8" height="8" patternUnits="userSpaceOnUse" patternTransform="rotate(45)">
     <rect width="8" height="8" fill="#ffebe9"/><line x1="0" y1="0" x2="0" y2="8" stroke="${DANGER}" stroke-width="3" opacity="0.55"/>
@@ -291,7 +300,7 @@ export function renderTimeline(model: DemoModel, settings: TimelineSettings): st
 <rect width="100%" height="100%" fill="#ffffff"/>
 ${out.join("\n")}
 ${legend.join("\n")}
-<text x="${LEFT - 120}" y="${checksY}" class="check" font-weight="700">Verification</text>
+${verification === undefined ? "" : `<text x="${LEFT - 120}" y="${checksY}" class="check" font-weight="700">Verification</text>`}
 ${checks.join("\n")}
 </svg>
 `;
