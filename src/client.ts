@@ -238,7 +238,7 @@ export class LockClient {
   ): AsyncGenerator<LockInfo<Data>, void, undefined> {
     const resolved = resolveListOptions(options);
     this.#throwIfClosed();
-    return listLocks<LockInfo<Data>>({
+    const pages = listLocks<LockInfo<Data>>({
       client: this.#client,
       schema: this.#options.schema,
       options: resolved,
@@ -246,6 +246,13 @@ export class LockClient {
       translate: (err) =>
         this.#translate(err, `Listing locks in table "${this.table}" failed`, undefined, resolved.signal),
     });
+    // The table is looked at first, as for every other use (docs/global-tables.md): a listing of an
+    // eventually consistent global table's replica would show one Region's view as the truth.
+    const checked = async function* (client: LockClient) {
+      await client.#checkTableOnce(resolved.signal);
+      yield* pages;
+    };
+    return checked(this);
   }
 
   /**

@@ -205,7 +205,8 @@ describe("dynamolock top in a terminal", { skip: skipTop }, () => {
     const flags = (await tm("display-message", "-p", "#{alternate_on} #{cursor_flag}")).stdout.trim();
     assert.equal(flags, "0 1", "main screen, cursor visible");
     await tm("send-keys", "-l", "stty -a | grep -o -- '-\\?icanon'\n");
-    await eventually(async () => /icanon/.test(await pane()), "stty", 200);
+    // The typed command line contains "icanon" too: wait for stty's own output line.
+    await eventually(async () => /^-?icanon$/m.test(await pane()), "stty", 200);
     const mode = await pane();
     assert.match(mode, /^icanon$/m, "line mode restored");
   });
