@@ -51,8 +51,9 @@ describe("dynamolock dashboard in a browser", { skip }, () => {
     shots = await mkdtemp(join(tmpdir(), "dynamolock-dashboard-shots-"));
   });
   after(async () => {
-    await killAll();
+    // The commands `run` started first: they hold its output pipes, which killAll waits to close.
     for (const pid of grandchildren) if (alive(pid)) process.kill(pid, "SIGKILL");
+    await killAll();
     await browser?.close();
     for (const c of clients) await c.close().catch(() => undefined);
     await backend?.close();

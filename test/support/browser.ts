@@ -56,7 +56,9 @@ export async function startBrowser(executable: string): Promise<Browser> {
       "--window-size=1280,900",
       "about:blank",
     ],
-    { stdio: ["ignore", "ignore", "pipe", "pipe", "pipe"] },
+    // Its own process group: Chromium starts helper processes (renderer, utility) that inherit the
+    // pipes, and close() must end them all, by the group of the pid we started.
+    { stdio: ["ignore", "ignore", "pipe", "pipe", "pipe"], detached: true },
   );
   if (child.pid === undefined) throw new Error(`could not start ${executable}`);
   const pid = child.pid;
@@ -104,21 +106,33 @@ export async function startBrowser(executable: string): Promise<Browser> {
     pending.clear();
   });
   let next = 0;
+  const send: Browser["send"] = (method, params = {}, sessionId) => {
+    const id = ++next;
+    return new Promise((resolve, reject) => {
+      pending.set(id, { resolve, reject });
+      toBrowser.write(
+        `${JSON.stringify({ id, method, params, ...(sessionId === undefined ? {} : { sessionId }) })}\0`,
+      );
+    });
+  };
   return {
     pid,
     events,
-    send(method, params = {}, sessionId) {
-      const id = ++next;
-      return new Promise((resolve, reject) => {
-        pending.set(id, { resolve, reject });
-        toBrowser.write(
-          `${JSON.stringify({ id, method, params, ...(sessionId === undefined ? {} : { sessionId }) })}\0`,
-        );
-      });
-    },
+    send,
     async close() {
-      if (child.exitCode === null && child.signalCode === null) process.kill(pid, "SIGKILL");
+      const running = () => child.exitCode === null && child.signalCode === null;
+      if (running()) {
+        // Ask first, so that it ends its helpers itself; then make sure, for the whole group.
+        const asked = send("Browser.close").catch(() => undefined);
+        await Promise.race([asked, exited, new Promise((resolve) => setTimeout(resolve, 2_000).unref())]);
+      }
+      try {
+        process.kill(-pid, "SIGKILL");
+      } catch {
+        // The group is gone already.
+      }
       await exited;
+      for (const stream of [toBrowser, fromBrowser, child.stderr]) stream?.destroy();
       await rm(profile, { recursive: true, force: true });
     },
   };
