@@ -611,7 +611,7 @@ export class LockClient {
   }
 
   #adopt<Data extends LockData>(id: string, owner: string, record: LockRecord, sentAt: number): Lock<Data> {
-    const lock = new Lock<Data>(this.#context(id), {
+    const lock = Lock.adopt<Data>(this.#context(id), {
       id,
       owner,
       holder: this.#options.holder,

@@ -23,7 +23,7 @@ import { FORCED_RELEASE, guardCheck, readRequest, releaseRequest, renewRequest }
 import { deadlineSignal, type Runtime, sleep, type Timer } from "./runtime.js";
 import { optionalSignal, optionsObject } from "./validate.js";
 
-/** What a Lock shares with the client that made it. */
+/** @internal What a Lock shares with the client that made it. */
 export interface LockContext {
   readonly schema: KeySchema;
   readonly client: DynamoDBSender;
@@ -38,7 +38,7 @@ export interface LockContext {
   readonly onSettled: (lock: Lock) => void;
 }
 
-/** The state a successful acquisition hands to its Lock. */
+/** @internal The state a successful acquisition hands to its Lock. */
 export interface Acquisition {
   readonly id: string;
   readonly owner: string;
@@ -113,8 +113,15 @@ export class Lock<Data extends LockData = LockData> implements AsyncDisposable {
   /** Why the last heartbeat failed without losing the lock, for the loss report should it expire. */
   #heartbeatFailure: unknown;
 
-  /** @internal Locks are made by `LockClient.acquire`. */
-  constructor(context: LockContext, acquisition: Acquisition) {
+  /**
+   * @internal Locks are made by `LockClient.acquire`. A factory rather than a public constructor:
+   * the published types then show a private constructor, so nobody builds a Lock that holds nothing.
+   */
+  static adopt<Data extends LockData>(context: LockContext, acquisition: Acquisition): Lock<Data> {
+    return new Lock<Data>(context, acquisition);
+  }
+
+  private constructor(context: LockContext, acquisition: Acquisition) {
     this.#context = context;
     this.id = acquisition.id;
     this.#owner = acquisition.owner;
