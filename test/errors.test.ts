@@ -151,7 +151,7 @@ const shapes: Row[] = [
   ],
   [
     "a LockError is a verdict, never retried",
-    new LockError("x", { cause: Object.assign(new Error("x"), { code: "ECONNRESET" }) }),
+    new LockError("x", { code: "EDYNAMODB", cause: Object.assign(new Error("x"), { code: "ECONNRESET" }) }),
     false,
     false,
   ],
