@@ -13,7 +13,13 @@ import { decodeData, type LockData } from "./data.js";
 import { type HolderInfo, LockError, LockHeldError } from "./errors.js";
 import { type LockRecord, parseRecord } from "./item.js";
 import { holderValidUntil, judge, type Observation, observe } from "./lease.js";
-import { Lock, type LockContext } from "./lock.js";
+import {
+  abortedAfterSending,
+  Lock,
+  type LockContext,
+  type SignalOptions,
+  stopWaitingOnAbort,
+} from "./lock.js";
 import { dataBudgetBytes, type LockClientOptions, type ResolvedOptions, resolveOptions } from "./options.js";
 import {
   acquireRequest,
@@ -48,7 +54,7 @@ export interface AcquireOptions {
 
 /** What a waiting acquire knows: the holder as last read, and the wait so far. */
 export interface WaitProgress extends HolderInfo {
-  readonly id: string;
+  readonly lockId: string;
   /** How long this acquire has waited, in ms. */
   readonly waitedMs: number;
   /** How long until the next look, in ms. */
@@ -57,7 +63,8 @@ export interface WaitProgress extends HolderInfo {
 
 /** A lock as read, without taking it. */
 export interface LockInfo<Data> {
-  readonly id: string;
+  /** The lock id (named as on every error about a lock). */
+  readonly lockId: string;
   /** The stored data, or undefined if none was stored. */
   readonly data: Data | undefined;
   /** Whether an owner is recorded (it may be a crashed holder whose lease is running out). */
@@ -130,9 +137,9 @@ export class LockClient {
    * within the same wait, or gives up). Locks are not re-entrant: an acquire of an id this client
    * already holds waits for that holder like any other contender.
    */
-  async acquire<Data extends LockData = LockData>(id: string, options?: AcquireOptions): Promise<Lock<Data>> {
+  async acquire<Data extends object = LockData>(id: string, options?: AcquireOptions): Promise<Lock<Data>> {
     keyString("id", id, 2048);
-    const o = optionsObject<AcquireOptions>("options", options);
+    const o = optionsObject<AcquireOptions>("options", options, ["waitMs", "signal", "onWait"]);
     const waitMs = o.waitMs === undefined ? 0 : nonNegativeOrInfinite("waitMs", o.waitMs);
     const signal = optionalSignal("signal", o.signal);
     if (o.onWait !== undefined && typeof o.onWait !== "function") fail("onWait", "a function", o.onWait);
@@ -161,11 +168,14 @@ export class LockClient {
   }
 
   /** Takes the lock if it is free (or its holder presumed dead); never waits. */
-  async tryAcquire<Data extends LockData = LockData>(
+  async tryAcquire<Data extends object = LockData>(
     id: string,
     options?: { readonly signal?: AbortSignal },
   ): Promise<Lock<Data> | undefined> {
-    const signal = optionalSignal("signal", optionsObject<AcquireOptions>("options", options).signal);
+    const signal = optionalSignal(
+      "signal",
+      optionsObject<SignalOptions>("options", options, ["signal"]).signal,
+    );
     try {
       return await this.acquire<Data>(id, { waitMs: 0, ...(signal === undefined ? {} : { signal }) });
     } catch (err) {
@@ -182,7 +192,7 @@ export class LockClient {
    * failure does not mask yours). If `fn` succeeds but the lock was lost meanwhile, rejects with
    * LockLostError: the work may have overlapped another holder's.
    */
-  async withLock<T, Data extends LockData = LockData>(
+  async withLock<T, Data extends object = LockData>(
     id: string,
     fn: (lock: Lock<Data>) => T | Promise<T>,
     options?: AcquireOptions,
@@ -201,12 +211,15 @@ export class LockClient {
   }
 
   /** Reads a lock without taking it (a strongly consistent GetItem). Undefined if it never existed. */
-  async read<Data extends LockData = LockData>(
+  async read<Data extends object = LockData>(
     id: string,
     options?: { readonly signal?: AbortSignal },
   ): Promise<LockInfo<Data> | undefined> {
     keyString("id", id, 2048);
-    const signal = optionalSignal("signal", optionsObject<AcquireOptions>("options", options).signal);
+    const signal = optionalSignal(
+      "signal",
+      optionsObject<SignalOptions>("options", options, ["signal"]).signal,
+    );
     this.#throwIfClosed();
     signal?.throwIfAborted();
     const record = await this.#get(readRequest(this.#options.schema, id), signal);
@@ -219,10 +232,19 @@ export class LockClient {
    * its next heartbeat (its signal aborts with reason "released"). Resolves to the removed
    * holder's state, or undefined if the lock was not held. Two requests: a consistent read, then a
    * write conditioned on the owner it saw, so a late duplicate can never remove a later holder.
+   * An aborted `signal` after the write was sent rejects with an EABORTED LockError (it may apply).
    */
-  async forceRelease<Data extends LockData = LockData>(id: string): Promise<LockInfo<Data> | undefined> {
+  async forceRelease<Data extends object = LockData>(
+    id: string,
+    options?: SignalOptions,
+  ): Promise<LockInfo<Data> | undefined> {
     keyString("id", id, 2048);
+    const signal = optionalSignal(
+      "signal",
+      optionsObject<SignalOptions>("options", options, ["signal"]).signal,
+    );
     this.#throwIfClosed();
+    signal?.throwIfAborted();
     const { schema, runtime } = this.#options;
     // Aimed at the owner read just before, not at whoever owns the lock when the write lands: a late
     // duplicate of it (an SDK retry whose first try arrives late) must not remove a later holder,
@@ -230,7 +252,7 @@ export class LockClient {
     let seen: LockRecord | undefined;
     for (let round = 0; round < 5; round++) {
       const before = seen;
-      seen = await this.#get(readRequest(schema, id), undefined);
+      seen = await this.#get(readRequest(schema, id), signal);
       if (seen?.owner === undefined) {
         // Nobody has acquired it since we saw the owner, and a force-release removed it: ours, applied
         // by an attempt we did not hear back from.
@@ -240,15 +262,30 @@ export class LockClient {
       }
       const input = forceReleaseRequest(schema, id, runtime.wallNow(), seen.owner);
       try {
-        const out = await this.#client.send(new UpdateItemCommand(input));
+        // Sent from here on: an abort stops waiting, and the removal may still apply.
+        const out = await stopWaitingOnAbort(
+          this.#client.send(
+            new UpdateItemCommand(input),
+            signal === undefined ? {} : { abortSignal: signal },
+          ),
+          signal,
+          () => true,
+          id,
+          "force-release",
+        );
         const record = parseRecord(out.Attributes);
         return record === undefined ? undefined : this.#info<Data>(id, record);
       } catch (err) {
+        if (err instanceof LockError && err.code === "EABORTED") throw err;
+        if (signal?.aborted) throw abortedAfterSending(signal, id, "force-release");
         if (!isConditionFailed(err)) throw await this.#translate(err, `Force-releasing lock "${id}" failed`);
         // The owner changed between our read and our write: look again.
       }
     }
-    throw new LockError(`Force-releasing lock "${id}" failed: it kept changing hands`, { lockId: id });
+    throw new LockError(`Force-releasing lock "${id}" failed: it kept changing hands`, {
+      code: "ECONTENDED",
+      lockId: id,
+    });
   }
 
   /**
@@ -272,7 +309,7 @@ export class LockClient {
     // nobody. Each cleans up what its writes may have taken before it settles.
     for (const { id, stop } of this.#acquiring) {
       const message = `This LockClient (table "${this.table}") was closed while acquiring lock "${id}"`;
-      stop.abort(new LockError(message, { lockId: id, reason: "closed" }));
+      stop.abort(new LockError(message, { code: "ECLOSED", lockId: id, reason: "closed" }));
     }
     await Promise.allSettled([...this.#acquiring].map((a) => a.settled));
     const results = await Promise.allSettled([...this.#held.keys()].map((lock) => lock.releaseIfHeld()));
@@ -295,6 +332,7 @@ export class LockClient {
 
   #closedError(lockId?: string): LockError {
     return new LockError(`This LockClient (table "${this.table}") is closed`, {
+      code: "ECLOSED",
       reason: "closed",
       ...(lockId === undefined ? {} : { lockId }),
     });
@@ -318,6 +356,7 @@ export class LockClient {
     if (signal?.aborted) return signal.reason;
     if (table !== undefined) return table;
     return new LockError(`${message}: ${(err as Error)?.message ?? String(err)}`, {
+      code: "EDYNAMODB",
       cause: err,
       ...(lockId === undefined ? {} : { lockId }),
     });
@@ -349,7 +388,7 @@ export class LockClient {
       record.heartbeatAt !== undefined &&
       runtime.wallNow() > record.heartbeatAt + (record.leaseMs ?? this.#options.leaseMs) + maxClockSkewMs;
     return {
-      id,
+      lockId: id,
       data: decodeData<Data>(record.data),
       held,
       holder: held ? record.holder : undefined,
@@ -378,7 +417,7 @@ export class LockClient {
    * The acquire loop. Each round either writes (the lock looked free, or its lease stale) or reads
    * and sleeps. Every takeover is conditioned on the exact (owner, version) judged stale.
    */
-  async #acquire<Data extends LockData>(
+  async #acquire<Data extends object>(
     id: string,
     waitMs: number,
     stop: AbortController,
@@ -500,7 +539,7 @@ export class LockClient {
         acquired = parseRecord(out.Attributes);
         if (acquired === undefined) {
           unanswered.push(owner); // applied, but we cannot use what it returned
-          throw new LockError(`Acquire of "${id}" returned no item`, { lockId: id });
+          throw new LockError(`Acquire of "${id}" returned no item`, { code: "EDYNAMODB", lockId: id });
         }
       } catch (err) {
         // No answer, a server error, an abort mid-flight, anything but a refusal or a failure
@@ -579,7 +618,7 @@ export class LockClient {
         );
         if (onWait !== undefined) {
           const { holder, fence, heartbeatAt } = record;
-          const progress = { id, holder, fence, heartbeatAt, leaseMs: record.leaseMs };
+          const progress = { lockId: id, holder, fence, heartbeatAt, leaseMs: record.leaseMs };
           let result: unknown;
           try {
             result = onWait({ ...progress, waitedMs: arrivedAt - started, nextLookInMs: delay });
@@ -610,7 +649,7 @@ export class LockClient {
     );
   }
 
-  #adopt<Data extends LockData>(id: string, owner: string, record: LockRecord, sentAt: number): Lock<Data> {
+  #adopt<Data extends object>(id: string, owner: string, record: LockRecord, sentAt: number): Lock<Data> {
     const lock = Lock.adopt<Data>(this.#context(id), {
       id,
       owner,

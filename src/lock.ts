@@ -51,12 +51,53 @@ export interface Acquisition {
 
 type State = "held" | "released" | "lost";
 
-export interface TransactOptions {
+/**
+ * The trailing options of every async call but `acquire` (`update`, `release`, `transact`, and
+ * `LockClient.read`, `forceRelease`, `tryAcquire`).
+ */
+export interface SignalOptions {
   /**
-   * Aborting it rejects the call with `signal.reason`. A transaction already sent may still commit:
-   * aborting only stops waiting for the answer.
+   * Aborting it stops waiting, and only that. If the call had sent nothing yet, nothing is sent and
+   * it rejects with `signal.reason`. If a write had already been sent, it may still apply (DynamoDB
+   * cannot take a request back): the call rejects with a {@link LockError} whose `code` is
+   * `"EABORTED"`, `writeUncertain` is true and `cause` is `signal.reason`. The lock's own state
+   * follows the write's real outcome.
    */
   readonly signal?: AbortSignal;
+}
+
+/** The options of `lock.transact()`. */
+export interface TransactOptions extends SignalOptions {}
+
+/**
+ * Rejects with `signal.reason` if `sent()` is false when the signal aborts (the write then sends
+ * nothing: it checks the signal before sending), else with an EABORTED LockError. `write` goes on
+ * either way, since the lock's state must follow its real outcome.
+ */
+export function stopWaitingOnAbort<T>(
+  write: Promise<T>,
+  signal: AbortSignal | undefined,
+  sent: () => boolean,
+  lockId: string,
+  what: string,
+): Promise<T> {
+  if (signal === undefined) return write;
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => {
+      if (!sent()) reject(signal.reason);
+      else reject(abortedAfterSending(signal, lockId, what));
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
+    write.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
+}
+
+/** The error for a caller who stopped waiting for a write that had been sent. */
+export function abortedAfterSending(signal: AbortSignal, lockId: string, what: string): LockError {
+  return new LockError(
+    `Stopped waiting for the ${what} of lock "${lockId}" (the signal was aborted); it had been sent and may still apply`,
+    { code: "EABORTED", lockId, writeUncertain: true, cause: signal.reason },
+  );
 }
 
 /** A stored value in one canonical form: map keys and set members sorted, numbers by value. */
@@ -83,7 +124,7 @@ function sameValue(a: AttributeValue | undefined, b: AttributeValue | undefined)
 /** Quick retries of a failed heartbeat, well inside the remaining lease. */
 const RETRY_BACKOFF = { minMs: 50, maxMs: 1_000 };
 
-export class Lock<Data extends LockData = LockData> implements AsyncDisposable {
+export class Lock<Data extends object = LockData> implements AsyncDisposable {
   /** The lock id. */
   readonly id: string;
   /** Fencing token: strictly increases with every acquisition of this id. Pass it to what you protect. */
@@ -117,7 +158,7 @@ export class Lock<Data extends LockData = LockData> implements AsyncDisposable {
    * @internal Locks are made by `LockClient.acquire`. A factory rather than a public constructor:
    * the published types then show a private constructor, so nobody builds a Lock that holds nothing.
    */
-  static adopt<Data extends LockData>(context: LockContext, acquisition: Acquisition): Lock<Data> {
+  static adopt<Data extends object>(context: LockContext, acquisition: Acquisition): Lock<Data> {
     return new Lock<Data>(context, acquisition);
   }
 
@@ -156,14 +197,24 @@ export class Lock<Data extends LockData = LockData> implements AsyncDisposable {
    * Writes `data` into the lock item, atomically with the ownership check, and renews the lease.
    * Rejects with LockLostError (writing nothing) if the lock is no longer ours.
    */
-  async update(data: Data): Promise<void> {
+  async update(data: Data, options?: SignalOptions): Promise<void> {
     const encoded = encodeData("data", data, this.#context.dataBudgetBytes);
+    const signal = optionalSignal(
+      "signal",
+      optionsObject<SignalOptions>("options", options, ["signal"]).signal,
+    );
+    signal?.throwIfAborted();
     this.#throwIfNotHeld();
-    await this.#enqueue(async () => {
+    let sent = false;
+    const write = this.#enqueue(async () => {
+      // The caller stopped waiting while this update was queued: send nothing.
+      signal?.throwIfAborted();
       this.#throwIfNotHeld();
+      sent = true;
       await this.#renew(encoded, "update");
       this.#data = data;
     });
+    await stopWaitingOnAbort(write, signal, () => sent, this.id, "update");
   }
 
   /**
@@ -179,25 +230,35 @@ export class Lock<Data extends LockData = LockData> implements AsyncDisposable {
    * that retrying cannot fix, say), the lock stays valid until its lease runs out and then frees
    * itself, and `release()` may be called again meanwhile.
    */
-  release(data?: Data): Promise<void> {
+  release(data?: Data, options?: SignalOptions): Promise<void> {
     let encoded: ReturnType<typeof encodeData> | undefined;
+    let signal: AbortSignal | undefined;
     try {
       encoded = data === undefined ? undefined : encodeData("data", data, this.#context.dataBudgetBytes);
+      signal = optionalSignal("signal", optionsObject<SignalOptions>("options", options, ["signal"]).signal);
+      signal?.throwIfAborted();
       if (data !== undefined && (this.#state === "released" || this.#release !== undefined)) {
         const when = this.#state === "released" ? "already released" : "being released";
         throw new LockError(
           `Lock "${this.id}" (fence ${this.fence}) is ${when}; this release's data was not written`,
-          { lockId: this.id },
+          { code: "ERELEASED", lockId: this.id },
         );
       }
     } catch (err) {
       return Promise.reject(err);
     }
     if (this.#state === "released") return Promise.resolve();
-    if (this.#release !== undefined) return this.#release;
+    // Someone else's release may have been sent already: stopping waiting for it is uncertain.
+    if (this.#release !== undefined)
+      return stopWaitingOnAbort(this.#release, signal, () => true, this.id, "release");
     this.#cancelHeartbeat();
+    let sent = false;
     const send = async () => {
+      // The caller stopped waiting while this release was queued: send nothing. As after any
+      // failed release, the lock stays held until its lease runs out, and release() may be retried.
+      signal?.throwIfAborted();
       this.#throwIfNotHeld();
+      sent = true;
       await this.#sendRelease(encoded);
       this.#state = "released";
       if (data !== undefined) this.#data = data;
@@ -211,7 +272,7 @@ export class Lock<Data extends LockData = LockData> implements AsyncDisposable {
       // a lock alive for ever behind \`withLock\` or \`await using\`, which drop the only handle.
       if (this.#release === release) this.#release = undefined;
     });
-    return release;
+    return stopWaitingOnAbort(release, signal, () => sent, this.id, "release");
   }
 
   /** `await using lock = await client.acquire(id)` releases at scope exit. */
@@ -246,7 +307,7 @@ export class Lock<Data extends LockData = LockData> implements AsyncDisposable {
     const checked = checkTransactItems("items", items, this.#context.schema, this.id);
     const signal = optionalSignal(
       "options.signal",
-      optionsObject<TransactOptions>("options", options).signal,
+      optionsObject<TransactOptions>("options", options, ["signal"]).signal,
     );
     signal?.throwIfAborted();
     const input = guardedTransaction(checked, this.guard());
@@ -256,7 +317,8 @@ export class Lock<Data extends LockData = LockData> implements AsyncDisposable {
         signal === undefined ? {} : { abortSignal: signal },
       );
     } catch (err) {
-      if (signal?.aborted) throw signal.reason;
+      // The transaction was sent: it may have committed.
+      if (signal?.aborted) throw abortedAfterSending(signal, this.id, "guarded write");
       const failure = guardedWriteFailure(err, checked.length, this.id);
       if (!failure.lockLost) throw failure.error;
       // Our own release, sent meanwhile, also fails the guard: that is not a loss.
@@ -286,6 +348,7 @@ export class Lock<Data extends LockData = LockData> implements AsyncDisposable {
     if (this.#state === "lost") throw this.#lost.signal.reason;
     if (this.#state === "released") {
       throw new LockError(`Lock "${this.id}" (fence ${this.fence}) was already released`, {
+        code: "ERELEASED",
         lockId: this.id,
       });
     }
@@ -444,7 +507,7 @@ export class Lock<Data extends LockData = LockData> implements AsyncDisposable {
       : "; nothing was written";
     return new LockError(
       `The ${what} of lock "${this.id}" (fence ${this.fence}) failed with ${name}, which retrying cannot fix${maybe}: ${(cause as Error)?.message ?? String(cause)}`,
-      { cause, lockId: this.id, writeUncertain: what !== "heartbeat" && uncertain },
+      { code: "EDYNAMODB", cause, lockId: this.id, writeUncertain: what !== "heartbeat" && uncertain },
     );
   }
 
