@@ -10,6 +10,7 @@ import {
 import { type DynamoDBSender, isConditionFailed, isRetryable, mayHaveBeenApplied, oldItemOf } from "./aws.js";
 import { backoffDelay, waitBeforeNextPoll } from "./backoff.js";
 import { decodeData, type LockData } from "./data.js";
+import { acquireChannel, type TakeoverMessage, takeoverChannel, trace } from "./diagnostics.js";
 import { type HolderInfo, LockError, LockHeldError } from "./errors.js";
 import { type LockRecord, parseRecord } from "./item.js";
 import { holderValidUntil, judge, type Observation, observe } from "./lease.js";
@@ -149,7 +150,11 @@ export class LockClient {
     const stop = new AbortController();
     const forward = () => stop.abort(signal?.reason);
     signal?.addEventListener("abort", forward, { once: true });
-    const acquiring = this.#acquire<Data>(id, waitMs, stop, o.onWait);
+    const acquiring = trace(
+      acquireChannel,
+      () => ({ table: this.table, lockId: id, waitMs }),
+      () => this.#acquire<Data>(id, waitMs, stop, o.onWait),
+    );
     const entry = { id, stop, settled: acquiring.catch(() => undefined) };
     this.#acquiring.add(entry);
     try {
@@ -569,7 +574,19 @@ export class LockClient {
       }
       if (acquired !== undefined) {
         const lock = adopt(owner, acquired, sentAt);
-        if (lock !== undefined) return lock;
+        if (lock !== undefined) {
+          // A write aimed at someone else's stale ownership (not a retake of our own late one).
+          if (stale !== undefined && !written.has(stale.owner) && takeoverChannel.hasSubscribers) {
+            takeoverChannel.publish({
+              table: schema.table,
+              lockId: id,
+              fence: lock.fence,
+              previousHolder: lastSeen?.holder,
+              previousFence: lastSeen?.fence,
+            } satisfies TakeoverMessage);
+          }
+          return lock;
+        }
         continue; // came back too late: take it again
       }
 

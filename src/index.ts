@@ -2,6 +2,7 @@ export type { DynamoDBSender } from "./aws.js";
 export type { AcquireOptions, LockInfo, WaitProgress } from "./client.js";
 export { LockClient } from "./client.js";
 export type { LockData } from "./data.js";
+export type { AcquireContext, LostMessage, OperationContext, TakeoverMessage } from "./diagnostics.js";
 export type { HolderInfo, LockErrorCode, LockErrorName, LockErrorOptions, LockLostReason } from "./errors.js";
 export { LockError, LockHeldError, LockLostError, TransactionCanceledError } from "./errors.js";
 export type { SignalOptions, TransactOptions } from "./lock.js";

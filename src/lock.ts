@@ -14,6 +14,16 @@ import { GetItemCommand, TransactWriteItemsCommand, UpdateItemCommand } from "@a
 import { type DynamoDBSender, isConditionFailed, isRetryable, mayHaveBeenApplied, oldItemOf } from "./aws.js";
 import { backoffDelay } from "./backoff.js";
 import { decodeData, encodeData, type LockData } from "./data.js";
+import {
+  heartbeatChannel,
+  type LostMessage,
+  lostChannel,
+  type OperationContext,
+  releaseChannel,
+  trace,
+  transactChannel,
+  updateChannel,
+} from "./diagnostics.js";
 import { LockError, LockLostError, type LockLostReason } from "./errors.js";
 import { checkTransactItems, guardedTransaction, guardedWriteFailure } from "./guard.js";
 import { type KeySchema, type LockRecord, parseRecord } from "./item.js";
@@ -177,6 +187,13 @@ export class Lock<Data extends object = LockData> implements AsyncDisposable {
     this.#schedule();
   }
 
+  /** The context of this lock's traced operations (docs/observability.md). */
+  readonly #traced = (): OperationContext => ({
+    table: this.#context.schema.table,
+    lockId: this.id,
+    fence: this.fence,
+  });
+
   /** The data stored with the lock: read atomically with the acquisition, then as last written by us. */
   get data(): Data | undefined {
     return this.#data;
@@ -206,14 +223,16 @@ export class Lock<Data extends object = LockData> implements AsyncDisposable {
     signal?.throwIfAborted();
     this.#throwIfNotHeld();
     let sent = false;
-    const write = this.#enqueue(async () => {
-      // The caller stopped waiting while this update was queued: send nothing.
-      signal?.throwIfAborted();
-      this.#throwIfNotHeld();
-      sent = true;
-      await this.#renew(encoded, "update");
-      this.#data = data;
-    });
+    const write = trace(updateChannel, this.#traced, () =>
+      this.#enqueue(async () => {
+        // The caller stopped waiting while this update was queued: send nothing.
+        signal?.throwIfAborted();
+        this.#throwIfNotHeld();
+        sent = true;
+        await this.#renew(encoded, "update");
+        this.#data = data;
+      }),
+    );
     await stopWaitingOnAbort(write, signal, () => sent, this.id, "update");
   }
 
@@ -264,7 +283,9 @@ export class Lock<Data extends object = LockData> implements AsyncDisposable {
       if (data !== undefined) this.#data = data;
       this.#settle();
     };
-    const release = this.#context.knobs?.releaseSkipsQueue === true ? send() : this.#enqueue(send);
+    const release = trace(releaseChannel, this.#traced, () =>
+      this.#context.knobs?.releaseSkipsQueue === true ? send() : this.#enqueue(send),
+    );
     this.#release = release;
     release.catch(() => {
       // A release that failed without losing the lock leaves it held until its lease runs out: the
@@ -312,9 +333,11 @@ export class Lock<Data extends object = LockData> implements AsyncDisposable {
     signal?.throwIfAborted();
     const input = guardedTransaction(checked, this.guard());
     try {
-      return await this.#context.client.send(
-        new TransactWriteItemsCommand(input),
-        signal === undefined ? {} : { abortSignal: signal },
+      return await trace(transactChannel, this.#traced, () =>
+        this.#context.client.send(
+          new TransactWriteItemsCommand(input),
+          signal === undefined ? {} : { abortSignal: signal },
+        ),
       );
     } catch (err) {
       // The transaction was sent: it may have committed.
@@ -419,7 +442,7 @@ export class Lock<Data extends object = LockData> implements AsyncDisposable {
   async #heartbeat(): Promise<void> {
     if (this.#state !== "held" || this.#release !== undefined) return;
     try {
-      await this.#renew(undefined, "heartbeat");
+      await trace(heartbeatChannel, this.#traced, () => this.#renew(undefined, "heartbeat"));
       this.#heartbeatFailure = undefined;
     } catch (err) {
       // Lost: #renew has declared it, and the signal reports it.
@@ -663,12 +686,15 @@ export class Lock<Data extends object = LockData> implements AsyncDisposable {
     this.#state = "lost";
     this.#cancelHeartbeat();
     this.#expiryTimer?.cancel();
-    this.#lost.abort(
-      new LockLostError(this.id, reason, this.fence, detail, {
-        ...(cause === undefined ? {} : { cause }),
-        writeUncertain,
-      }),
-    );
+    const error = new LockLostError(this.id, reason, this.fence, detail, {
+      ...(cause === undefined ? {} : { cause }),
+      writeUncertain,
+    });
+    this.#lost.abort(error);
+    if (lostChannel.hasSubscribers) {
+      const { table } = this.#context.schema;
+      lostChannel.publish({ table, lockId: this.id, fence: this.fence, reason, error } satisfies LostMessage);
+    }
     this.#settle();
     if (reason === "expired") {
       // Our record may still name us (a partition, a stall): free it early for the next holder if
