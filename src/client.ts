@@ -7,7 +7,14 @@ import {
   type GetItemCommandInput,
   UpdateItemCommand,
 } from "@aws-sdk/client-dynamodb";
-import { type DynamoDBSender, isConditionFailed, isRetryable, mayHaveBeenApplied, oldItemOf } from "./aws.js";
+import {
+  configurationAdvice,
+  type DynamoDBSender,
+  isConditionFailed,
+  isRetryable,
+  mayHaveBeenApplied,
+  oldItemOf,
+} from "./aws.js";
 import { backoffDelay, waitBeforeNextPoll } from "./backoff.js";
 import { decodeData, type LockData } from "./data.js";
 import { acquireChannel, type TakeoverMessage, takeoverChannel, trace } from "./diagnostics.js";
@@ -360,7 +367,8 @@ export class LockClient {
     }
     if (signal?.aborted) return signal.reason;
     if (table !== undefined) return table;
-    return new LockError(`${message}: ${(err as Error)?.message ?? String(err)}`, {
+    const advice = configurationAdvice(err);
+    return new LockError(`${message}: ${(err as Error)?.message ?? String(err)}${advice}`, {
       code: "EDYNAMODB",
       cause: err,
       ...(lockId === undefined ? {} : { lockId }),
