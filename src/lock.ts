@@ -619,8 +619,9 @@ export class Lock<Data extends object = LockData> implements AsyncDisposable {
         uncertain,
       );
     } else if (record.owner === undefined) {
-      const by = record?.releasedBy === FORCED_RELEASE ? " by forceRelease" : "";
-      this.#lose("released", `the lock was released${by} by someone else${note}`, err, uncertain);
+      // Plain words, no API names: the CLI shows this message as it is.
+      const how = record?.releasedBy === FORCED_RELEASE ? "force-released" : "released";
+      this.#lose("released", `the lock was ${how} by someone else${note}`, err, uncertain);
     } else {
       const who = record.holder === undefined ? "another holder" : `"${record.holder}"`;
       this.#lose("taken", `the lock was taken over by ${who} (fence ${record.fence})${note}`, err, uncertain);
