@@ -1,6 +1,6 @@
 // dynamolock's diagnostics channels as OpenTelemetry spans and metrics (docs/observability.md).
 // Only @opentelemetry/api here: register your SDK (exporters, resource) before calling instrument().
-// Run the demo: cd examples && npm install && node observability/otel.mjs (prints spans and metrics).
+// Run the demo: cd examples/observability && npm install && node otel.mjs (prints spans and metrics).
 import { subscribe, tracingChannel } from "node:diagnostics_channel";
 import { metrics, SpanStatusCode, trace } from "@opentelemetry/api";
 

@@ -1,5 +1,5 @@
 // dynamolock's diagnostics channels as pino log lines (docs/observability.md).
-// Run the demo: cd examples && npm install && node observability/pino.mjs
+// Run the demo: cd examples/observability && npm install && node pino.mjs
 import { subscribe, tracingChannel } from "node:diagnostics_channel";
 import pino from "pino";
 
