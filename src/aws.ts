@@ -156,3 +156,19 @@ export function mayHaveBeenApplied(err: unknown): boolean {
  */
 export const KEY_SCHEMA_MISMATCH =
   /key element does not match the schema|missing the key|key schema|required keys was not given a value|number of conditions on the keys is invalid/i;
+
+/**
+ * What to set when the SDK could not even build the request: with only AWS_ENDPOINT_URL_DYNAMODB
+ * set for a local server, the SDK still wants a region and credentials, and its own messages
+ * ("Region is missing") do not say where they come from.
+ */
+export function configurationAdvice(err: unknown): string {
+  const e = err as { name?: string; message?: string } | undefined;
+  if (/region is missing/i.test(e?.message ?? "")) {
+    return " (set AWS_REGION, e.g. AWS_REGION=us-east-1 — any region works for a local server given by AWS_ENDPOINT_URL_DYNAMODB — or pass a client created with a `region`)";
+  }
+  if (e?.name === "CredentialsProviderError") {
+    return " (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY — any letters and digits for a local server — or AWS_PROFILE, or pass a client with `credentials`)";
+  }
+  return "";
+}

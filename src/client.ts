@@ -9,15 +9,29 @@ import {
   type TableDescription,
   UpdateItemCommand,
 } from "@aws-sdk/client-dynamodb";
-import { type DynamoDBSender, isConditionFailed, isRetryable, mayHaveBeenApplied, oldItemOf } from "./aws.js";
+import {
+  configurationAdvice,
+  type DynamoDBSender,
+  isConditionFailed,
+  isRetryable,
+  mayHaveBeenApplied,
+  oldItemOf,
+} from "./aws.js";
 import { backoffDelay, waitBeforeNextPoll } from "./backoff.js";
 import { decodeData, type LockData } from "./data.js";
+import { acquireChannel, type TakeoverMessage, takeoverChannel, trace } from "./diagnostics.js";
 import { type HolderInfo, LockError, LockHeldError } from "./errors.js";
 import { judgeReplication, replicationOf, type TableReplication } from "./global-table.js";
 import { type LockRecord, parseRecord } from "./item.js";
 import { holderValidUntil, judge, type Observation, observe } from "./lease.js";
 import { type ListOptions, listLocks, resolveListOptions } from "./list.js";
-import { Lock, type LockContext } from "./lock.js";
+import {
+  abortedAfterSending,
+  Lock,
+  type LockContext,
+  type SignalOptions,
+  stopWaitingOnAbort,
+} from "./lock.js";
 import { dataBudgetBytes, type LockClientOptions, type ResolvedOptions, resolveOptions } from "./options.js";
 import {
   acquireRequest,
@@ -52,7 +66,7 @@ export interface AcquireOptions {
 
 /** What a waiting acquire knows: the holder as last read, and the wait so far. */
 export interface WaitProgress extends HolderInfo {
-  readonly id: string;
+  readonly lockId: string;
   /** How long this acquire has waited, in ms. */
   readonly waitedMs: number;
   /** How long until the next look, in ms. */
@@ -61,7 +75,8 @@ export interface WaitProgress extends HolderInfo {
 
 /** A lock as read, without taking it. */
 export interface LockInfo<Data> {
-  readonly id: string;
+  /** The lock id (named as on every error about a lock). */
+  readonly lockId: string;
   /** The stored data, or undefined if none was stored. */
   readonly data: Data | undefined;
   /** Whether an owner is recorded (it may be a crashed holder whose lease is running out). */
@@ -142,9 +157,9 @@ export class LockClient {
    * within the same wait, or gives up). Locks are not re-entrant: an acquire of an id this client
    * already holds waits for that holder like any other contender.
    */
-  async acquire<Data extends LockData = LockData>(id: string, options?: AcquireOptions): Promise<Lock<Data>> {
+  async acquire<Data extends object = LockData>(id: string, options?: AcquireOptions): Promise<Lock<Data>> {
     keyString("id", id, 2048);
-    const o = optionsObject<AcquireOptions>("options", options);
+    const o = optionsObject<AcquireOptions>("options", options, ["waitMs", "signal", "onWait"]);
     const waitMs = o.waitMs === undefined ? 0 : nonNegativeOrInfinite("waitMs", o.waitMs);
     const signal = optionalSignal("signal", o.signal);
     if (o.onWait !== undefined && typeof o.onWait !== "function") fail("onWait", "a function", o.onWait);
@@ -154,7 +169,11 @@ export class LockClient {
     const stop = new AbortController();
     const forward = () => stop.abort(signal?.reason);
     signal?.addEventListener("abort", forward, { once: true });
-    const acquiring = this.#acquire<Data>(id, waitMs, stop, o.onWait);
+    const acquiring = trace(
+      acquireChannel,
+      () => ({ table: this.table, lockId: id, waitMs }),
+      () => this.#acquire<Data>(id, waitMs, stop, o.onWait),
+    );
     const entry = { id, stop, settled: acquiring.catch(() => undefined) };
     this.#acquiring.add(entry);
     try {
@@ -173,11 +192,14 @@ export class LockClient {
   }
 
   /** Takes the lock if it is free (or its holder presumed dead); never waits. */
-  async tryAcquire<Data extends LockData = LockData>(
+  async tryAcquire<Data extends object = LockData>(
     id: string,
     options?: { readonly signal?: AbortSignal },
   ): Promise<Lock<Data> | undefined> {
-    const signal = optionalSignal("signal", optionsObject<AcquireOptions>("options", options).signal);
+    const signal = optionalSignal(
+      "signal",
+      optionsObject<SignalOptions>("options", options, ["signal"]).signal,
+    );
     try {
       return await this.acquire<Data>(id, { waitMs: 0, ...(signal === undefined ? {} : { signal }) });
     } catch (err) {
@@ -194,7 +216,7 @@ export class LockClient {
    * failure does not mask yours). If `fn` succeeds but the lock was lost meanwhile, rejects with
    * LockLostError: the work may have overlapped another holder's.
    */
-  async withLock<T, Data extends LockData = LockData>(
+  async withLock<T, Data extends object = LockData>(
     id: string,
     fn: (lock: Lock<Data>) => T | Promise<T>,
     options?: AcquireOptions,
@@ -213,12 +235,15 @@ export class LockClient {
   }
 
   /** Reads a lock without taking it (a strongly consistent GetItem). Undefined if it never existed. */
-  async read<Data extends LockData = LockData>(
+  async read<Data extends object = LockData>(
     id: string,
     options?: { readonly signal?: AbortSignal },
   ): Promise<LockInfo<Data> | undefined> {
     keyString("id", id, 2048);
-    const signal = optionalSignal("signal", optionsObject<AcquireOptions>("options", options).signal);
+    const signal = optionalSignal(
+      "signal",
+      optionsObject<SignalOptions>("options", options, ["signal"]).signal,
+    );
     this.#throwIfClosed();
     signal?.throwIfAborted();
     await this.#checkTableOnce(signal);
@@ -260,11 +285,20 @@ export class LockClient {
    * its next heartbeat (its signal aborts with reason "released"). Resolves to the removed
    * holder's state, or undefined if the lock was not held. Two requests: a consistent read, then a
    * write conditioned on the owner it saw, so a late duplicate can never remove a later holder.
+   * An aborted `signal` after the write was sent rejects with an EABORTED LockError (it may apply).
    */
-  async forceRelease<Data extends LockData = LockData>(id: string): Promise<LockInfo<Data> | undefined> {
+  async forceRelease<Data extends object = LockData>(
+    id: string,
+    options?: SignalOptions,
+  ): Promise<LockInfo<Data> | undefined> {
     keyString("id", id, 2048);
+    const signal = optionalSignal(
+      "signal",
+      optionsObject<SignalOptions>("options", options, ["signal"]).signal,
+    );
     this.#throwIfClosed();
-    await this.#checkTableOnce(undefined);
+    signal?.throwIfAborted();
+    await this.#checkTableOnce(signal);
     const { schema, runtime } = this.#options;
     // Aimed at the owner read just before, not at whoever owns the lock when the write lands: a late
     // duplicate of it (an SDK retry whose first try arrives late) must not remove a later holder,
@@ -272,7 +306,7 @@ export class LockClient {
     let seen: LockRecord | undefined;
     for (let round = 0; round < 5; round++) {
       const before = seen;
-      seen = await this.#get(readRequest(schema, id), undefined);
+      seen = await this.#get(readRequest(schema, id), signal);
       if (seen?.owner === undefined) {
         // Nobody has acquired it since we saw the owner, and a force-release removed it: ours, applied
         // by an attempt we did not hear back from.
@@ -282,15 +316,30 @@ export class LockClient {
       }
       const input = forceReleaseRequest(schema, id, runtime.wallNow(), seen.owner);
       try {
-        const out = await this.#client.send(new UpdateItemCommand(input));
+        // Sent from here on: an abort stops waiting, and the removal may still apply.
+        const out = await stopWaitingOnAbort(
+          this.#client.send(
+            new UpdateItemCommand(input),
+            signal === undefined ? {} : { abortSignal: signal },
+          ),
+          signal,
+          () => true,
+          id,
+          "force-release",
+        );
         const record = parseRecord(out.Attributes);
         return record === undefined ? undefined : this.#info<Data>(id, record);
       } catch (err) {
+        if (err instanceof LockError && err.code === "EABORTED") throw err;
+        if (signal?.aborted) throw abortedAfterSending(signal, id, "force-release");
         if (!isConditionFailed(err)) throw await this.#translate(err, `Force-releasing lock "${id}" failed`);
         // The owner changed between our read and our write: look again.
       }
     }
-    throw new LockError(`Force-releasing lock "${id}" failed: it kept changing hands`, { lockId: id });
+    throw new LockError(`Force-releasing lock "${id}" failed: it kept changing hands`, {
+      code: "ECONTENDED",
+      lockId: id,
+    });
   }
 
   /**
@@ -317,7 +366,7 @@ export class LockClient {
     // nobody. Each cleans up what its writes may have taken before it settles.
     for (const { id, stop } of this.#acquiring) {
       const message = `This LockClient (table "${this.table}") was closed while acquiring lock "${id}"`;
-      stop.abort(new LockError(message, { lockId: id, reason: "closed" }));
+      stop.abort(new LockError(message, { code: "ECLOSED", lockId: id, reason: "closed" }));
     }
     await Promise.allSettled([...this.#acquiring].map((a) => a.settled));
     const results = await Promise.allSettled([...this.#held.keys()].map((lock) => lock.releaseIfHeld()));
@@ -345,7 +394,7 @@ export class LockClient {
     this.#tableCheck ??= this.#checkTable();
     const refusal = await untilAborted(this.#tableCheck, signal);
     // A new error for every call: error instances are never shared.
-    if (refusal !== undefined) throw new LockError(refusal);
+    if (refusal !== undefined) throw new LockError(refusal, { code: "EGLOBALTABLE" });
   }
 
   async #checkTable(): Promise<string | undefined> {
@@ -413,6 +462,7 @@ export class LockClient {
 
   #closedError(lockId?: string): LockError {
     return new LockError(`This LockClient (table "${this.table}") is closed`, {
+      code: "ECLOSED",
       reason: "closed",
       ...(lockId === undefined ? {} : { lockId }),
     });
@@ -435,7 +485,9 @@ export class LockClient {
     }
     if (signal?.aborted) return signal.reason;
     if (table !== undefined) return table;
-    return new LockError(`${message}: ${(err as Error)?.message ?? String(err)}`, {
+    const advice = configurationAdvice(err);
+    return new LockError(`${message}: ${(err as Error)?.message ?? String(err)}${advice}`, {
+      code: "EDYNAMODB",
       cause: err,
       ...(lockId === undefined ? {} : { lockId }),
     });
@@ -467,7 +519,7 @@ export class LockClient {
       record.heartbeatAt !== undefined &&
       runtime.wallNow() > record.heartbeatAt + (record.leaseMs ?? this.#options.leaseMs) + maxClockSkewMs;
     return {
-      id,
+      lockId: id,
       data: decodeData<Data>(record.data),
       held,
       holder: held ? record.holder : undefined,
@@ -497,7 +549,7 @@ export class LockClient {
    * The acquire loop. Each round either writes (the lock looked free, or its lease stale) or reads
    * and sleeps. Every takeover is conditioned on the exact (owner, version) judged stale.
    */
-  async #acquire<Data extends LockData>(
+  async #acquire<Data extends object>(
     id: string,
     waitMs: number,
     stop: AbortController,
@@ -620,7 +672,7 @@ export class LockClient {
         acquired = parseRecord(out.Attributes);
         if (acquired === undefined) {
           unanswered.push(owner); // applied, but we cannot use what it returned
-          throw new LockError(`Acquire of "${id}" returned no item`, { lockId: id });
+          throw new LockError(`Acquire of "${id}" returned no item`, { code: "EDYNAMODB", lockId: id });
         }
       } catch (err) {
         // No answer, a server error, an abort mid-flight, anything but a refusal or a failure
@@ -650,7 +702,19 @@ export class LockClient {
       }
       if (acquired !== undefined) {
         const lock = adopt(owner, acquired, sentAt);
-        if (lock !== undefined) return lock;
+        if (lock !== undefined) {
+          // A write aimed at someone else's stale ownership (not a retake of our own late one).
+          if (stale !== undefined && !written.has(stale.owner) && takeoverChannel.hasSubscribers) {
+            takeoverChannel.publish({
+              table: schema.table,
+              lockId: id,
+              fence: lock.fence,
+              previousHolder: lastSeen?.holder,
+              previousFence: lastSeen?.fence,
+            } satisfies TakeoverMessage);
+          }
+          return lock;
+        }
         continue; // came back too late: take it again
       }
 
@@ -699,7 +763,7 @@ export class LockClient {
         );
         if (onWait !== undefined) {
           const { holder, fence, heartbeatAt } = record;
-          const progress = { id, holder, fence, heartbeatAt, leaseMs: record.leaseMs };
+          const progress = { lockId: id, holder, fence, heartbeatAt, leaseMs: record.leaseMs };
           let result: unknown;
           try {
             result = onWait({ ...progress, waitedMs: arrivedAt - started, nextLookInMs: delay });
@@ -730,8 +794,8 @@ export class LockClient {
     );
   }
 
-  #adopt<Data extends LockData>(id: string, owner: string, record: LockRecord, sentAt: number): Lock<Data> {
-    const lock = new Lock<Data>(this.#context(id), {
+  #adopt<Data extends object>(id: string, owner: string, record: LockRecord, sentAt: number): Lock<Data> {
+    const lock = Lock.adopt<Data>(this.#context(id), {
       id,
       owner,
       holder: this.#options.holder,

@@ -6,7 +6,12 @@
 import type { AttributeValue } from "@aws-sdk/client-dynamodb";
 import { describe, utf8Length } from "./validate.js";
 
-/** What a lock can carry: a plain object of values DynamoDB stores and gives back unchanged. */
+/**
+ * The data a lock carries when you name no type: a plain object of values DynamoDB stores and gives
+ * back unchanged. Your own type may be an interface or a type alias (`acquire<MyData>()`): type
+ * parameters only ask for an `object`, because an interface has no index signature and so is not a
+ * `Record<string, unknown>`. What the value holds is checked when it is written.
+ */
 export type LockData = Record<string, unknown>;
 
 /** DynamoDB's item size limit. */

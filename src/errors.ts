@@ -4,31 +4,89 @@
  */
 import type { CancellationReason } from "@aws-sdk/client-dynamodb";
 
+/**
+ * A stable code for every {@link LockError}, to branch on without `instanceof` (which fails when two
+ * copies of a package are loaded, or across realms). Codes never change meaning; new ones may be
+ * added.
+ */
+export type LockErrorCode =
+  /** {@link LockHeldError}: held by someone else and the wait ran out. */
+  | "ELOCKHELD"
+  /** {@link LockLostError}: the lock is no longer ours. */
+  | "ELOCKLOST"
+  /** {@link TransactionCanceledError}: a guarded write was cancelled by your own items. */
+  | "ETRANSACTIONCANCELED"
+  /** The LockClient was closed (before or while the call ran). */
+  | "ECLOSED"
+  /** The lock was already released (or is being released) by this holder. */
+  | "ERELEASED"
+  /** The table does not exist, or is not ACTIVE yet. */
+  | "ENOTABLE"
+  /** The table's key schema is not the one the LockClient expects. */
+  | "EKEYSCHEMA"
+  /** Creating the table, waiting for it, or turning on its Time to Live failed. */
+  | "ETABLE"
+  /** The server lacks an operation this call needs (transactions on dynalite, or on a table that does not offer them). */
+  | "EUNSUPPORTED"
+  /**
+   * The table is a global table whose replicas are only eventually consistent, where two callers in
+   * two Regions could hold one lock (docs/global-tables.md).
+   */
+  | "EGLOBALTABLE"
+  /** A request to DynamoDB failed in a way retrying cannot fix (see `cause`). */
+  | "EDYNAMODB"
+  /** `forceRelease()` kept finding a new holder between its read and its write. */
+  | "ECONTENDED"
+  /**
+   * The caller's signal aborted after a write had been sent: it may still apply (`writeUncertain`
+   * is true, `cause` is the signal's reason). An abort before anything was sent rejects with the
+   * signal's reason itself.
+   */
+  | "EABORTED";
+
+/** The `name` of each dynamolock error class. */
+export type LockErrorName = "LockError" | "LockHeldError" | "LockLostError" | "TransactionCanceledError";
+
+/** Options of the {@link LockError} constructor. */
+export interface LockErrorOptions extends ErrorOptions {
+  readonly code: LockErrorCode;
+  readonly lockId?: string | undefined;
+  readonly reason?: LockLostReason | undefined;
+  readonly writeUncertain?: boolean | undefined;
+}
+
 /** Base class of every error dynamolock raises about a lock or a table. */
 export class LockError extends Error {
-  override name = "LockError";
-  /** The lock id the error is about, when there is one. */
-  readonly lockId: string | undefined;
+  override readonly name: LockErrorName = "LockError";
+  /** What happened, as a stable code: see {@link LockErrorCode}. */
+  readonly code: LockErrorCode;
+  /** The lock id the error is about. Absent (not even `undefined`) from errors about no one lock. */
+  declare readonly lockId?: string;
   /**
    * Set when the operation ended because the lock or the client stopped being usable: `"closed"`
    * for an acquire cut short by `LockClient.close()`; always set on a {@link LockLostError}.
    */
-  readonly reason: LockLostReason | undefined;
+  declare readonly reason?: LockLostReason;
   /**
-   * For an error from a write (`update()`, `release()`, `transact()`): true when the write may have
-   * been applied all the same (an attempt went unanswered); false means nothing was written.
+   * For an error from a write (`update()`, `release()`, `transact()`, `forceRelease()`): true when
+   * the write may have been applied all the same (an attempt went unanswered, or the caller stopped
+   * waiting after it was sent); false means nothing was written.
    */
   readonly writeUncertain: boolean;
 
-  constructor(
-    message: string,
-    options?: ErrorOptions & { lockId?: string; reason?: LockLostReason; writeUncertain?: boolean },
-  ) {
-    super(message, options);
-    this.lockId = options?.lockId;
-    this.reason = options?.reason;
-    this.writeUncertain = options?.writeUncertain ?? false;
+  constructor(message: string, options: LockErrorOptions) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = options.code;
+    // Own properties only when they mean something: `"lockId" in err` tells whether it is about one lock.
+    if (options.lockId !== undefined) Object.defineProperty(this, "lockId", own(options.lockId));
+    if (options.reason !== undefined) Object.defineProperty(this, "reason", own(options.reason));
+    this.writeUncertain = options.writeUncertain ?? false;
   }
+}
+
+/** A readonly, enumerable data property, as a class field would be. */
+function own(value: unknown): PropertyDescriptor {
+  return { value, enumerable: true, writable: false, configurable: true };
 }
 
 /** What is known of the holder of a lock we could not take. Never includes the lock's data. */
@@ -45,7 +103,9 @@ export interface HolderInfo {
 
 /** The lock is held by someone else and `waitMs` ran out (or was 0). */
 export class LockHeldError extends LockError {
-  override name = "LockHeldError";
+  override readonly name = "LockHeldError" as const;
+  override readonly code = "ELOCKHELD" as const;
+  declare readonly lockId: string;
   readonly holder: string | undefined;
   readonly fence: number;
   readonly heartbeatAt: number | undefined;
@@ -65,7 +125,7 @@ export class LockHeldError extends LockError {
       options?.heldByThisClient === true ? ", a Lock of this same LockClient (locks are not re-entrant)" : "";
     super(
       `Lock "${lockId}" is held by ${who} (fence ${info.fence}${self}); gave up after waiting ${Math.round(waitedMs)} ms`,
-      { ...options, lockId },
+      { ...options, code: "ELOCKHELD", lockId },
     );
     this.holder = info.holder;
     this.fence = info.fence;
@@ -91,8 +151,10 @@ export type LockLostReason =
  * A late `update()` / `release()` of a lost lock rejects with this error and writes nothing.
  */
 export class LockLostError extends LockError {
-  override name = "LockLostError";
-  override readonly reason: LockLostReason;
+  override readonly name = "LockLostError" as const;
+  override readonly code = "ELOCKLOST" as const;
+  declare readonly lockId: string;
+  declare readonly reason: LockLostReason;
   /** Fence of the acquisition that was lost. */
   readonly fence: number;
   constructor(
@@ -104,8 +166,12 @@ export class LockLostError extends LockError {
   ) {
     // writeUncertain: the update() / release() that rejected with this error may have been written
     // all the same, as an attempt of it went unanswered before the loss was known.
-    super(`Lock "${lockId}" (fence ${fence}) was lost: ${detail}`, { ...options, lockId, reason });
-    this.reason = reason;
+    super(`Lock "${lockId}" (fence ${fence}) was lost: ${detail}`, {
+      ...options,
+      code: "ELOCKLOST",
+      lockId,
+      reason,
+    });
     this.fence = fence;
   }
 }
@@ -117,7 +183,9 @@ export class LockLostError extends LockError {
  * to `items[i]`; the last entry is the guard's.
  */
 export class TransactionCanceledError extends LockError {
-  override name = "TransactionCanceledError";
+  override readonly name = "TransactionCanceledError" as const;
+  override readonly code = "ETRANSACTIONCANCELED" as const;
+  declare readonly lockId: string;
   readonly reasons: readonly CancellationReason[];
 
   constructor(lockId: string, reasons: readonly CancellationReason[], options?: ErrorOptions) {
@@ -128,7 +196,7 @@ export class TransactionCanceledError extends LockError {
     );
     super(
       `Guarded write with lock "${lockId}" was cancelled, nothing was written (${failed.join(", ") || "no reason given"})`,
-      { ...options, lockId },
+      { ...options, code: "ETRANSACTIONCANCELED", lockId },
     );
     this.reasons = reasons;
   }

@@ -61,7 +61,10 @@ export type ReplicationVerdict =
       readonly warning?: string;
     };
 
-const refuse = (message: string): ReplicationVerdict => ({ ok: false, error: new LockError(message) });
+const refuse = (message: string): ReplicationVerdict => ({
+  ok: false,
+  error: new LockError(message, { code: "EGLOBALTABLE" }),
+});
 
 /**
  * Whether locks on this table keep their guarantees. Single-Region and MRSC tables do. An MREC table

@@ -105,7 +105,7 @@ export function guardedWriteFailure(err: unknown, guardIndex: number, lockId: st
       lockLost: false,
       error: new LockError(
         `Guarded write with lock "${lockId}" is not possible on this server: it does not support TransactWriteItems (it answered UnknownOperationException). dynalite has no transactions; use DynamoDB or DynamoDB Local`,
-        { cause: err, lockId },
+        { code: "EUNSUPPORTED", cause: err, lockId },
       ),
     };
   }
@@ -116,6 +116,7 @@ export function guardedWriteFailure(err: unknown, guardIndex: number, lockId: st
   return {
     lockLost: false,
     error: new LockError(`Guarded write with lock "${lockId}" failed${maybe}: ${e.message ?? String(err)}`, {
+      code: "EDYNAMODB",
       cause: err,
       lockId,
       writeUncertain: uncertain,

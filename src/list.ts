@@ -51,7 +51,13 @@ export interface ResolvedListOptions {
 
 /** Checks list() options before any request; throws TypeError / RangeError naming the option. */
 export function resolveListOptions(options: unknown): ResolvedListOptions {
-  const o = optionsObject<ListOptions>("options", options);
+  const o = optionsObject<ListOptions>("options", options, [
+    "held",
+    "prefix",
+    "consistent",
+    "signal",
+    "pageSize",
+  ]);
   const bool = (name: "held" | "consistent", fallback: boolean): boolean => {
     const value = o[name];
     if (value === undefined) return fallback;

@@ -14,6 +14,16 @@ import { GetItemCommand, TransactWriteItemsCommand, UpdateItemCommand } from "@a
 import { type DynamoDBSender, isConditionFailed, isRetryable, mayHaveBeenApplied, oldItemOf } from "./aws.js";
 import { backoffDelay } from "./backoff.js";
 import { decodeData, encodeData, type LockData } from "./data.js";
+import {
+  heartbeatChannel,
+  type LostMessage,
+  lostChannel,
+  type OperationContext,
+  releaseChannel,
+  trace,
+  transactChannel,
+  updateChannel,
+} from "./diagnostics.js";
 import { LockError, LockLostError, type LockLostReason } from "./errors.js";
 import type { ReplicationMode } from "./global-table.js";
 import { checkTransactItems, guardedTransaction, guardedWriteFailure } from "./guard.js";
@@ -24,7 +34,7 @@ import { FORCED_RELEASE, guardCheck, readRequest, releaseRequest, renewRequest }
 import { deadlineSignal, type Runtime, sleep, type Timer } from "./runtime.js";
 import { optionalSignal, optionsObject } from "./validate.js";
 
-/** What a Lock shares with the client that made it. */
+/** @internal What a Lock shares with the client that made it. */
 export interface LockContext {
   readonly schema: KeySchema;
   readonly client: DynamoDBSender;
@@ -41,7 +51,7 @@ export interface LockContext {
   readonly replicationMode: () => ReplicationMode | undefined;
 }
 
-/** The state a successful acquisition hands to its Lock. */
+/** @internal The state a successful acquisition hands to its Lock. */
 export interface Acquisition {
   readonly id: string;
   readonly owner: string;
@@ -54,12 +64,53 @@ export interface Acquisition {
 
 type State = "held" | "released" | "lost";
 
-export interface TransactOptions {
+/**
+ * The trailing options of every async call but `acquire` (`update`, `release`, `transact`, and
+ * `LockClient.read`, `forceRelease`, `tryAcquire`).
+ */
+export interface SignalOptions {
   /**
-   * Aborting it rejects the call with `signal.reason`. A transaction already sent may still commit:
-   * aborting only stops waiting for the answer.
+   * Aborting it stops waiting, and only that. If the call had sent nothing yet, nothing is sent and
+   * it rejects with `signal.reason`. If a write had already been sent, it may still apply (DynamoDB
+   * cannot take a request back): the call rejects with a {@link LockError} whose `code` is
+   * `"EABORTED"`, `writeUncertain` is true and `cause` is `signal.reason`. The lock's own state
+   * follows the write's real outcome.
    */
   readonly signal?: AbortSignal;
+}
+
+/** The options of `lock.transact()`. */
+export interface TransactOptions extends SignalOptions {}
+
+/**
+ * Rejects with `signal.reason` if `sent()` is false when the signal aborts (the write then sends
+ * nothing: it checks the signal before sending), else with an EABORTED LockError. `write` goes on
+ * either way, since the lock's state must follow its real outcome.
+ */
+export function stopWaitingOnAbort<T>(
+  write: Promise<T>,
+  signal: AbortSignal | undefined,
+  sent: () => boolean,
+  lockId: string,
+  what: string,
+): Promise<T> {
+  if (signal === undefined) return write;
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => {
+      if (!sent()) reject(signal.reason);
+      else reject(abortedAfterSending(signal, lockId, what));
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
+    write.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
+}
+
+/** The error for a caller who stopped waiting for a write that had been sent. */
+export function abortedAfterSending(signal: AbortSignal, lockId: string, what: string): LockError {
+  return new LockError(
+    `Stopped waiting for the ${what} of lock "${lockId}" (the signal was aborted); it had been sent and may still apply`,
+    { code: "EABORTED", lockId, writeUncertain: true, cause: signal.reason },
+  );
 }
 
 /** A stored value in one canonical form: map keys and set members sorted, numbers by value. */
@@ -86,7 +137,7 @@ function sameValue(a: AttributeValue | undefined, b: AttributeValue | undefined)
 /** Quick retries of a failed heartbeat, well inside the remaining lease. */
 const RETRY_BACKOFF = { minMs: 50, maxMs: 1_000 };
 
-export class Lock<Data extends LockData = LockData> implements AsyncDisposable {
+export class Lock<Data extends object = LockData> implements AsyncDisposable {
   /** The lock id. */
   readonly id: string;
   /** Fencing token: strictly increases with every acquisition of this id. Pass it to what you protect. */
@@ -116,8 +167,15 @@ export class Lock<Data extends LockData = LockData> implements AsyncDisposable {
   /** Why the last heartbeat failed without losing the lock, for the loss report should it expire. */
   #heartbeatFailure: unknown;
 
-  /** @internal Locks are made by `LockClient.acquire`. */
-  constructor(context: LockContext, acquisition: Acquisition) {
+  /**
+   * @internal Locks are made by `LockClient.acquire`. A factory rather than a public constructor:
+   * the published types then show a private constructor, so nobody builds a Lock that holds nothing.
+   */
+  static adopt<Data extends object>(context: LockContext, acquisition: Acquisition): Lock<Data> {
+    return new Lock<Data>(context, acquisition);
+  }
+
+  private constructor(context: LockContext, acquisition: Acquisition) {
     this.#context = context;
     this.id = acquisition.id;
     this.#owner = acquisition.owner;
@@ -131,6 +189,13 @@ export class Lock<Data extends LockData = LockData> implements AsyncDisposable {
     this.#validUntil = holderValidUntil(acquisition.sentAt, this.leaseMs, context.clockDrift);
     this.#schedule();
   }
+
+  /** The context of this lock's traced operations (docs/observability.md). */
+  readonly #traced = (): OperationContext => ({
+    table: this.#context.schema.table,
+    lockId: this.id,
+    fence: this.fence,
+  });
 
   /** The data stored with the lock: read atomically with the acquisition, then as last written by us. */
   get data(): Data | undefined {
@@ -152,14 +217,26 @@ export class Lock<Data extends LockData = LockData> implements AsyncDisposable {
    * Writes `data` into the lock item, atomically with the ownership check, and renews the lease.
    * Rejects with LockLostError (writing nothing) if the lock is no longer ours.
    */
-  async update(data: Data): Promise<void> {
+  async update(data: Data, options?: SignalOptions): Promise<void> {
     const encoded = encodeData("data", data, this.#context.dataBudgetBytes);
+    const signal = optionalSignal(
+      "signal",
+      optionsObject<SignalOptions>("options", options, ["signal"]).signal,
+    );
+    signal?.throwIfAborted();
     this.#throwIfNotHeld();
-    await this.#enqueue(async () => {
-      this.#throwIfNotHeld();
-      await this.#renew(encoded, "update");
-      this.#data = data;
-    });
+    let sent = false;
+    const write = trace(updateChannel, this.#traced, () =>
+      this.#enqueue(async () => {
+        // The caller stopped waiting while this update was queued: send nothing.
+        signal?.throwIfAborted();
+        this.#throwIfNotHeld();
+        sent = true;
+        await this.#renew(encoded, "update");
+        this.#data = data;
+      }),
+    );
+    await stopWaitingOnAbort(write, signal, () => sent, this.id, "update");
   }
 
   /**
@@ -175,31 +252,43 @@ export class Lock<Data extends LockData = LockData> implements AsyncDisposable {
    * that retrying cannot fix, say), the lock stays valid until its lease runs out and then frees
    * itself, and `release()` may be called again meanwhile.
    */
-  release(data?: Data): Promise<void> {
+  release(data?: Data, options?: SignalOptions): Promise<void> {
     let encoded: ReturnType<typeof encodeData> | undefined;
+    let signal: AbortSignal | undefined;
     try {
       encoded = data === undefined ? undefined : encodeData("data", data, this.#context.dataBudgetBytes);
+      signal = optionalSignal("signal", optionsObject<SignalOptions>("options", options, ["signal"]).signal);
+      signal?.throwIfAborted();
       if (data !== undefined && (this.#state === "released" || this.#release !== undefined)) {
         const when = this.#state === "released" ? "already released" : "being released";
         throw new LockError(
           `Lock "${this.id}" (fence ${this.fence}) is ${when}; this release's data was not written`,
-          { lockId: this.id },
+          { code: "ERELEASED", lockId: this.id },
         );
       }
     } catch (err) {
       return Promise.reject(err);
     }
     if (this.#state === "released") return Promise.resolve();
-    if (this.#release !== undefined) return this.#release;
+    // Someone else's release may have been sent already: stopping waiting for it is uncertain.
+    if (this.#release !== undefined)
+      return stopWaitingOnAbort(this.#release, signal, () => true, this.id, "release");
     this.#cancelHeartbeat();
+    let sent = false;
     const send = async () => {
+      // The caller stopped waiting while this release was queued: send nothing. As after any
+      // failed release, the lock stays held until its lease runs out, and release() may be retried.
+      signal?.throwIfAborted();
       this.#throwIfNotHeld();
+      sent = true;
       await this.#sendRelease(encoded);
       this.#state = "released";
       if (data !== undefined) this.#data = data;
       this.#settle();
     };
-    const release = this.#context.knobs?.releaseSkipsQueue === true ? send() : this.#enqueue(send);
+    const release = trace(releaseChannel, this.#traced, () =>
+      this.#context.knobs?.releaseSkipsQueue === true ? send() : this.#enqueue(send),
+    );
     this.#release = release;
     release.catch(() => {
       // A release that failed without losing the lock leaves it held until its lease runs out: the
@@ -207,7 +296,7 @@ export class Lock<Data extends LockData = LockData> implements AsyncDisposable {
       // a lock alive for ever behind \`withLock\` or \`await using\`, which drop the only handle.
       if (this.#release === release) this.#release = undefined;
     });
-    return release;
+    return stopWaitingOnAbort(release, signal, () => sent, this.id, "release");
   }
 
   /** `await using lock = await client.acquire(id)` releases at scope exit. */
@@ -242,17 +331,20 @@ export class Lock<Data extends LockData = LockData> implements AsyncDisposable {
     const checked = checkTransactItems("items", items, this.#context.schema, this.id);
     const signal = optionalSignal(
       "options.signal",
-      optionsObject<TransactOptions>("options", options).signal,
+      optionsObject<TransactOptions>("options", options, ["signal"]).signal,
     );
     signal?.throwIfAborted();
     const input = guardedTransaction(checked, this.guard());
     try {
-      return await this.#context.client.send(
-        new TransactWriteItemsCommand(input),
-        signal === undefined ? {} : { abortSignal: signal },
+      return await trace(transactChannel, this.#traced, () =>
+        this.#context.client.send(
+          new TransactWriteItemsCommand(input),
+          signal === undefined ? {} : { abortSignal: signal },
+        ),
       );
     } catch (err) {
-      if (signal?.aborted) throw signal.reason;
+      // The transaction was sent: it may have committed.
+      if (signal?.aborted) throw abortedAfterSending(signal, this.id, "guarded write");
       const failure = guardedWriteFailure(err, checked.length, this.id);
       if (!failure.lockLost) throw this.#onReplicatedTable(failure.error, err);
       // Our own release, sent meanwhile, also fails the guard: that is not a loss.
@@ -273,7 +365,7 @@ export class Lock<Data extends LockData = LockData> implements AsyncDisposable {
       return error;
     return new LockError(
       `${error.message}. Table "${this.#context.schema.table}" is a global table with multi-Region strong consistency, where AWS does not offer every operation: guarded writes need TransactWriteItems (see docs/global-tables.md)`,
-      { cause, lockId: this.id, writeUncertain: error.writeUncertain },
+      { code: "EUNSUPPORTED", cause, lockId: this.id, writeUncertain: error.writeUncertain },
     );
   }
 
@@ -296,6 +388,7 @@ export class Lock<Data extends LockData = LockData> implements AsyncDisposable {
     if (this.#state === "lost") throw this.#lost.signal.reason;
     if (this.#state === "released") {
       throw new LockError(`Lock "${this.id}" (fence ${this.fence}) was already released`, {
+        code: "ERELEASED",
         lockId: this.id,
       });
     }
@@ -366,7 +459,7 @@ export class Lock<Data extends LockData = LockData> implements AsyncDisposable {
   async #heartbeat(): Promise<void> {
     if (this.#state !== "held" || this.#release !== undefined) return;
     try {
-      await this.#renew(undefined, "heartbeat");
+      await trace(heartbeatChannel, this.#traced, () => this.#renew(undefined, "heartbeat"));
       this.#heartbeatFailure = undefined;
     } catch (err) {
       // Lost: #renew has declared it, and the signal reports it.
@@ -454,7 +547,7 @@ export class Lock<Data extends LockData = LockData> implements AsyncDisposable {
       : "; nothing was written";
     return new LockError(
       `The ${what} of lock "${this.id}" (fence ${this.fence}) failed with ${name}, which retrying cannot fix${maybe}: ${(cause as Error)?.message ?? String(cause)}`,
-      { cause, lockId: this.id, writeUncertain: what !== "heartbeat" && uncertain },
+      { code: "EDYNAMODB", cause, lockId: this.id, writeUncertain: what !== "heartbeat" && uncertain },
     );
   }
 
@@ -545,8 +638,9 @@ export class Lock<Data extends LockData = LockData> implements AsyncDisposable {
         uncertain,
       );
     } else if (record.owner === undefined) {
-      const by = record?.releasedBy === FORCED_RELEASE ? " by forceRelease" : "";
-      this.#lose("released", `the lock was released${by} by someone else${note}`, err, uncertain);
+      // Plain words, no API names: the CLI shows this message as it is.
+      const how = record?.releasedBy === FORCED_RELEASE ? "force-released" : "released";
+      this.#lose("released", `the lock was ${how} by someone else${note}`, err, uncertain);
     } else {
       const who = record.holder === undefined ? "another holder" : `"${record.holder}"`;
       this.#lose("taken", `the lock was taken over by ${who} (fence ${record.fence})${note}`, err, uncertain);
@@ -612,12 +706,15 @@ export class Lock<Data extends LockData = LockData> implements AsyncDisposable {
     this.#state = "lost";
     this.#cancelHeartbeat();
     this.#expiryTimer?.cancel();
-    this.#lost.abort(
-      new LockLostError(this.id, reason, this.fence, detail, {
-        ...(cause === undefined ? {} : { cause }),
-        writeUncertain,
-      }),
-    );
+    const error = new LockLostError(this.id, reason, this.fence, detail, {
+      ...(cause === undefined ? {} : { cause }),
+      writeUncertain,
+    });
+    this.#lost.abort(error);
+    if (lostChannel.hasSubscribers) {
+      const { table } = this.#context.schema;
+      lostChannel.publish({ table, lockId: this.id, fence: this.fence, reason, error } satisfies LostMessage);
+    }
     this.#settle();
     if (reason === "expired") {
       // Our record may still name us (a partition, a stall): free it early for the next holder if

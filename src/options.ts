@@ -183,9 +183,28 @@ function notALockField(name: string, value: string, ttlAttribute: unknown): void
   }
 }
 
+/** Every LockClient option, to refuse a misspelt one instead of ignoring it. */
+export const LOCK_CLIENT_OPTIONS = [
+  "table",
+  "client",
+  "leaseMs",
+  "heartbeatMs",
+  "partitionKey",
+  "sortKey",
+  "holder",
+  "maxClockSkewMs",
+  "pollMinMs",
+  "pollMaxMs",
+  "releasedTtlMs",
+  "ttlAttribute",
+  "checkTable",
+  "singleWriterRegion",
+  "runtime",
+] as const satisfies readonly (keyof LockClientOptions)[];
+
 export function resolveOptions(input: unknown): ResolvedOptions {
   if (input === null || typeof input !== "object") fail("options", "an options object with a `table`", input);
-  const o = input as LockClientOptions;
+  const o = optionsObject<LockClientOptions>("options", input, LOCK_CLIENT_OPTIONS) as LockClientOptions;
   const table = tableName("table", o.table);
   const leaseMs = o.leaseMs === undefined ? DEFAULT_LEASE_MS : positiveDuration("leaseMs", o.leaseMs);
   const heartbeatMs =
@@ -197,7 +216,7 @@ export function resolveOptions(input: unknown): ResolvedOptions {
   notALockField("partitionKey", partitionKey, o.ttlAttribute);
   let sortKey: KeySchema["sortKey"];
   if (o.sortKey !== undefined) {
-    const sk = optionsObject<{ name: string; value: string }>("sortKey", o.sortKey);
+    const sk = optionsObject<{ name: string; value: string }>("sortKey", o.sortKey, ["name", "value"]);
     sortKey = {
       name: attributeName("sortKey.name", sk.name),
       value: keyString("sortKey.value", sk.value, 1024),

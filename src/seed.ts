@@ -7,10 +7,18 @@ import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import type { DynamoDBSender } from "./aws.js";
 import { LockClient, sharedDefaultClient } from "./client.js";
 import type { LockData } from "./data.js";
-import type { Lock } from "./lock.js";
+import type { Lock, SignalOptions } from "./lock.js";
 import type { LockClientOptions } from "./options.js";
-import { checkHeartbeat } from "./options.js";
-import { fail, positiveDuration } from "./validate.js";
+import { checkHeartbeat, LOCK_CLIENT_OPTIONS } from "./options.js";
+import { optionsObject, positiveDuration } from "./validate.js";
+
+/** lock()'s options: the LockClient's, with the seed's lease names, and the acquire's. */
+const LOCK_OPTIONS = [
+  ...LOCK_CLIENT_OPTIONS.filter((name) => name !== "table" && name !== "leaseMs"),
+  "maxAgeMs",
+  "waitMs",
+  "signal",
+] as const satisfies readonly (keyof LockOptions)[];
 
 export interface LockOptions extends Omit<LockClientOptions, "table" | "leaseMs" | "heartbeatMs"> {
   /**
@@ -27,7 +35,7 @@ export interface LockOptions extends Omit<LockClientOptions, "table" | "leaseMs"
   readonly signal?: AbortSignal;
 }
 
-export interface HeldLock<Data extends LockData> {
+export interface HeldLock<Data extends object> {
   /** The data stored with the lock when it was taken (undefined when nothing was stored yet). */
   readonly data: Data | undefined;
   /** Fencing token of this acquisition. */
@@ -35,9 +43,9 @@ export interface HeldLock<Data extends LockData> {
   /** Aborted (reason: LockLostError) when the lock is lost. */
   readonly signal: AbortSignal;
   /** Writes data without unlocking. */
-  update(data: Data): Promise<void>;
+  update(data: Data, options?: SignalOptions): Promise<void>;
   /** Writes data (if given; otherwise keeps the stored data) and unlocks. */
-  unlock(data?: Data): Promise<void>;
+  unlock(data?: Data, options?: SignalOptions): Promise<void>;
   /** The underlying Lock, for everything else. */
   readonly lock: Lock<Data>;
 }
@@ -47,14 +55,16 @@ function clientFor(client: DynamoDBClient | DynamoDBSender | undefined): DynamoD
 }
 
 /** Takes the lock `id` in `table` and reads its data; rejects with LockHeldError if it is held. */
-export async function lock<Data extends LockData = LockData>(
+export async function lock<Data extends object = LockData>(
   table: string,
   id: string,
   options?: LockOptions,
 ): Promise<HeldLock<Data>> {
-  if (options !== undefined && (options === null || typeof options !== "object"))
-    fail("options", "an options object", options);
-  const { maxAgeMs, heartbeatMs, waitMs, signal, client, ...rest } = options ?? {};
+  const { maxAgeMs, heartbeatMs, waitMs, signal, client, ...rest } = optionsObject<LockOptions>(
+    "options",
+    options,
+    LOCK_OPTIONS,
+  );
   // Checked here so that errors name the seed's own option, `maxAgeMs`.
   if (maxAgeMs !== undefined) {
     positiveDuration("maxAgeMs", maxAgeMs);
@@ -76,21 +86,26 @@ export async function lock<Data extends LockData = LockData>(
     data: held.data,
     fence: held.fence,
     signal: held.signal,
-    update: (data) => held.update(data),
-    unlock: (data) => held.release(data),
+    update: (data, options) => held.update(data, options),
+    unlock: (data, options) => held.release(data, options),
     lock: held,
   };
 }
 
 /** Reads the data stored with lock `id` in `table`, without locking. */
-export async function read<Data extends LockData = LockData>(
+export async function read<Data extends object = LockData>(
   table: string,
   id: string,
   options?: Pick<LockClientOptions, "client" | "partitionKey" | "sortKey"> & {
     readonly signal?: AbortSignal;
   },
 ): Promise<Data | undefined> {
-  const { client, signal, ...rest } = options ?? {};
+  const { client, signal, ...rest } = optionsObject<NonNullable<typeof options>>("options", options, [
+    "client",
+    "partitionKey",
+    "sortKey",
+    "signal",
+  ]);
   const locks = new LockClient({ ...rest, table, client: clientFor(client) });
   const info = await locks.read<Data>(id, signal === undefined ? undefined : { signal });
   return info?.data;

@@ -98,7 +98,7 @@ export async function tableError(
   if (nameOf(err) === "ResourceNotFoundException") {
     return new LockError(
       `Table "${schema.table}" does not exist (or is not ACTIVE yet). Create it with ${expected}: call \`createTable()\`, or run \`dynamolock create-table ${schema.table}\``,
-      { cause: err },
+      { code: "ENOTABLE", cause: err },
     );
   }
   if (nameOf(err) !== "ValidationException") return undefined;
@@ -112,13 +112,13 @@ export async function tableError(
     if (!KEY_SCHEMA_MISMATCH.test((err as Error)?.message ?? "")) return undefined;
     return new LockError(
       `Table "${schema.table}" does not seem to have the key schema this LockClient expects (${describeKeys(schema)}): ${(err as Error).message} (DescribeTable, which would tell, failed: ${(describeError as Error)?.message}). ${advice}`,
-      { cause: err },
+      { code: "EKEYSCHEMA", cause: err },
     );
   }
   if (table === undefined || sameKeySchema(table, schema)) return undefined;
   return new LockError(
     `Table "${schema.table}" does not have the key schema this LockClient expects: it has ${describeTableKeys(table)}; this LockClient expects ${describeKeys(schema)}. ${advice}`,
-    { cause: err },
+    { code: "EKEYSCHEMA", cause: err },
   );
 }
 
@@ -128,7 +128,7 @@ export async function createLockTable(
   runtime: Runtime,
   options?: CreateTableOptions,
 ): Promise<boolean> {
-  const o = optionsObject<CreateTableOptions>("options", options);
+  const o = optionsObject<CreateTableOptions>("options", options, ["waitMs", "signal", "ttl"]);
   const waitMs = o.waitMs === undefined ? DEFAULT_CREATE_WAIT_MS : nonNegativeOrInfinite("waitMs", o.waitMs);
   const signal = optionalSignal("signal", o.signal);
   if (o.ttl !== undefined && typeof o.ttl !== "boolean") fail("ttl", "a boolean", o.ttl);
@@ -153,6 +153,7 @@ export async function createLockTable(
     if (signal?.aborted) throw signal.reason;
     if ((err as { name?: string })?.name !== "ResourceInUseException") {
       throw new LockError(`Creating table "${schema.table}" failed: ${(err as Error)?.message}`, {
+        code: "ETABLE",
         cause: err,
       });
     }
@@ -169,6 +170,7 @@ export async function createLockTable(
       // Just created tables can be briefly invisible to DescribeTable.
       if ((err as { name?: string })?.name !== "ResourceNotFoundException") {
         throw new LockError(`Describing table "${schema.table}" failed: ${(err as Error)?.message}`, {
+          code: "ETABLE",
           cause: err,
         });
       }
@@ -176,6 +178,7 @@ export async function createLockTable(
     if (table !== undefined && !sameKeySchema(table, schema)) {
       throw new LockError(
         `Table "${schema.table}" exists with another key schema: it has ${describeTableKeys(table)}; this LockClient expects ${describeKeys(schema)}. Use another table, or set \`partitionKey\` / \`sortKey\` to match it`,
+        { code: "EKEYSCHEMA" },
       );
     }
     if (table?.TableStatus === "ACTIVE") {
@@ -186,6 +189,7 @@ export async function createLockTable(
     if (elapsed >= waitMs) {
       throw new LockError(
         `Table "${schema.table}" is not ACTIVE after ${Math.round(elapsed)} ms (status ${table?.TableStatus ?? "unknown"})`,
+        { code: "ETABLE" },
       );
     }
     await sleep(

@@ -6,6 +6,7 @@
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { optionsObject } from "./validate.js";
 
 export interface LocalDynamoDBOptions {
   /** Port to listen on. @default 0 (a free port chosen by the system) */
@@ -16,13 +17,13 @@ export interface LocalDynamoDBOptions {
   readonly createTableMs?: number;
 }
 
-export interface LocalDynamoDB {
+export interface LocalDynamoDB extends AsyncDisposable {
   /** e.g. `http://127.0.0.1:43121`; use it as `endpoint` or `AWS_ENDPOINT_URL_DYNAMODB`. */
   readonly endpoint: string;
   readonly port: number;
   /** A client configured for the server (region us-east-1, fixed local credentials). */
   readonly client: DynamoDBClient;
-  /** Destroys the client and stops the server. Idempotent. */
+  /** Destroys the client and stops the server. Idempotent. `await using` calls it at scope exit. */
   close(): Promise<void>;
 }
 
@@ -51,17 +52,18 @@ async function loadDynalite(): Promise<DynaliteFactory> {
 }
 
 /** Starts dynalite on 127.0.0.1. */
-export async function startLocalDynamoDB(options: LocalDynamoDBOptions = {}): Promise<LocalDynamoDB> {
+export async function startLocalDynamoDB(options?: LocalDynamoDBOptions): Promise<LocalDynamoDB> {
+  const o = optionsObject<LocalDynamoDBOptions>("options", options, ["port", "path", "createTableMs"]);
   const dynalite = await loadDynalite();
   const server = dynalite({
-    createTableMs: options.createTableMs ?? 0,
+    createTableMs: o.createTableMs ?? 0,
     deleteTableMs: 0,
     updateTableMs: 0,
-    ...(options.path === undefined ? {} : { path: options.path }),
+    ...(o.path === undefined ? {} : { path: o.path }),
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen(options.port ?? 0, "127.0.0.1", () => {
+    server.listen(o.port ?? 0, "127.0.0.1", () => {
       server.off("error", reject);
       resolve();
     });
@@ -70,7 +72,7 @@ export async function startLocalDynamoDB(options: LocalDynamoDBOptions = {}): Pr
   const endpoint = `http://127.0.0.1:${port}`;
   const client = localClient(endpoint);
   let closing: Promise<void> | undefined;
-  return {
+  const local: LocalDynamoDB = {
     endpoint,
     port,
     client,
@@ -90,5 +92,9 @@ export async function startLocalDynamoDB(options: LocalDynamoDBOptions = {}): Pr
       });
       return closing;
     },
+    [Symbol.asyncDispose]() {
+      return local.close();
+    },
   };
+  return local;
 }

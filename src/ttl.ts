@@ -73,6 +73,7 @@ export async function enableTimeToLive(
     if (signal?.aborted) throw signal.reason;
     if (isUnknownOperation(err)) return unsupported(table, err);
     throw new LockError(`Reading the Time to Live of table "${table}" failed: ${(err as Error)?.message}`, {
+      code: "ETABLE",
       cause: err,
     });
   }
@@ -81,6 +82,7 @@ export async function enableTimeToLive(
     if (current?.AttributeName === attribute) return "already-enabled";
     throw new LockError(
       `Table "${table}" has Time to Live on attribute "${current?.AttributeName}", not on "${attribute}": DynamoDB allows one TTL attribute per table. Set \`ttlAttribute: "${current?.AttributeName}"\` on the LockClient (it must hold epoch seconds), or keep TTL cleanup off`,
+      { code: "ETABLE" },
     );
   }
   try {
@@ -97,7 +99,7 @@ export async function enableTimeToLive(
     if (isUnknownOperation(err)) return unsupported(table, err);
     throw new LockError(
       `Turning on Time to Live for table "${table}" failed: ${(err as Error)?.message}${status === "DISABLING" ? " (TTL is still being turned off; DynamoDB allows one change per hour)" : ""}`,
-      { cause: err },
+      { code: "ETABLE", cause: err },
     );
   }
 }

@@ -82,8 +82,70 @@ export function optionalSignal(name: string, value: unknown): AbortSignal | unde
   return value;
 }
 
-export function optionsObject<T extends object>(name: string, value: unknown): Partial<T> {
+/**
+ * An options object whose keys are all among `known`. A misspelt option (`leseMs`) would otherwise
+ * be ignored in silence, and the default used instead of what the caller meant.
+ */
+export function optionsObject<T extends object>(
+  name: string,
+  value: unknown,
+  known: readonly (keyof T & string)[],
+): Partial<T> {
   if (value === undefined) return {};
   if (value === null || typeof value !== "object") fail(name, "an options object", value);
+  for (const key of Object.keys(value)) {
+    if (!(known as readonly string[]).includes(key)) unknownOption(name, key, known);
+  }
   return value as Partial<T>;
+}
+
+export function unknownOption(name: string, key: string, known: readonly string[]): never {
+  const closest = closestName(key, known);
+  const hint = closest === undefined ? `known options: ${known.join(", ")}` : `did you mean \`${closest}\`?`;
+  throw new TypeError(`Unknown option \`${key}\` in \`${name}\`: ${hint}`);
+}
+
+/**
+ * The candidate nearest to `input` by edit distance (letter case ignored), if it is near enough to
+ * be a plausible typo: at most a third of the longer name, and at least one letter. Also matches a
+ * candidate the input is a prefix or suffix of (`wait` for `waitMs`).
+ */
+export function closestName(input: string, candidates: readonly string[]): string | undefined {
+  const lower = input.toLowerCase();
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  for (const candidate of candidates) {
+    const c = candidate.toLowerCase();
+    const affix = lower.length >= 3 && (c.startsWith(lower) || c.endsWith(lower));
+    const distance = affix ? 0.5 : editDistance(lower, c);
+    const allowed = Math.max(1, Math.floor(Math.max(lower.length, c.length) / 3));
+    if (distance <= allowed && distance < bestDistance) {
+      best = candidate;
+      bestDistance = distance;
+    }
+  }
+  return best;
+}
+
+/** Levenshtein distance, with a swap of two neighbouring letters counted as one edit. */
+function editDistance(a: string, b: string): number {
+  const rows: number[][] = [];
+  for (let i = 0; i <= a.length; i++) {
+    rows.push([i]);
+    for (let j = 1; j <= b.length; j++) {
+      if (i === 0) {
+        (rows[0] as number[])[j] = j;
+        continue;
+      }
+      const row = rows[i] as number[];
+      const above = rows[i - 1] as number[];
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let d = Math.min((above[j] as number) + 1, (row[j - 1] as number) + 1, (above[j - 1] as number) + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
+        d = Math.min(d, ((rows[i - 2] as number[])[j - 2] as number) + 1);
+      }
+      row[j] = d;
+    }
+  }
+  return (rows[a.length] as number[])[b.length] as number;
 }

@@ -341,9 +341,13 @@ describe("dynamolock status, release, data, create-table", { concurrency: 3 }, (
     const created = await cli(["create-table", name, "--sort-key", "sk"], { env });
     assert.equal(created.code, 0, created.stderr);
     assert.match(created.stdout, /created table/);
-    const again = await cli(["create-table", name, "--sort-key", "sk"], { env });
+    // --table, like every other command, names the same table as the positional.
+    const again = await cli(["create-table", "--table", name, "--sort-key", "sk"], { env });
     assert.equal(again.code, 0, again.stderr);
     assert.match(again.stdout, /already exists/);
+    const both = await cli(["create-table", "--table", name, "other-name"], { env });
+    assert.equal(both.code, 64);
+    assert.match(both.stderr, /two table names/);
     const run = await cli(
       ["run", "--table", name, "--id", "x", "--sort-key", "sk", "--", ...script("process.exit(0)")],
       { env },
@@ -351,7 +355,7 @@ describe("dynamolock status, release, data, create-table", { concurrency: 3 }, (
     assert.equal(run.code, 0, run.stderr);
     const wrongSchema = await cli(["status", "--table", name, "--id", "x"], { env });
     assert.equal(wrongSchema.code, 78);
-    assert.match(wrongSchema.stderr, /key schema/);
+    assert.match(wrongSchema.stderr, /has id \(S, HASH\), sk \(S, RANGE\), not the expected id \(S, HASH\):/);
   });
 });
 
@@ -374,6 +378,15 @@ describe("dynamolock errors and help", () => {
     assert.equal(option.code, 64);
     assert.match(option.stderr, /unknown option --frobnicate/);
     assert.doesNotMatch(duration.stderr + option.stderr, /\n\s+at /, "no stack trace");
+  });
+
+  it("a misspelt command or option gets the closest one suggested (exit 64)", async () => {
+    const command = await cli(["stauts", ...lockArgs("x")], { env });
+    assert.equal(command.code, 64);
+    assert.match(command.stderr, /unknown command "stauts" \(did you mean "status"\?/);
+    const option = await cli(["status", ...lockArgs("x"), "--jsno"], { env });
+    assert.equal(option.code, 64);
+    assert.match(option.stderr, /unknown option --jsno \(did you mean --json\?\)/);
   });
 
   it("no region and no credentials are one line each (exit 78), without any request", async () => {

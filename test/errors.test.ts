@@ -151,7 +151,7 @@ const shapes: Row[] = [
   ],
   [
     "a LockError is a verdict, never retried",
-    new LockError("x", { cause: Object.assign(new Error("x"), { code: "ECONNRESET" }) }),
+    new LockError("x", { code: "EDYNAMODB", cause: Object.assign(new Error("x"), { code: "ECONNRESET" }) }),
     false,
     false,
   ],
@@ -296,6 +296,8 @@ describe("errors that cannot pass fail an acquire at once", () => {
     );
     assert.ok(err instanceof LockError, String(err));
     assert.match(String((err.cause as Error)?.message), /region/i);
+    // It says what to set, for the usual case of a local endpoint given only by the environment.
+    assert.match(err.message, /set AWS_REGION, e\.g\. AWS_REGION=us-east-1/);
     assert.equal(sends, 1);
   });
 
@@ -315,6 +317,7 @@ describe("errors that cannot pass fail an acquire at once", () => {
     );
     assert.ok(err instanceof LockError, String(err));
     assert.equal((err.cause as Error)?.name, "CredentialsProviderError");
+    assert.match(err.message, /set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY/);
     assert.equal(sends, 1);
   });
 });

@@ -86,10 +86,10 @@ describe("list() over a large table", () => {
     try {
       const all = await collect(client.list({ pageSize: 300 }));
       assert.equal(all.length, COUNT);
-      assert.equal(new Set(all.map((l) => l.id)).size, COUNT);
+      assert.equal(new Set(all.map((l) => l.lockId)).size, COUNT);
       // 2500 items, 300 a page: at least 9 pages (a server may end pages early on size).
       assert.ok((counter.byOperation().Scan ?? 0) >= 9, JSON.stringify(counter.byOperation()));
-      const sample = all.find((l) => l.id === "job/00010") as LockInfo<unknown>;
+      const sample = all.find((l) => l.lockId === "job/00010") as LockInfo<unknown>;
       assert.deepEqual(sample, await client.read("job/00010"));
       assert.equal(sample.held, true);
       assert.equal(sample.holder, "worker-10");
@@ -123,7 +123,7 @@ describe("list() over a large table", () => {
     assert.ok(held.every((l) => l.held && l.holder?.startsWith("worker-")));
     const batch = await collect(locks.list({ prefix: "batch/", pageSize: 1_000 }));
     assert.equal(batch.length, COUNT / 2);
-    assert.ok(batch.every((l) => l.id.startsWith("batch/")));
+    assert.ok(batch.every((l) => l.lockId.startsWith("batch/")));
     // i held (i % 10 == 0) is always even, so always a "job/" id.
     assert.equal((await collect(locks.list({ held: true, prefix: "batch/" }))).length, 0);
     assert.equal((await collect(locks.list({ held: true, prefix: "job/001" }))).length, 10);
@@ -185,12 +185,12 @@ describe("list() on a single-table design", () => {
         lockItem({ pk: { S: "order#3" }, sk: { S: "lock" } }, 4),
       ]);
       const all = await collect(locks.list());
-      assert.deepEqual(all.map((l) => l.id).sort(), ["order#1", "order#3"]);
-      const mine = all.find((l) => l.id === "order#1");
+      assert.deepEqual(all.map((l) => l.lockId).sort(), ["order#1", "order#3"]);
+      const mine = all.find((l) => l.lockId === "order#1");
       assert.equal(mine?.held, true);
       assert.equal(mine?.fence, real.fence);
       assert.deepEqual(
-        (await collect(locks.list({ held: true }))).map((l) => l.id),
+        (await collect(locks.list({ held: true }))).map((l) => l.lockId),
         ["order#1"],
       );
       await real.release();
@@ -209,7 +209,7 @@ describe("list() on a single-table design", () => {
       );
       await (await locks.acquire("a")).release();
       assert.deepEqual(
-        (await collect(locks.list())).map((l) => [l.id, l.held, l.fence]),
+        (await collect(locks.list())).map((l) => [l.lockId, l.held, l.fence]),
         [["a", false, 1]],
       );
     } finally {

@@ -1,7 +1,11 @@
-/** The built package: both module formats load, export the contract's names, and never load dynalite. */
+/**
+ * The built package: both module formats load one implementation, export the contract's names, and
+ * never load dynalite; the tarball ships what users need and nothing internal.
+ */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import { describe, it } from "node:test";
 import { promisify } from "node:util";
 
@@ -17,7 +21,7 @@ const assertContract = (keys: string[]) => {
 };
 
 describe("package entry points", { skip }, () => {
-  it("require('dynamolock') gives the CommonJS build, without loading dynalite", async () => {
+  it("require('dynamolock') loads the CommonJS entry, without loading dynalite", async () => {
     const { stdout } = await run(
       process.execPath,
       [
@@ -33,6 +37,56 @@ describe("package entry points", { skip }, () => {
     assertContract(result.keys);
     assert.equal(result.dynalite, false);
     assert.equal(result.cjs, true);
+  });
+
+  it("import and require give the very same classes, so instanceof holds across both", async () => {
+    const { stdout } = await run(
+      process.execPath,
+      [
+        "--input-type=commonjs",
+        "-e",
+        `const required = require("dynamolock");
+         const requiredTesting = require("dynamolock/testing");
+         Promise.all([import("dynamolock"), import("dynamolock/testing")]).then(([imported, importedTesting]) => {
+           const names = ["Lock", "LockClient", "LockError", "LockHeldError", "LockLostError", "TransactionCanceledError", "lock", "read"];
+           const differ = names.filter((n) => required[n] !== imported[n]);
+           const err = new required.LockHeldError("x", { holder: "h", fence: 1, heartbeatAt: 1, leaseMs: 1 }, 0);
+           console.log(JSON.stringify({ differ, crossInstanceof: err instanceof imported.LockError,
+             testing: requiredTesting.startLocalDynamoDB === importedTesting.startLocalDynamoDB }));
+         });`,
+      ],
+      { cwd: root },
+    );
+    assert.deepEqual(JSON.parse(stdout), { differ: [], crossInstanceof: true, testing: true });
+  });
+
+  it("the tarball has the licence and changelog, no source maps, no CLI or internal declarations", async () => {
+    const { stdout } = await run("npm", ["pack", "--dry-run", "--json", "--ignore-scripts"], { cwd: root });
+    const [pack] = JSON.parse(stdout) as [{ files: { path: string }[] }];
+    const files = pack.files.map((f) => f.path);
+    for (const name of ["LICENSE", "CHANGELOG.md", "README.md", "dist/cjs/index.js", "dist/esm/index.d.ts"]) {
+      assert.ok(files.includes(name), `ships ${name}`);
+    }
+    assert.deepEqual(
+      files.filter((f) => f.endsWith(".map")),
+      [],
+      "maps would point at src/, which is not shipped",
+    );
+    assert.deepEqual(
+      files.filter((f) => f.startsWith("dist/esm/cli/") && f.endsWith(".d.ts")),
+      [],
+    );
+    const declarations = await Promise.all(
+      files
+        .filter((f) => f.endsWith(".d.ts"))
+        .map(async (f) => [f, await readFile(new URL(f, root), "utf8")] as const),
+    );
+    for (const [file, text] of declarations) {
+      for (const internal of ["releaseIfHeld", "ProtocolKnobs", "PROTOCOL_KNOBS", "LockContext", "adopt("]) {
+        assert.ok(!text.includes(internal), `${file} mentions ${internal}`);
+      }
+      if (file.endsWith("lock.d.ts")) assert.match(text, /private constructor\(\);/);
+    }
   });
 
   it("import('dynamolock') gives the ES module build, without loading dynalite", async () => {

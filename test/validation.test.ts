@@ -179,3 +179,54 @@ describe("seed functions", () => {
     await refuses(() => read(table, "", { client: client() }), RangeError, "id");
   });
 });
+
+describe("unknown option keys", () => {
+  /** Asserts a TypeError that names the unknown key and suggests `closest`, with no request sent. */
+  async function refusesUnknown(run: () => unknown, key: string, closest: string) {
+    await refuses(run, TypeError, key);
+    await assert.rejects(async () => run(), new RegExp(`did you mean \`${closest}\``));
+  }
+
+  it("the LockClient's options (a misspelt lease would silently be the default)", async () => {
+    await refusesUnknown(
+      () => new LockClient({ table, client: client(), leseMs: 3000 } as never),
+      "leseMs",
+      "leaseMs",
+    );
+    await refusesUnknown(
+      () => new LockClient({ table, client: client(), sortKey: { name: "sk", valeu: "x" } } as never),
+      "valeu",
+      "value",
+    );
+  });
+
+  it("every call's trailing options", async () => {
+    await refusesUnknown(() => locks.acquire("a", { wait: 1000 } as never), "wait", "waitMs");
+    await refusesUnknown(() => locks.tryAcquire("a", { singal: undefined } as never), "singal", "signal");
+    await refusesUnknown(() => locks.read("a", { sginal: undefined } as never), "sginal", "signal");
+    await refusesUnknown(() => locks.forceRelease("a", { signals: undefined } as never), "signals", "signal");
+    await refusesUnknown(() => locks.createTable({ tll: true } as never), "tll", "ttl");
+    await refusesUnknown(
+      () => lock(table, "a", { client: client(), maxAge: 3000 } as never),
+      "maxAge",
+      "maxAgeMs",
+    );
+    await refusesUnknown(
+      () => read(table, "a", { client: client(), partitionkey: "id" } as never),
+      "partitionkey",
+      "partitionKey",
+    );
+    const held = await locks.acquire("unknown-keys");
+    await refusesUnknown(() => held.update({ a: 1 }, { singal: undefined } as never), "singal", "signal");
+    await refusesUnknown(() => held.release(undefined, { singal: undefined } as never), "singal", "signal");
+    await refusesUnknown(() => held.transact([], { singal: undefined } as never), "singal", "signal");
+    await held.release();
+  });
+
+  it("no suggestion for a key like no option, but the list of known ones", async () => {
+    await assert.rejects(
+      async () => locks.acquire("a", { colour: "red" } as never),
+      /Unknown option `colour` in `options`: known options: waitMs, signal, onWait/,
+    );
+  });
+});

@@ -3,6 +3,7 @@
  * that turn a bad argument into one line naming the option.
  */
 import { type ParseArgsConfig, parseArgs } from "node:util";
+import { closestName } from "../validate.js";
 import { parseDuration } from "./duration.js";
 import { usageError } from "./exit-codes.js";
 
@@ -46,7 +47,7 @@ export function parse(
   try {
     parsed = parseArgs({ args: [...argv], options, allowPositionals: positionals > 0, strict: true });
   } catch (err) {
-    throw usageError(`${command}: ${cleanParseError(err)} (see: dynamolock ${command} --help)`);
+    throw usageError(`${command}: ${cleanParseError(err, options)} (see: dynamolock ${command} --help)`);
   }
   if (parsed.values.help !== true && parsed.positionals.length > positionals) {
     throw usageError(
@@ -57,10 +58,15 @@ export function parse(
 }
 
 /** parseArgs' messages are long and mention `--` in ways that confuse; keep their first sentence. */
-function cleanParseError(err: unknown): string {
+function cleanParseError(err: unknown, options: OptionSpec): string {
   const message = err instanceof Error ? err.message : String(err);
   const unknown = /Unknown option '([^']+)'/.exec(message);
-  if (unknown !== null) return `unknown option ${unknown[1]}`;
+  if (unknown !== null) {
+    // A typo of a long option: suggest the closest one this command has.
+    const typed = (unknown[1] ?? "").replace(/^-+/, "").split("=")[0] ?? "";
+    const closest = closestName(typed, Object.keys(options));
+    return `unknown option ${unknown[1]}${closest === undefined ? "" : ` (did you mean --${closest}?)`}`;
+  }
   const missing = /Option '(?:-\w, )?(--[\w-]+)(?: <value>)?' argument missing/.exec(message);
   if (missing !== null) return `${missing[1]} needs a value`;
   const positional = /Unexpected argument '([^']+)'/.exec(message);

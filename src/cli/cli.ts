@@ -5,6 +5,7 @@
  */
 import { readFileSync, realpathSync } from "node:fs";
 import { dirname, join } from "node:path";
+import { closestName } from "../validate.js";
 import { EXIT } from "./exit-codes.js";
 import { HELP } from "./help.js";
 import { debugDetails, errorContext, explain } from "./report.js";
@@ -69,9 +70,12 @@ export async function main(argv: readonly string[]): Promise<number> {
   const load = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
   if (load === undefined) {
     const known = Object.keys(COMMANDS).filter((c) => c !== "demo-worker");
+    const closest = closestName(name, known);
     const hint = name.startsWith("-")
       ? `options go after the command, e.g. dynamolock status ${name}`
-      : `commands: ${known.join(", ")}`;
+      : closest !== undefined
+        ? `did you mean "${closest}"?`
+        : `commands: ${known.join(", ")}`;
     process.stderr.write(`dynamolock: unknown command "${name}" (${hint}; see dynamolock --help)\n`);
     return EXIT.usage;
   }

@@ -1,4 +1,7 @@
-/** `dynamolock create-table TABLE`: the lock table, on-demand, waited for until ACTIVE. */
+/**
+ * `dynamolock create-table --table TABLE` (or `create-table TABLE`): the lock table, on-demand,
+ * waited for until ACTIVE. `--table` as every other command takes it; the positional form is kept.
+ */
 import { LockClient } from "../client.js";
 import { CONNECTION_OPTIONS, checkTableName, optionalDuration, optionalString, parse } from "./args.js";
 import { connect, DEFAULT_SORT_KEY_VALUE } from "./connection.js";
@@ -12,6 +15,7 @@ export async function createTableCommand(argv: readonly string[]): Promise<numbe
     argv,
     {
       ...CONNECTION_OPTIONS,
+      table: { type: "string", short: "t" },
       "partition-key": { type: "string" },
       "sort-key": { type: "string" },
       "single-writer-region": { type: "string" },
@@ -23,9 +27,14 @@ export async function createTableCommand(argv: readonly string[]): Promise<numbe
     process.stdout.write(HELP["create-table"]);
     return EXIT.ok;
   }
-  const name = positionals[0];
+  const flag = optionalString(values, "table");
+  const positional = positionals[0];
+  if (flag !== undefined && positional !== undefined && flag !== positional) {
+    throw usageError(`create-table: two table names, --table "${flag}" and "${positional}": give one`);
+  }
+  const name = flag ?? positional;
   if (name === undefined)
-    throw usageError("create-table: missing the table name: dynamolock create-table TABLE");
+    throw usageError("create-table: missing the table name: dynamolock create-table --table TABLE");
   const table = checkTableName(name);
   const waitMs = optionalDuration(values, "wait", { allowZero: true });
   const partitionKey = optionalString(values, "partition-key") ?? "id";

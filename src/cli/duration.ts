@@ -1,24 +1,44 @@
 /**
- * Durations on the command line always carry a unit (`1500ms`, `30s`, `5m`, `1h`): a bare `30`
+ * Durations on the command line always carry a unit (`1500ms`, `30s`, `5m`, `1h`, `1m30s`): a bare `30`
  * could mean seconds to one reader and milliseconds to another.
  */
 import { usageError } from "./exit-codes.js";
 
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 };
-const DURATION = /^(\d+(?:\.\d+)?|\.\d+)(ms|s|m|h)$/;
-const EXAMPLES = "e.g. 1500ms, 30s, 5m, 1h";
+const UNIT_MS: Record<string, number> = { h: 3_600_000, m: 60_000, s: 1_000, ms: 1 };
+/** Units from the largest down, the order a compound duration (`1h30m`, `1m30s`) writes them in. */
+const UNIT_ORDER = ["h", "m", "s", "ms"];
+const PART = /(\d+(?:\.\d+)?|\.\d+)(ms|h|m|s)/gy;
+const EXAMPLES = "e.g. 1500ms, 30s, 1m30s, 1h";
 
-/** Parses `value` of option `--name` into ms. `0` alone is accepted where zero makes sense. */
+/**
+ * Parses `value` of option `--name` into ms: one or more number-and-unit parts, largest unit first,
+ * each unit at most once (`1m30s`, `2s500ms`). `0` alone is accepted where zero makes sense.
+ */
 export function parseDuration(name: string, value: string, { allowZero = false } = {}): number {
   const text = value.trim();
-  if (allowZero && /^0+(\.0+)?(ms|s|m|h)?$/.test(text)) return 0;
-  const match = DURATION.exec(text);
-  if (match === null) {
+  const bound = allowZero ? "0 or more" : "more than 0";
+  if (text.startsWith("-")) throw usageError(`bad duration for --${name}: "${value}" (must be ${bound})`);
+  if (allowZero && /^0+(\.0+)?$/.test(text)) return 0;
+  let ms = 0;
+  let lastUnit = -1;
+  let end = 0;
+  PART.lastIndex = 0;
+  for (let match = PART.exec(text); match !== null; match = PART.exec(text)) {
+    const unit = UNIT_ORDER.indexOf(match[2] as string);
+    if (unit <= lastUnit) {
+      throw usageError(
+        `bad duration for --${name}: "${value}" (units from the largest down, each once: ${EXAMPLES})`,
+      );
+    }
+    lastUnit = unit;
+    ms += Number(match[1]) * (UNIT_MS[match[2] as string] as number);
+    end = PART.lastIndex;
+  }
+  if (text === "" || end !== text.length) {
     const hint = /^\d+(\.\d+)?$/.test(text) ? ` (add a unit: ${text}s or ${text}ms?)` : ` (${EXAMPLES})`;
     throw usageError(`bad duration for --${name}: "${value}"${hint}`);
   }
-  const ms = Number(match[1]) * (UNIT_MS[match[2] as string] as number);
-  if (ms === 0 && !allowZero) throw usageError(`bad duration for --${name}: "${value}" (must be above 0)`);
+  if (ms === 0 && !allowZero) throw usageError(`bad duration for --${name}: "${value}" (must be ${bound})`);
   if (!Number.isFinite(ms) || ms > 2 ** 31 - 1) {
     throw usageError(`bad duration for --${name}: "${value}" (at most about 24 days)`);
   }

@@ -245,7 +245,8 @@ Examples:
   dynamolock release --force --table locks --id nightly-backup
 `,
 
-  "create-table": `Usage: dynamolock create-table TABLE [--sort-key NAME] [--partition-key NAME]
+  "create-table": `Usage: dynamolock create-table --table TABLE [--sort-key NAME] [--partition-key NAME]
+       dynamolock create-table TABLE ...
 
 Creates the lock table with on-demand billing and waits until it is ACTIVE. An existing table with
 the same key schema is fine (exit 0); one with another key schema is an error (exit 78), and so is
@@ -253,6 +254,7 @@ an existing global table whose replicas are only eventually consistent, where lo
 (see docs/global-tables.md).
 
 Options:
+  -t, --table TABLE     the table to create (or give it as the first argument)
   --partition-key NAME  the partition key attribute, type S (default: id)
   --sort-key NAME       also a sort key attribute, type S, for sharing the table with other items
   --wait DURATION       how long to wait for ACTIVE (default: 5m)
@@ -263,7 +265,7 @@ Options:
 ${CONNECTION}
 
 Examples:
-  dynamolock create-table locks
+  dynamolock create-table --table locks
   dynamolock create-table app-table --partition-key pk --sort-key sk --region eu-west-1
   dynamolock create-table locks --endpoint http://127.0.0.1:8000
 `,

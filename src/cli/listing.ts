@@ -107,7 +107,7 @@ export function lockRow(info: LockInfo<LockData>, now: number): LockRow {
   const heartbeatAt = info.heartbeatAt ?? null;
   const leaseMs = info.leaseMs ?? null;
   return {
-    id: info.id,
+    id: info.lockId,
     held: info.held,
     stale: info.stale,
     holder: info.holder ?? null,

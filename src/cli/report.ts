@@ -123,8 +123,12 @@ export function explain(err: unknown, context: ErrorContext = {}): Explained {
           message,
         ))
     ) {
+      // The library's message, when it could ask the table, says what its keys are: name them.
+      const keys = /it has (.+?); this LockClient expects (.+?)\./.exec(message);
+      const what =
+        keys === null ? "another key schema than expected" : `${keys[1]}, not the expected ${keys[2]}`;
       return {
-        message: `${table} has another key schema than expected: pass --partition-key / --sort-key to match it, or use a table made by \`dynamolock create-table\``,
+        message: `${table} has ${what}: pass --partition-key / --sort-key to match it, or use a table made by \`dynamolock create-table\``,
         exitCode: EXIT.config,
       };
     }
