@@ -112,6 +112,9 @@ export class SimProcess {
     this.midTurnStalls++;
   }
 
+  /** A pause armed to begin right after the next heartbeat of this process is confirmed, ms. */
+  pauseAfterHeartbeatMs: number | undefined;
+
   /** Postpones everything this process would do until `until` (an external pause: GC, a blocked loop). */
   stall(until: number): void {
     this.busyUntil = Math.max(this.busyUntil, until);
