@@ -231,7 +231,8 @@ export class LockClient {
           before !== undefined && seen?.fence === before.fence && seen.releasedBy === FORCED_RELEASE;
         return ours ? this.#info<Data>(id, before) : undefined;
       }
-      const input = forceReleaseRequest(schema, id, runtime.wallNow(), seen.owner);
+      const target = this.#options.knobs?.forceReleaseAnyOwner === true ? undefined : seen.owner;
+      const input = forceReleaseRequest(schema, id, runtime.wallNow(), target);
       try {
         const out = await this.#client.send(new UpdateItemCommand(input));
         const record = parseRecord(out.Attributes);
@@ -457,7 +458,10 @@ export class LockClient {
       // ---- write: take the lock ----
       const sentAt = runtime.monotonicNow();
       if (sentAt >= deadline && ++lateWrites > 2) giveUp(this.#heldError(id, lastSeen, sentAt - started));
-      const owner = runtime.token();
+      const owner =
+        this.#options.knobs?.reuseAcquireToken === true
+          ? ([...written.keys()][0] ?? runtime.token())
+          : runtime.token();
       written.set(owner, sentAt);
       let record: LockRecord | undefined;
       try {

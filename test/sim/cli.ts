@@ -3,7 +3,8 @@
  *
  *   --schedules N       how many schedules to run (default 10000)
  *   --seed S            first seed (default 1); seeds S, S+1, ... are run
- *   --profile P         mixed | calm | stormy | tight | skewed | rotate (default rotate)
+ *   --profile P         mixed | calm | stormy | tight | margin | forceful | skewed, or a rotation:
+ *                       rotate (every supported profile, the default) or quick (the quick mode's)
  *   --break NAME        run with a deliberate protocol break (see test/sim/replay.ts)
  *   --minutes M         stop after M minutes of wall time (checked between schedules)
  *   --replay TOKEN      rerun one schedule, printing its trace
@@ -14,8 +15,8 @@
  */
 import type { Violation } from "./checker.js";
 import { BREAKS, type BreakName, decodeName, type RunName, replayCommand, scenarioOf } from "./replay.js";
-import { PROFILES, type ProfileName } from "./scenario.js";
-import { MixTally, search, shrink } from "./search.js";
+import { PROFILES } from "./scenario.js";
+import { MixTally, type Rotation, search, shrink } from "./search.js";
 import { type RunResult, runScenario } from "./simulation.js";
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = "true";
@@ -81,8 +82,9 @@ async function main(): Promise<number> {
   if (token !== undefined) return replay(token);
   const count = Number(a.get("schedules") ?? 10_000);
   const from = Number(a.get("seed") ?? 1);
-  const profile = (a.get("profile") ?? "rotate") as ProfileName | "rotate";
-  if (profile !== "rotate" && !PROFILES.includes(profile)) throw new Error(`Unknown profile ${profile}`);
+  const profile = (a.get("profile") ?? "rotate") as Rotation;
+  if (profile !== "rotate" && profile !== "quick" && !PROFILES.includes(profile))
+    throw new Error(`Unknown profile ${profile}`);
   const brk = a.get("break") as BreakName | undefined;
   if (brk !== undefined && !(brk in BREAKS))
     throw new Error(`Unknown break ${brk}; one of ${Object.keys(BREAKS).join(", ")}`);
