@@ -149,8 +149,11 @@ export interface CheckerOptions {
   readonly waitGraceMs: number | undefined;
   /** No faults but crashes: a live holder never loses its lock. */
   readonly calm?: boolean;
-  /** How late a timer may fire (event-loop lag), ms: the slack the signal has after `held` turns false. */
-  readonly timerLagMaxMs?: number;
+  /**
+   * How late a timer may fire (event-loop lag), ms: the slack the signal has after `held` turns
+   * false; undefined: not checked (stalls in the middle of a turn can delay the expiry timer).
+   */
+  readonly signalSlackMs?: number | undefined;
 }
 
 /** A stored or handed-out data value in one form: keys sorted. */
@@ -784,6 +787,8 @@ export class Checker {
    * Node's 1 ms timer floor), but no longer. A lock whose release has begun may stop being held quietly.
    */
   #signalFollowsHeld(): void {
+    const slack = this.#o.signalSlackMs;
+    if (slack === undefined) return;
     const now = this.#now;
     for (const h of this.#watch) {
       if (!this.#alive(h) || h.releasing === true || h.lock.signal.aborted) {
@@ -794,7 +799,7 @@ export class Checker {
       const first = h.invalidSince === undefined;
       h.invalidSince ??= now;
       const p = h.process;
-      const by = Math.max(h.invalidSince, p.busyUntil, p.localNow) + (this.#o.timerLagMaxMs ?? 0) + 2;
+      const by = Math.max(h.invalidSince, p.busyUntil, p.localNow) + slack + 2;
       if (now > by) {
         this.fail(
           "signal aborts by expiry",

@@ -33,6 +33,8 @@ export interface StallSettings {
   /** Chance that a clock read is followed by a stall (a pause between a check and what follows). */
   readonly afterReadChance: number;
   readonly afterReadMaxMs: number;
+  /** The shortest such stall (default 0). */
+  readonly afterReadMinMs?: number;
   /** Chance that a timer fires late (event-loop lag) and by how much at most. */
   readonly timerLagChance: number;
   readonly timerLagMaxMs: number;
@@ -108,7 +110,8 @@ export class SimProcess {
   /** A stall that starts right after the read this call follows. */
   #maybeStallAfterRead(): void {
     if (SimProcess.peeking || !this.#random.chance(this.#stalls.afterReadChance)) return;
-    this.localNow = this.now() + this.#random.between(0, this.#stalls.afterReadMaxMs);
+    const s = this.#stalls;
+    this.localNow = this.now() + this.#random.between(s.afterReadMinMs ?? 0, s.afterReadMaxMs);
     this.midTurnStalls++;
   }
 

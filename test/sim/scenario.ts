@@ -343,6 +343,11 @@ export function generateScenario(seed: number, profile: ProfileName, knobs?: Kno
       });
     }
   }
+  if (kind === "tight" && stalls.afterReadChance > 0 && x.chance(0.8)) {
+    // Stalls of about a lease (up to a lease and the skew bound) after a check: the ones that test
+    // where a holder's validity ends against a waiter's judgement, observed or by the wall clock.
+    stalls = { ...stalls, afterReadMinMs: leaseMs / 2, afterReadMaxMs: leaseMs + (maxClockSkewMs ?? 0) };
+  }
   if (kind === "margin") {
     // Most of the margin profile's pauses catch a holder right after a heartbeat has left, so that a
     // waiter's first sight of it comes as early as it can: where a millisecond of margin shows.
