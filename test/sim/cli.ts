@@ -9,6 +9,8 @@
  *   --minutes M         stop after M minutes of wall time (checked between schedules)
  *   --replay TOKEN      rerun one schedule, printing its trace
  *   --no-shrink         report the first failure as found
+ *   --coverage          condition coverage: every condition part, and how often dropping it would
+ *                       have changed an outcome; parts that never did are listed
  *
  * Prints schedules per second while it runs, and on a failure: the broken invariant, the seed, a
  * shrunk trace and ONE command that replays it. Exit code 1 on a failure.
@@ -18,6 +20,7 @@ import { BREAKS, type BreakName, decodeName, type RunName, replayCommand, scenar
 import { PROFILES } from "./scenario.js";
 import { MixTally, type Rotation, search, shrink } from "./search.js";
 import { type RunResult, runScenario } from "./simulation.js";
+import { ConditionCoverage } from "./store.js";
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = "true";
 
@@ -76,6 +79,20 @@ function table(title: string, map: Map<string, number>, total?: number): void {
     );
 }
 
+function printCoverage(coverage: ConditionCoverage): void {
+  console.log("condition coverage (evaluations; outcomes the part decided):");
+  const idle: string[] = [];
+  for (const [condition, parts] of coverage.parts) {
+    console.log(`  ${condition}`);
+    for (const [part, [n, decided]] of parts) {
+      console.log(`    ${part.padEnd(44)} ${String(n).padStart(9)} ${String(decided).padStart(9)}`);
+      if (decided === 0) idle.push(`${part}  in  ${condition}`);
+    }
+  }
+  console.log(idle.length === 0 ? "every part decided some outcome" : "parts that never decided an outcome:");
+  for (const line of idle) console.log(`  ${line}`);
+}
+
 async function main(): Promise<number> {
   const a = args();
   const token = a.get("replay");
@@ -93,11 +110,13 @@ async function main(): Promise<number> {
   const started = performance.now();
   const tally = new MixTally();
   let lastReport = started;
+  const coverage = a.get("coverage") === "true" ? new ConditionCoverage() : undefined;
   const outcome = await search({
     from,
     count,
     profile,
     break: brk,
+    coverage,
     shouldStop: () => minutes !== undefined && performance.now() - started > minutes * 60_000,
     onRun: (_name: RunName, result, scenario) => {
       tally.add(scenario, result);
@@ -121,6 +140,7 @@ async function main(): Promise<number> {
   console.log(
     `  ${"stalls right after a clock read".padEnd(28)} ${String(tally.midTurnStalls).padStart(10)}`,
   );
+  if (coverage !== undefined) printCoverage(coverage);
   if (outcome.found === undefined) {
     console.log("no violation");
     return 0;

@@ -7,6 +7,7 @@ import type { Violation } from "./checker.js";
 import { BREAKS, type BreakName, type Edit, type RunName, scenarioOf } from "./replay.js";
 import { faultMix, type ProfileName, type Scenario } from "./scenario.js";
 import { type RunResult, runScenario } from "./simulation.js";
+import type { ConditionCoverage } from "./store.js";
 
 /** The profile rotation of a plain search: a seed picks one of these. */
 const ROTATION: readonly ProfileName[] = ["mixed", "stormy", "tight", "calm", "mixed", "margin", "forceful"];
@@ -49,6 +50,8 @@ export interface SearchOptions {
   /** Checked between runs only (never inside one); undefined: no limit. */
   readonly shouldStop?: () => boolean;
   readonly onRun?: (name: RunName, result: RunResult, scenario: Scenario) => void;
+  /** Gathers condition coverage over every run (slower). */
+  readonly coverage?: ConditionCoverage | undefined;
 }
 
 export interface Found {
@@ -71,7 +74,7 @@ export async function search(o: SearchOptions): Promise<SearchOutcome> {
       o.break !== undefined && o.profile === "rotate" ? BREAKS[o.break].profile : profileFor(seed, o.profile);
     const name: RunName = { seed, profile, ...(o.break === undefined ? {} : { break: o.break }) };
     const scenario = scenarioOf(name);
-    const result = await runScenario(scenario);
+    const result = await runScenario(scenario, o.coverage === undefined ? {} : { coverage: o.coverage });
     ran++;
     o.onRun?.(name, result, scenario);
     if (result.violation !== undefined) return { ran, found: { name, result, after: ran } };

@@ -14,7 +14,7 @@ import { type Owner, SimProcess } from "./process.js";
 import { Random } from "./random.js";
 import { allClients, clientsOf, type Scenario } from "./scenario.js";
 import { Scheduler } from "./scheduler.js";
-import { Store } from "./store.js";
+import { type ConditionCoverage, Store } from "./store.js";
 import { admin, RESOURCE_PREFIX, type WorkerContext, worker } from "./workload.js";
 
 export const TABLE = "locks";
@@ -34,6 +34,8 @@ export interface RunOptions {
   readonly trace?: boolean;
   /** Stop after this many events. */
   readonly maxSteps?: number;
+  /** Condition coverage, gathered over the run (see ConditionCoverage). */
+  readonly coverage?: ConditionCoverage;
 }
 
 /** A compact line for a request: the lock operation it carries and its main condition values. */
@@ -128,6 +130,7 @@ export async function runScenario(s: Scenario, options: RunOptions = {}): Promis
   });
   const store = new Store({
     returnsOldItemOnConditionFailure: s.returnsOldItem,
+    ...(options.coverage === undefined ? {} : { coverage: options.coverage }),
     onWrite: (w) => {
       checker.onWrite(w);
       // Waiting ghosts watch the store's writes (the network is made after the store).
