@@ -149,11 +149,8 @@ export interface CheckerOptions {
   readonly waitGraceMs: number | undefined;
   /** No faults but crashes: a live holder never loses its lock. */
   readonly calm?: boolean;
-  /**
-   * How late a timer may fire (event-loop lag), ms: the slack the signal has after `held` turns
-   * false; undefined: not checked (stalls in the middle of a turn can delay the expiry timer).
-   */
-  readonly signalSlackMs?: number | undefined;
+  /** How late a timer may fire (event-loop lag), ms: the slack the signal has after `held` turns false. */
+  readonly signalSlackMs: number;
 }
 
 /** A stored or handed-out data value in one form: keys sorted. */
@@ -639,7 +636,8 @@ export class Checker {
   ): boolean {
     if (signal?.aborted && err === signal.reason) return true;
     if (what === "acquire") return err instanceof LockHeldError || err instanceof LockError;
-    if (what === "update" || what === "release") return err instanceof LockLostError;
+    // A failure retrying cannot fix (a refused request) ends an update or release with a LockError.
+    if (what === "update" || what === "release") return err instanceof LockError;
     return err instanceof LockError;
   }
 
@@ -784,11 +782,12 @@ export class Checker {
   /**
    * Once `held` reads false (the lease ran out on the holder's clock), the signal must abort as soon
    * as the holder runs: it may be stalled, and its timers may lag by the event loop's lag (plus
-   * Node's 1 ms timer floor), but no longer. A lock whose release has begun may stop being held quietly.
+   * Node's 1 ms timer floor), but no longer. (Timers count from the start of the turn that set them,
+   * as Node's do, so a stall in the middle of that turn does not delay them.) A lock whose release
+   * has begun may stop being held quietly.
    */
   #signalFollowsHeld(): void {
     const slack = this.#o.signalSlackMs;
-    if (slack === undefined) return;
     const now = this.#now;
     for (const h of this.#watch) {
       if (!this.#alive(h) || h.releasing === true || h.lock.signal.aborted) {

@@ -41,6 +41,11 @@ export interface NetworkSettings {
   readonly lateDuplicateMaxMs: number;
   /** Server refuses without applying (ProvisionedThroughputExceededException). */
   readonly throttleChance: number;
+  /**
+   * Server refuses without applying, in a way retrying cannot fix (AccessDeniedException: an IAM
+   * change, say). Optional: 0 unless a profile sets it.
+   */
+  readonly refuseChance?: number;
   /** Server answers 500, having applied the request or not (half each). */
   readonly serverErrorChance: number;
   /** The SDK's per-attempt time-out (Infinity: none). */
@@ -88,6 +93,7 @@ export interface NetworkStats {
   /** Requests replayed by ghost faults, and how many of them the store applied. */
   ghostRequests: number;
   ghostApplied: number;
+  refused: number;
 }
 
 export const emptyNetworkStats = (): NetworkStats => ({
@@ -106,6 +112,7 @@ export const emptyNetworkStats = (): NetworkStats => ({
   partitioned: 0,
   ghostRequests: 0,
   ghostApplied: 0,
+  refused: 0,
 });
 
 type Operation = "GetItem" | "UpdateItem" | "PutItem" | "DeleteItem" | "TransactWriteItems";
@@ -202,6 +209,7 @@ export class Network {
   readonly #settings: NetworkSettings;
   readonly #random: Random;
   readonly #partitions: readonly Partition[];
+  readonly #refusals: readonly Partition[];
   /** A line for each request's fate, when tracing. */
   trace: ((line: string) => void) | undefined;
 
@@ -211,12 +219,15 @@ export class Network {
     settings: NetworkSettings;
     random: Random;
     partitions: readonly Partition[];
+    /** Windows in which the server refuses a process's requests (AccessDenied), as an IAM outage would. */
+    refusals?: readonly Partition[];
   }) {
     this.#scheduler = options.scheduler;
     this.#store = options.store;
     this.#settings = options.settings;
     this.#random = options.random;
     this.#partitions = options.partitions;
+    this.#refusals = options.refusals ?? [];
   }
 
   #cut(process: SimProcess, at: number): boolean {
@@ -266,7 +277,10 @@ export class Network {
           this.trace?.(`${what} dropped at the partition`);
           return;
         }
-        const outcome = this.#serve(operation, input);
+        const refused = this.#refusals.some(
+          (r) => r.process === process.index && r.from <= arrival && arrival < r.to,
+        );
+        const outcome = this.#serve(operation, input, refused);
         this.trace?.(`${what} at store: ${describeOutcome(outcome)}`);
         const replyAt = this.#scheduler.now + this.#delay();
         if (this.#cut(process, this.#scheduler.now) || this.#cut(process, replyAt)) {
@@ -283,8 +297,16 @@ export class Network {
     }
   }
 
-  #serve(operation: Operation, input: unknown): Outcome {
+  #serve(operation: Operation, input: unknown, refused = false): Outcome {
     const s = this.#settings;
+    // Drawn only where refusals are on, so that other runs keep their random streams.
+    if (refused || ((s.refuseChance ?? 0) > 0 && this.#random.chance(s.refuseChance ?? 0))) {
+      this.stats.refused++;
+      return {
+        ok: false,
+        error: new ServiceError("AccessDeniedException", "Access denied (simulated, not applied)", 400),
+      };
+    }
     if (this.#random.chance(s.throttleChance)) {
       this.stats.throttled++;
       return {

@@ -24,6 +24,8 @@ export type Fault =
       readonly restartAfterMs: number | undefined;
     }
   | { readonly kind: "partition"; readonly process: number; readonly at: number; readonly ms: number }
+  /** The server refuses the process's requests (AccessDenied, not applied) for a while. */
+  | { readonly kind: "refusal"; readonly process: number; readonly at: number; readonly ms: number }
   | { readonly kind: "wallStep"; readonly process: number; readonly at: number; readonly offset: number }
   /**
    * A directed "ghost": from `at` on, once the lock `id` is free (or at once, for late copies of a
@@ -343,6 +345,22 @@ export function generateScenario(seed: number, profile: ProfileName, knobs?: Kno
       });
     }
   }
+  if (profile === "forceful") {
+    // Now and then a refusal that retrying cannot fix: heartbeats then stop until the next interval.
+    network = { ...network, refuseChance: x.pick([0, 0.01, 0.03]) };
+  }
+  if (kind === "stormy") {
+    // A refusal lasting a lease or more, early, while the workers still work: a holder's
+    // heartbeats all fail then, and its lease runs out with only the expiry timer to say so.
+    for (let i = x.int(0, 2); i > 0; i--) {
+      faults.push({
+        kind: "refusal",
+        process: x.int(0, workers - 1),
+        at: x.between(0, 4 * leaseMs),
+        ms: x.between(leaseMs, 2 * leaseMs),
+      });
+    }
+  }
   if (kind === "tight" && stalls.afterReadChance > 0 && x.chance(0.8)) {
     // Stalls of about a lease (up to a lease and the skew bound) after a check: the ones that test
     // where a holder's validity ends against a waiter's judgement, observed or by the wall clock.
@@ -390,6 +408,7 @@ export function faultMix(s: Scenario): string[] {
   if (n.duplicateChance > 0) mix.push(n.lateDuplicateChance > 0 ? "late duplicates" : "duplicates");
   if (n.spikeChance > 0) mix.push("delay spikes");
   if (n.throttleChance > 0) mix.push("throttling");
+  if ((n.refuseChance ?? 0) > 0) mix.push("refusals");
   if (n.serverErrorChance > 0) mix.push("server errors");
   if (s.stalls.afterReadChance > 0) mix.push("stalls after a check");
   if (s.stalls.timerLagChance > 0) mix.push("timer lag");

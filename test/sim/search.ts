@@ -97,10 +97,11 @@ function candidates(s: Scenario): Edit[] {
     "requestLoss",
     "replyLoss",
     "throttleChance",
+    "refuseChance",
     "serverErrorChance",
     "spikeChance",
   ] as const) {
-    if (n[key] > 0) edits.push({ quiet: key });
+    if ((n[key] ?? 0) > 0) edits.push({ quiet: key });
   }
   if (n.sdkMaxAttempts > 1) edits.push({ quiet: "sdkMaxAttempts" });
   if (Number.isFinite(n.requestTimeoutMs)) edits.push({ quiet: "requestTimeoutMs" });

@@ -122,11 +122,7 @@ export async function runScenario(s: Scenario, options: RunOptions = {}): Promis
     liveness: livenessBounds(s),
     waitGraceMs: waitGraceMs(s),
     calm: s.calm,
-    // A stall right after a clock read can come between the read and the arming of the expiry
-    // timer, which then fires that much late (the simulation arms timers from the stalled instant):
-    // no timer can keep the signal in step with `held` then, so the check is left to other runs.
-    signalSlackMs:
-      s.stalls.afterReadChance > 0 ? undefined : s.stalls.timerLagChance > 0 ? s.stalls.timerLagMaxMs : 0,
+    signalSlackMs: s.stalls.timerLagChance > 0 ? s.stalls.timerLagMaxMs : 0,
   });
   const store = new Store({
     returnsOldItemOnConditionFailure: s.returnsOldItem,
@@ -147,6 +143,9 @@ export async function runScenario(s: Scenario, options: RunOptions = {}): Promis
     settings: s.network,
     random: new Random(s.seed, "network"),
     partitions,
+    refusals: s.faults.flatMap((f) =>
+      f.kind === "refusal" ? [{ process: f.process, from: f.at, to: f.at + f.ms }] : [],
+    ),
   });
   network.trace = log;
   checker.log = log;
@@ -254,6 +253,9 @@ export async function runScenario(s: Scenario, options: RunOptions = {}): Promis
         case "partition":
           log?.(`${p.name} is cut off from the store for ${f.ms.toFixed(1)} ms`);
           break;
+        case "refusal":
+          log?.(`the store refuses ${p.name}'s requests for ${f.ms.toFixed(1)} ms`);
+          break;
         case "ghost":
           network.ghost({
             process: f.process,
@@ -309,6 +311,7 @@ export async function runScenario(s: Scenario, options: RunOptions = {}): Promis
         if (!p.alive || p.incarnation !== owner.incarnation) return "drop";
         if (p.busyUntil > event.at) return p.busyUntil;
         p.localNow = event.at;
+        p.turnStart = event.at;
         return "run";
       },
       afterEach: (event) => {
