@@ -59,6 +59,8 @@ export const MUTANTS: readonly Mutant[] = [
     id: "acquire-valid-from-reply",
     area: "clocks",
     what: "an acquisition's lease counts from its reply",
+    // Only a slow reply lengthens the lease it grants: stormy's delay spikes, about 1 000 schedules.
+    extraStages: "stormy:1200",
     file: "src/client.ts",
     from: "        return this.#adopt<Data>(id, owner, record, sentAt);",
     to: "        return this.#adopt<Data>(id, owner, record, runtime.monotonicNow());",
@@ -271,6 +273,9 @@ export const MUTANTS: readonly Mutant[] = [
     id: "update-disproved-by-data-alone",
     area: "retries",
     what: "an update whose condition failed counts as unwritten whenever the data differs",
+    // An attempt applied unanswered, a force-release, a new holder's data, then our retry: about
+    // 2 700 stormy schedules.
+    extraStages: "stormy:3000",
     file: "src/lock.ts",
     from: "(record !== undefined && record.fence === this.fence && !sameValue(record.data, data))",
     to: "(record !== undefined && !sameValue(record.data, data))",
