@@ -314,7 +314,8 @@ export class LockClient {
           before !== undefined && seen?.fence === before.fence && seen.releasedBy === FORCED_RELEASE;
         return ours ? this.#info<Data>(id, before) : undefined;
       }
-      const input = forceReleaseRequest(schema, id, runtime.wallNow(), seen.owner);
+      const target = this.#options.knobs?.forceReleaseAnyOwner === true ? undefined : seen.owner;
+      const input = forceReleaseRequest(schema, id, runtime.wallNow(), target);
       try {
         // Sent from here on: an abort stops waiting, and the removal may still apply.
         const out = await stopWaitingOnAbort(
@@ -653,7 +654,10 @@ export class LockClient {
       // ---- write: take the lock ----
       const sentAt = runtime.monotonicNow();
       if (sentAt >= deadline && ++lateWrites > 2) giveUp(this.#heldError(id, lastSeen, sentAt - started));
-      const owner = runtime.token();
+      const owner =
+        this.#options.knobs?.reuseAcquireToken === true
+          ? ([...written.keys()][0] ?? runtime.token())
+          : runtime.token();
       written.set(owner, sentAt);
       let record: LockRecord | undefined;
       let acquired: LockRecord | undefined;

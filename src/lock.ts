@@ -488,8 +488,9 @@ export class Lock<Data extends object = LockData> implements AsyncDisposable {
     // a waiter's wall-clock shortcut counts from heartbeatAt. So the monotonic clock is read first;
     // a stall between the two reads (a GC pause) then only shortens our lease, never lengthens it.
     // The earliest attempt is also the one whose effect a waiter might have seen first.
+    const wallFirst = this.#context.knobs?.wallStampBeforeSend === true ? runtime.wallNow() : undefined;
     const firstSentAt = runtime.monotonicNow();
-    const wallNow = runtime.wallNow();
+    const wallNow = wallFirst ?? runtime.wallNow();
     const input = renewRequest(schema, this.id, {
       owner: this.#owner,
       fence: this.fence,
@@ -519,7 +520,8 @@ export class Lock<Data extends object = LockData> implements AsyncDisposable {
             // a failed condition. Only a lock that nobody has acquired since, holding other data than
             // ours, proves it was not.
             const disproved =
-              record !== undefined && record.fence === this.fence && !sameValue(record.data, data);
+              this.#context.knobs?.trustFailedCondition === true ||
+              (record !== undefined && record.fence === this.fence && !sameValue(record.data, data));
             if (data !== undefined && !disproved) uncertain = true;
             throw this.#lost.signal.reason;
           }
@@ -557,7 +559,8 @@ export class Lock<Data extends object = LockData> implements AsyncDisposable {
    * nothing was written.
    */
   #mayHaveBeenWritten(err: unknown, what: string): unknown {
-    if (!(err instanceof LockLostError) || err.writeUncertain) return err;
+    if (!(err instanceof LockLostError) || err.writeUncertain || this.#context.knobs?.forgetUncertainWrites)
+      return err;
     return new LockLostError(
       this.id,
       err.reason,
@@ -674,7 +677,8 @@ export class Lock<Data extends object = LockData> implements AsyncDisposable {
             // our release writes our token into `releasedBy`: if it is there, an attempt of ours went
             // through, whoever has taken the lock since.
             const record = await this.#currentRecord(oldItemOf(err));
-            if (record?.releasedBy === this.#owner) return;
+            if (record?.releasedBy === this.#owner && this.#context.knobs?.releaseIgnoresReleasedBy !== true)
+              return;
             // Otherwise an attempt of ours may still have gone through first (one that went
             // unanswered, one the SDK retried on its own, a copy the network delivered twice) and
             // the lock changed hands since. Only an unchanged fence rules that out: nobody can have

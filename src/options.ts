@@ -136,6 +136,21 @@ export interface ProtocolKnobs {
   readonly releaseSkipsQueue?: boolean;
   /** An acquisition whose answer came back after its lease is handed out all the same. */
   readonly handOutLateAcquisitions?: boolean;
+  // Regression switches: each puts back a defect the simulation once found (docs/safety.md).
+  /** A release that fails its condition ignores our own token in `releasedBy`. */
+  readonly releaseIgnoresReleasedBy?: boolean;
+  /** A write lost while an attempt went unanswered is rejected as if nothing had been written. */
+  readonly forgetUncertainWrites?: boolean;
+  /** A heartbeat reads its wall clock (heartbeatAt) before its monotonic send time. */
+  readonly wallStampBeforeSend?: boolean;
+  /** Heartbeats and updates are not conditioned on the fence of their acquisition. */
+  readonly renewIgnoresFence?: boolean;
+  /** forceRelease removes whoever owns the lock when its write lands, not the owner it read. */
+  readonly forceReleaseAnyOwner?: boolean;
+  /** An acquire's retries write the token of its first write again. */
+  readonly reuseAcquireToken?: boolean;
+  /** An update whose condition failed is trusted not to have been written, although the SDK may have retried it. */
+  readonly trustFailedCondition?: boolean;
 }
 
 /** @internal The options key under which test/sim passes {@link ProtocolKnobs}. */

@@ -165,10 +165,12 @@ export function renewRequest(schema: KeySchema, id: string, p: RenewParams): Upd
     ":now": N(p.wallNow),
     ":fence": N(p.fence),
   };
+  const fenced = p.knobs?.renewIgnoresFence !== true;
+  if (!fenced) delete values[":fence"];
   const exact = p.knobs?.renewOnExactVersion === true;
   if (exact) values[":previous"] = N(p.version - 1);
   let update = "SET #version = :version, #heartbeatAt = :now";
-  const used: Name[] = ["#owner", "#version", "#heartbeatAt", "#fence"];
+  const used: Name[] = ["#owner", "#version", "#heartbeatAt", ...(fenced ? (["#fence"] as const) : [])];
   if (p.data !== undefined) {
     update += ", #data = :data";
     values[":data"] = p.data;
@@ -178,7 +180,7 @@ export function renewRequest(schema: KeySchema, id: string, p: RenewParams): Upd
     TableName: schema.table,
     Key: itemKey(schema, id),
     UpdateExpression: `${update} REMOVE ${EXPIRES_AT}`,
-    ConditionExpression: `${CONDITION.ownerIsMe} AND ${CONDITION.fenceIsOurs} AND ${exact ? "#version = :previous" : CONDITION.notSuperseded}`,
+    ConditionExpression: `${CONDITION.ownerIsMe}${fenced ? ` AND ${CONDITION.fenceIsOurs}` : ""} AND ${exact ? "#version = :previous" : CONDITION.notSuperseded}`,
     ExpressionAttributeNames: { ...names(...used), ...expiryName(schema) },
     ExpressionAttributeValues: values,
     ReturnValuesOnConditionCheckFailure: "ALL_OLD",

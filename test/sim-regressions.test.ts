@@ -1,6 +1,6 @@
 /**
- * Defects the deterministic simulation found (test/sim.test.ts keeps the seeds that found them),
- * each pinned down here on a real server with injected clocks and faults.
+ * Defects the deterministic simulation found (test/sim.test.ts puts each back with a regression
+ * switch the search must find), each pinned down here on a real server with injected clocks and faults.
  */
 import assert from "node:assert/strict";
 import { after, before, beforeEach, describe, it } from "node:test";

@@ -7,14 +7,14 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { BREAKS, type BreakName, type RunName, replayCommand, scenarioOf } from "./sim/replay.js";
+import { BREAKS, type BreakName, replayCommand } from "./sim/replay.js";
 import { generateScenario } from "./sim/scenario.js";
 import { search } from "./sim/search.js";
 import { runScenario } from "./sim/simulation.js";
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = "true";
 
-const QUICK_SCHEDULES = Number(process.env.SIM_SCHEDULES ?? 2_000);
+const QUICK_SCHEDULES = Number(process.env.SIM_SCHEDULES ?? 1_000);
 
 describe("simulation", () => {
   it("is deterministic: one seed, one run", async () => {
@@ -30,7 +30,8 @@ describe("simulation", () => {
   });
 
   it(`finds no violation in ${QUICK_SCHEDULES} schedules of every supported profile`, async () => {
-    const outcome = await search({ from: 1, count: QUICK_SCHEDULES, profile: "rotate" });
+    // Weighted towards the profiles that find defects fastest (see search.ts).
+    const outcome = await search({ from: 1, count: QUICK_SCHEDULES, profile: "quick" });
     const found = outcome.found;
     assert.ok(
       found === undefined,
@@ -44,6 +45,11 @@ describe("simulation", () => {
 /**
  * Each deliberate break must be found, within a budget of schedules. The budgets are generous; the
  * numbers actually needed are printed (they are part of the evidence that the search has teeth).
+ *
+ * The regression switches put back, one each, the defects the simulation once found (docs/safety.md,
+ * "Defects it found"). They replace the seeds that used to be kept for those defects: a seed is tied
+ * to one version of the generator and the workloads, and those seeds had stopped finding their
+ * defects when the defects were put back. A switch keeps testing the defect itself.
  */
 describe("simulation finds deliberate protocol breaks", () => {
   const budgets: Record<BreakName, number> = {
@@ -53,6 +59,13 @@ describe("simulation finds deliberate protocol breaks", () => {
     "takeover-ignores-version": 2_000,
     "takeover-early": 2_000,
     "late-acquisition-handed-out": 2_000,
+    "release-ignores-released-by": 200,
+    "forget-uncertain-writes": 300,
+    "wall-stamp-before-send": 1_500,
+    "renew-ignores-fence": 200,
+    "force-release-any-owner": 200,
+    "reuse-acquire-token": 300,
+    "trust-failed-condition": 1_000,
   };
   for (const name of Object.keys(BREAKS) as BreakName[]) {
     it(`${name} (profile ${BREAKS[name].profile})`, async (t) => {
@@ -60,61 +73,6 @@ describe("simulation finds deliberate protocol breaks", () => {
       assert.ok(outcome.found, `not found in ${budgets[name]} schedules`);
       const v = outcome.found.result.violation;
       t.diagnostic(`found after ${outcome.found.after} schedules: ${v?.invariant}`);
-    });
-  }
-});
-
-/**
- * Runs that found real defects: each fails against the library as it was before the fix and passes
- * now. The seeds are tied to this version of the scenario generator and workloads; every defect
- * also has a targeted test in test/sim-regressions.test.ts that does not depend on them.
- */
-describe("simulation regressions", () => {
-  const runs: { readonly name: RunName; readonly defect: string }[] = [
-    {
-      name: { seed: 2, profile: "tight" },
-      defect: "a release applied but unanswered was reported as released by someone else",
-    },
-    {
-      name: { seed: 25, profile: "stormy" },
-      defect:
-        "a release applied but unanswered, then another holder's acquisition, was reported as a takeover",
-    },
-    {
-      name: { seed: 187, profile: "stormy" },
-      defect: "an update lost while an attempt went unanswered was rejected as not written, but was applied",
-    },
-    { name: { seed: 247, profile: "stormy" }, defect: "the same for a release with data" },
-    {
-      name: { seed: 1478, profile: "tight" },
-      defect: "a stall between a heartbeat's wall stamp and its send let the holder outlast the shortcut",
-    },
-    {
-      name: { seed: 656, profile: "stormy" },
-      defect: "late duplicates of an acquire and an update rolled back data written since",
-    },
-    { name: { seed: 2153, profile: "stormy" }, defect: "the same with a late duplicate of a release" },
-    {
-      name: { seed: 1201, profile: "stormy" },
-      defect: "a late duplicate of forceRelease removed a later holder",
-    },
-    {
-      name: { seed: 877, profile: "stormy" },
-      defect: "the same, before the later holder had even heard back from its acquire",
-    },
-    {
-      name: { seed: 1872, profile: "stormy" },
-      defect: "an update the SDK retried across a forceRelease was rejected as unwritten",
-    },
-  ];
-  for (const { name, defect } of runs) {
-    it(`${replayCommand(name)}: ${defect}`, async () => {
-      const result = await runScenario(scenarioOf(name));
-      assert.equal(
-        result.violation,
-        undefined,
-        `${result.violation?.invariant}: ${result.violation?.detail}`,
-      );
     });
   }
 });

@@ -17,14 +17,21 @@
  *    the same one, never overwrites a newer one), an acknowledged write was applied, and a write
  *    rejected as definitely not written never appears;
  *  - loss reports are true: "taken" / "released" means someone else really removed the owner;
+ *  - writes stop at removal: no write of an acquisition (heartbeat, update, release, guarded write)
+ *    applies once its owner was removed — it lands only on the very (owner, fence) it was sent for;
+ *  - data handed out: `lock.data` at acquisition is the data stored at the instant it was applied;
+ *  - the signal aborts no later than `held` turns false (allowing only the event loop's own lag);
  *  - no unexpected error reaches the caller, and no promise rejection goes unhandled.
  * Liveness (runs without network faults, pauses or clock steps):
  *  - a free lock with a waiter is taken within poll interval + round trips;
  *  - a crashed holder's lock is taken within lease + poll interval + round trips;
  *  - with the wall-clock shortcut, a newcomer takes a long-dead holder's lock at once;
- *  - every worker finishes.
+ *  - every worker finishes;
+ *  - a live, unstalled holder never loses its lock (only a forceRelease may take it);
+ *  - a force-released holder learns it within one heartbeat interval and a round trip.
  */
 import type { AttributeValue } from "@aws-sdk/client-dynamodb";
+import { decodeData } from "../../src/data.js";
 import { LockError, LockHeldError, LockLostError } from "../../src/errors.js";
 import { FIELD } from "../../src/item.js";
 import { CLOCK_RATE_DRIFT } from "../../src/lease.js";
@@ -49,7 +56,12 @@ export type InvariantName =
   | "wall-clock shortcut"
   | "workers finish"
   | "waits are bounded"
-  | "expected errors only";
+  | "expected errors only"
+  | "writes stop at removal"
+  | "data handed out"
+  | "signal aborts by expiry"
+  | "calm holder keeps its lock"
+  | "force-released holder learns";
 
 export interface Violation {
   readonly invariant: InvariantName;
@@ -69,6 +81,10 @@ interface Holding {
   readonly acquiredAt: number;
   /** Real time at which the caller got the lock. */
   readonly adoptedAt: number;
+  /** The caller has started to release it (release, the end of withLock, close): held may turn false quietly. */
+  releasing?: boolean;
+  /** Real time at which `held` was first seen false without the signal having aborted. */
+  invalidSince?: number;
 }
 
 /** One acquisition's token as the store saw it. */
@@ -113,6 +129,8 @@ export interface LivenessBounds {
   readonly shortcutMs: number | undefined;
   /** The wall-clock bound a newcomer checks: lease + maxClockSkewMs. */
   readonly shortcutAgeMs: number;
+  /** A force-released holder must be told within this, ms. */
+  readonly forceLearnMs: number;
 }
 
 export interface CheckerOptions {
@@ -129,6 +147,23 @@ export interface CheckerOptions {
    * (answered or timed out) and no process stalls; undefined otherwise.
    */
   readonly waitGraceMs: number | undefined;
+  /** No faults but crashes: a live holder never loses its lock. */
+  readonly calm?: boolean;
+  /** How late a timer may fire (event-loop lag), ms: the slack the signal has after `held` turns false. */
+  readonly signalSlackMs: number;
+}
+
+/** A stored or handed-out data value in one form: keys sorted. */
+function canonicalData(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonicalData).join(",")}]`;
+  if (v !== null && typeof v === "object") {
+    const o = v as Record<string, unknown>;
+    return `{${Object.keys(o)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonicalData(o[k])}`)
+      .join(",")}}`;
+  }
+  return JSON.stringify(v) ?? "undefined";
 }
 
 const tagOf = (item: Record<string, AttributeValue> | undefined): string | undefined =>
@@ -161,6 +196,11 @@ export class Checker {
   readonly #newestResource = new Map<string, TaggedWrite>();
   readonly #forceCalls: { start: number; end: number | undefined }[] = [];
   readonly #waiters = new Set<Waiter>();
+  /** Holdings handed out whose signal has not aborted and whose release has not begun. */
+  readonly #watch = new Set<Holding>();
+  readonly #currentFence = new Map<string, number>();
+  /** The data stored right after each acquisition applied, by id and fence. */
+  readonly #dataAtAcquisition = new Map<string, string>();
   readonly stats = {
     acquisitions: 0,
     takeovers: 0,
@@ -248,7 +288,14 @@ export class Checker {
     const before = w.before?.[FIELD.owner]?.S;
     const after = w.after?.[FIELD.owner]?.S;
     const now = this.#now;
-    if (after !== undefined && after !== before) this.#acquired(id, after, before, w);
+    this.#holderWrite(id, w);
+    if (after !== undefined && after !== before) {
+      this.#dataAtAcquisition.set(
+        `${id}#${num(w.after?.[FIELD.fence]) ?? 0}`,
+        canonicalData(decodeData(w.after?.[FIELD.data])),
+      );
+      this.#acquired(id, after, before, w);
+    }
     if (after === undefined && before !== undefined) {
       const by = w.after?.[FIELD.releasedBy]?.S;
       const track = this.#owners.get(before);
@@ -258,6 +305,7 @@ export class Checker {
         const acquiredAt = track?.acquiredAt ?? now;
         const legitimate = this.#forceCalls.some((c) => c.end === undefined || c.end >= acquiredAt);
         track?.removals.push({ at: now, by: "force", legitimate });
+        for (const h of this.#watch) if (h.owner === before) this.#expectToLearn(h, now);
       } else if (by === before) {
         track?.removals.push({ at: now, by: "self", legitimate: true });
       } else {
@@ -278,6 +326,7 @@ export class Checker {
       }
     }
     this.#currentOwner.set(id, after);
+    this.#currentFence.set(id, num(w.after?.[FIELD.fence]) ?? 0);
     if (after === undefined) {
       if (before !== undefined || !this.#freeSince.has(id)) {
         this.#freeSince.set(id, now);
@@ -289,6 +338,55 @@ export class Checker {
     }
     const tag = tagOf(w.after);
     if (tag !== undefined && tag !== tagOf(w.before)) this.#dataWritten(id, tag);
+  }
+
+  /**
+   * A heartbeat, update or release (one that names its acquisition's fence) must land on that very
+   * acquisition: the item still carries its owner token and its fence. Anything else is a write
+   * applied after its owner was removed — to a later holder's lock, or to a ghost of its own.
+   */
+  #holderWrite(id: string, w: AppliedWrite): void {
+    if (w.operation !== "UpdateItem") return;
+    const input = w.input as {
+      UpdateExpression?: string;
+      ExpressionAttributeValues?: Record<string, AttributeValue>;
+    };
+    const values = input.ExpressionAttributeValues ?? {};
+    const token = values[":owner"]?.S;
+    const fence = num(values[":fence"]);
+    if (token === undefined || token === FORCED_RELEASE || fence === undefined) return;
+    if (input.UpdateExpression?.includes(`ADD #${FIELD.fence}`)) return;
+    const owner = w.before?.[FIELD.owner]?.S;
+    const stored = num(w.before?.[FIELD.fence]);
+    if (owner !== token || stored !== fence) {
+      this.fail(
+        "writes stop at removal",
+        `a write of ${token} (fence ${fence}) was applied to "${id}" while it was ${owner === undefined ? "free" : `owned by ${owner}`} at fence ${stored}`,
+      );
+    }
+  }
+
+  /** A force-released holding must be told within the bound (calm runs only: faults excuse delays). */
+  #expectToLearn(h: Holding, removedAt: number): void {
+    const within = this.#o.liveness?.forceLearnMs;
+    if (within === undefined) return;
+    this.#o.scheduler.at(Math.max(this.#now, removedAt + within), () => {
+      if (!this.#alive(h) || h.lock.signal.aborted) return;
+      this.fail(
+        "force-released holder learns",
+        `${this.#describe(h)} was force-released at t=${removedAt.toFixed(3)} and has not been told ${within.toFixed(1)} ms later`,
+      );
+    });
+  }
+
+  /** The caller has begun to release `lock`: from now on `held` may turn false without a loss. */
+  releasing(lock: Lock): void {
+    for (const h of this.#watch) if (h.lock === lock) h.releasing = true;
+  }
+
+  /** A client of `process` is closing, releasing whatever it holds. */
+  closing(process: SimProcess): void {
+    for (const h of this.#watch) if (h.process === process) h.releasing = true;
   }
 
   #acquired(id: string, owner: string, previous: string | undefined, w: AppliedWrite): void {
@@ -364,6 +462,13 @@ export class Checker {
     this.log?.(
       `${process.name} got "${lock.id}" as ${owner} (fence ${lock.fence})${valid ? `, valid until t=${this.#validUntil(h).toFixed(3)}` : ", already expired"}`,
     );
+    const stored = this.#dataAtAcquisition.get(`${lock.id}#${lock.fence}`);
+    if (stored !== undefined && stored !== canonicalData(lock.data)) {
+      this.fail(
+        "data handed out",
+        `${this.#describe(h)} was handed data ${canonicalData(lock.data)}, but the item held ${stored} when its acquisition was applied`,
+      );
+    }
     if (!valid) {
       // acquire() promises a lock that is valid when it resolves: a late acquisition (its answer
       // came back after its lease) must be taken again or not handed out.
@@ -395,6 +500,9 @@ export class Checker {
       this.#lastValidFence.set(lock.id, lock.fence);
     }
     this.#active.push(h);
+    this.#watch.add(h);
+    const forced = this.#removals(h).find((r) => r.by === "force");
+    if (forced !== undefined) this.#expectToLearn(h, forced.at);
     lock.signal.addEventListener("abort", () => this.#lost(h), { once: true });
     if (h.adoptedAt > this.#now) {
       // Handed out in the middle of a stall: check exclusion again at the instant it really happened.
@@ -406,6 +514,14 @@ export class Checker {
     this.stats.losses++;
     this.log?.(`${h.process.name} is told: ${(h.lock.signal.reason as Error).message}`);
     const reason = (h.lock.signal.reason as LockLostError | undefined)?.reason;
+    this.#watch.delete(h);
+    if (this.#o.calm === true && !this.#removals(h).some((r) => r.by === "force")) {
+      // Nothing in a calm run excuses a loss: no stalls, no lost or slow requests.
+      this.fail(
+        "calm holder keeps its lock",
+        `${this.#describe(h)} lost its lock in a run without faults: ${(h.lock.signal.reason as Error).message}`,
+      );
+    }
     if (reason !== "taken" && reason !== "released") return;
     const removed = this.#removals(h).some((r) => r.by !== "self");
     // A report may leave open that our own unanswered release removed the owner, if it says so.
@@ -443,6 +559,17 @@ export class Checker {
     const older = newest !== undefined && write.fence < newest.fence;
     if (write.guarded) {
       this.stats.guardedWrites++;
+      // Committed only while its own acquisition is in place: owner token and fence both.
+      const lockId = write.id;
+      const owner = this.#ownerByFence.get(`${lockId}#${write.fence}`);
+      const current = this.#currentOwner.get(lockId);
+      const fence = this.#currentFence.get(lockId);
+      if (owner === undefined || current !== owner || fence !== write.fence) {
+        this.fail(
+          "writes stop at removal",
+          `${write.what} (fence ${write.fence}, owner ${owner}) committed while "${lockId}" was ${current === undefined ? "free" : `owned by ${current}`} at fence ${fence}`,
+        );
+      }
       if (older) {
         this.fail(
           "guarded writes move forward",
@@ -509,7 +636,8 @@ export class Checker {
   ): boolean {
     if (signal?.aborted && err === signal.reason) return true;
     if (what === "acquire") return err instanceof LockHeldError || err instanceof LockError;
-    if (what === "update" || what === "release") return err instanceof LockLostError;
+    // A failure retrying cannot fix (a refused request) ends an update or release with a LockError.
+    if (what === "update" || what === "release") return err instanceof LockError;
     return err instanceof LockError;
   }
 
@@ -651,7 +779,39 @@ export class Checker {
 
   // ---- after every event ----
 
+  /**
+   * Once `held` reads false (the lease ran out on the holder's clock), the signal must abort as soon
+   * as the holder runs: it may be stalled, and its timers may lag by the event loop's lag (plus
+   * Node's 1 ms timer floor), but no longer. (Timers count from the start of the turn that set them,
+   * as Node's do, so a stall in the middle of that turn does not delay them.) A lock whose release
+   * has begun may stop being held quietly.
+   */
+  #signalFollowsHeld(): void {
+    const slack = this.#o.signalSlackMs;
+    const now = this.#now;
+    for (const h of this.#watch) {
+      if (!this.#alive(h) || h.releasing === true || h.lock.signal.aborted) {
+        this.#watch.delete(h);
+        continue;
+      }
+      if (this.#peek(() => h.lock.held)) continue;
+      const first = h.invalidSince === undefined;
+      h.invalidSince ??= now;
+      const p = h.process;
+      const by = Math.max(h.invalidSince, p.busyUntil, p.localNow) + slack + 2;
+      if (now > by) {
+        this.fail(
+          "signal aborts by expiry",
+          `${this.#describe(h)}: held has been false since t=${h.invalidSince.toFixed(3)}, yet its signal has not aborted`,
+        );
+      } else if (first) {
+        this.#o.scheduler.at(by + 0.001, () => undefined);
+      }
+    }
+  }
+
   afterEvent(): void {
+    this.#signalFollowsHeld();
     if (this.#active.length === 0) return;
     this.#active = this.#active.filter((h) => this.#valid(h));
     const holders = this.#active.filter((h) => h.adoptedAt <= this.#now && !this.#excused(h));

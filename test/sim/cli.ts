@@ -3,20 +3,24 @@
  *
  *   --schedules N       how many schedules to run (default 10000)
  *   --seed S            first seed (default 1); seeds S, S+1, ... are run
- *   --profile P         mixed | calm | stormy | tight | skewed | rotate (default rotate)
+ *   --profile P         mixed | calm | stormy | tight | margin | forceful | skewed, or a rotation:
+ *                       rotate (every supported profile, the default) or quick (the quick mode's)
  *   --break NAME        run with a deliberate protocol break (see test/sim/replay.ts)
  *   --minutes M         stop after M minutes of wall time (checked between schedules)
  *   --replay TOKEN      rerun one schedule, printing its trace
  *   --no-shrink         report the first failure as found
+ *   --coverage          condition coverage: every condition part, and how often dropping it would
+ *                       have changed an outcome; parts that never did are listed
  *
  * Prints schedules per second while it runs, and on a failure: the broken invariant, the seed, a
  * shrunk trace and ONE command that replays it. Exit code 1 on a failure.
  */
 import type { Violation } from "./checker.js";
 import { BREAKS, type BreakName, decodeName, type RunName, replayCommand, scenarioOf } from "./replay.js";
-import { PROFILES, type ProfileName } from "./scenario.js";
-import { MixTally, search, shrink } from "./search.js";
+import { PROFILES } from "./scenario.js";
+import { MixTally, type Rotation, search, shrink } from "./search.js";
 import { type RunResult, runScenario } from "./simulation.js";
+import { ConditionCoverage } from "./store.js";
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = "true";
 
@@ -75,14 +79,29 @@ function table(title: string, map: Map<string, number>, total?: number): void {
     );
 }
 
+function printCoverage(coverage: ConditionCoverage): void {
+  console.log("condition coverage (evaluations; outcomes the part decided):");
+  const idle: string[] = [];
+  for (const [condition, parts] of coverage.parts) {
+    console.log(`  ${condition}`);
+    for (const [part, [n, decided]] of parts) {
+      console.log(`    ${part.padEnd(44)} ${String(n).padStart(9)} ${String(decided).padStart(9)}`);
+      if (decided === 0) idle.push(`${part}  in  ${condition}`);
+    }
+  }
+  console.log(idle.length === 0 ? "every part decided some outcome" : "parts that never decided an outcome:");
+  for (const line of idle) console.log(`  ${line}`);
+}
+
 async function main(): Promise<number> {
   const a = args();
   const token = a.get("replay");
   if (token !== undefined) return replay(token);
   const count = Number(a.get("schedules") ?? 10_000);
   const from = Number(a.get("seed") ?? 1);
-  const profile = (a.get("profile") ?? "rotate") as ProfileName | "rotate";
-  if (profile !== "rotate" && !PROFILES.includes(profile)) throw new Error(`Unknown profile ${profile}`);
+  const profile = (a.get("profile") ?? "rotate") as Rotation;
+  if (profile !== "rotate" && profile !== "quick" && !PROFILES.includes(profile))
+    throw new Error(`Unknown profile ${profile}`);
   const brk = a.get("break") as BreakName | undefined;
   if (brk !== undefined && !(brk in BREAKS))
     throw new Error(`Unknown break ${brk}; one of ${Object.keys(BREAKS).join(", ")}`);
@@ -91,11 +110,13 @@ async function main(): Promise<number> {
   const started = performance.now();
   const tally = new MixTally();
   let lastReport = started;
+  const coverage = a.get("coverage") === "true" ? new ConditionCoverage() : undefined;
   const outcome = await search({
     from,
     count,
     profile,
     break: brk,
+    coverage,
     shouldStop: () => minutes !== undefined && performance.now() - started > minutes * 60_000,
     onRun: (_name: RunName, result, scenario) => {
       tally.add(scenario, result);
@@ -119,6 +140,7 @@ async function main(): Promise<number> {
   console.log(
     `  ${"stalls right after a clock read".padEnd(28)} ${String(tally.midTurnStalls).padStart(10)}`,
   );
+  if (coverage !== undefined) printCoverage(coverage);
   if (outcome.found === undefined) {
     console.log("no violation");
     return 0;

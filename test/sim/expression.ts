@@ -519,15 +519,26 @@ function compare(op: string, a: AttributeValue | undefined, b: AttributeValue | 
   }
 }
 
-export function evaluate(item: Item | undefined, c: Condition, b: Bindings): boolean {
+/**
+ * `fixed` replaces parts of the condition by a constant (condition coverage: a part dropped from an
+ * AND holds, one dropped from an OR fails), keyed by the node itself.
+ */
+export function evaluate(
+  item: Item | undefined,
+  c: Condition,
+  b: Bindings,
+  fixed?: ReadonlyMap<Condition, boolean>,
+): boolean {
+  const pinned = fixed?.get(c);
+  if (pinned !== undefined) return pinned;
   switch (c.kind) {
     case "or":
       // Both sides are bound even when the left decides, so an undefined placeholder always fails.
-      return [evaluate(item, c.left, b), evaluate(item, c.right, b)].some(Boolean);
+      return [evaluate(item, c.left, b, fixed), evaluate(item, c.right, b, fixed)].some(Boolean);
     case "and":
-      return [evaluate(item, c.left, b), evaluate(item, c.right, b)].every(Boolean);
+      return [evaluate(item, c.left, b, fixed), evaluate(item, c.right, b, fixed)].every(Boolean);
     case "not":
-      return !evaluate(item, c.inner, b);
+      return !evaluate(item, c.inner, b, fixed);
     case "compare":
       return compare(c.op, operandValue(item, c.left, b), operandValue(item, c.right, b));
     case "between": {
@@ -685,4 +696,51 @@ export function applyUpdate(
     else item[name] = left;
   }
   return { item, touched };
+}
+
+// ---- condition coverage ----
+
+function operandText(o: Operand): string {
+  return o.kind === "path" ? o.name : o.kind === "value" ? o.ref : `size(${o.name})`;
+}
+
+/** A condition as text (placeholders as written), to name its parts in a report. */
+export function conditionText(c: Condition): string {
+  switch (c.kind) {
+    case "or":
+    case "and":
+      return `(${conditionText(c.left)} ${c.kind.toUpperCase()} ${conditionText(c.right)})`;
+    case "not":
+      return `NOT ${conditionText(c.inner)}`;
+    case "compare":
+      return `${operandText(c.left)} ${c.op} ${operandText(c.right)}`;
+    case "between":
+      return `${operandText(c.subject)} BETWEEN ${operandText(c.low)} AND ${operandText(c.high)}`;
+    case "in":
+      return `${operandText(c.subject)} IN (${c.options.map(operandText).join(", ")})`;
+    case "call":
+      return `${c.fn}(${c.args.map(operandText).join(", ")})`;
+  }
+}
+
+/**
+ * The parts of a condition that can be dropped: the operands of its AND and OR chains (a part
+ * dropped from an AND holds, one dropped from an OR fails), or the whole condition if it is one
+ * test (dropped, the write is unconditional).
+ */
+export function conditionParts(c: Condition): { readonly part: Condition; readonly dropped: boolean }[] {
+  if (c.kind !== "and" && c.kind !== "or") return [{ part: c, dropped: true }];
+  const out: { part: Condition; dropped: boolean }[] = [];
+  const walk = (node: Condition, parent: "and" | "or") => {
+    if (node.kind === parent) {
+      walk(node.left, parent);
+      walk(node.right, parent);
+    } else if (node.kind === "and" || node.kind === "or") {
+      out.push({ part: node, dropped: parent === "and" });
+      walk(node.left, node.kind);
+      walk(node.right, node.kind);
+    } else out.push({ part: node, dropped: parent === "and" });
+  };
+  walk(c, c.kind);
+  return out;
 }

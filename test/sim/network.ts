@@ -20,6 +20,7 @@ import {
   UpdateItemCommand,
 } from "@aws-sdk/client-dynamodb";
 import type { DynamoDBSender } from "../../src/aws.js";
+import { FIELD } from "../../src/item.js";
 import type { SimProcess } from "./process.js";
 import type { Random } from "./random.js";
 import type { Scheduler } from "./scheduler.js";
@@ -40,6 +41,11 @@ export interface NetworkSettings {
   readonly lateDuplicateMaxMs: number;
   /** Server refuses without applying (ProvisionedThroughputExceededException). */
   readonly throttleChance: number;
+  /**
+   * Server refuses without applying, in a way retrying cannot fix (AccessDeniedException: an IAM
+   * change, say). Optional: 0 unless a profile sets it.
+   */
+  readonly refuseChance?: number;
   /** Server answers 500, having applied the request or not (half each). */
   readonly serverErrorChance: number;
   /** The SDK's per-attempt time-out (Infinity: none). */
@@ -84,6 +90,10 @@ export interface NetworkStats {
   timeouts: number;
   aborts: number;
   partitioned: number;
+  /** Requests replayed by ghost faults, and how many of them the store applied. */
+  ghostRequests: number;
+  ghostApplied: number;
+  refused: number;
 }
 
 export const emptyNetworkStats = (): NetworkStats => ({
@@ -100,6 +110,9 @@ export const emptyNetworkStats = (): NetworkStats => ({
   timeouts: 0,
   aborts: 0,
   partitioned: 0,
+  ghostRequests: 0,
+  ghostApplied: 0,
+  refused: 0,
 });
 
 type Operation = "GetItem" | "UpdateItem" | "PutItem" | "DeleteItem" | "TransactWriteItems";
@@ -130,13 +143,73 @@ function sdkRetryable(err: unknown): boolean {
   return (e.$metadata?.httpStatusCode ?? 0) >= 500;
 }
 
+/** A request as one acquisition sent it, kept so a ghost can replay it. */
+interface SentRequest {
+  readonly operation: Operation;
+  readonly input: unknown;
+  readonly label: string;
+  /** The acquire that installs the token (the first request of a token, save for a reused one). */
+  readonly acquire: boolean;
+}
+
+interface SentByToken {
+  readonly token: string;
+  readonly process: number;
+  readonly key: string;
+  readonly requests: SentRequest[];
+}
+
+type Values = Record<string, { S?: string }> | undefined;
+
+/** The owner token a lock request acts for, and the lock item it targets; undefined for the rest. */
+function tokenOf(operation: Operation, input: unknown): { token: string; key: string } | undefined {
+  if (operation === "UpdateItem") {
+    const i = input as { Key?: unknown; ExpressionAttributeValues?: Values };
+    const token = i.ExpressionAttributeValues?.[":owner"]?.S;
+    if (token === undefined) return undefined;
+    // forceRelease writes the marker "force-release" as :owner and names its target: its copies are
+    // kept by the target it was aimed at (a ghost replays them as late duplicates).
+    const target = i.ExpressionAttributeValues?.[":target"]?.S;
+    if (token === "force-release")
+      return target === undefined
+        ? undefined
+        : { token: `force-release of ${target}`, key: JSON.stringify(i.Key) };
+    return { token, key: JSON.stringify(i.Key) };
+  }
+  if (operation === "TransactWriteItems") {
+    const items = (
+      input as {
+        TransactItems?: { ConditionCheck?: { Key?: unknown; ExpressionAttributeValues?: Values } }[];
+      }
+    ).TransactItems;
+    const guard = items?.find((t) => t.ConditionCheck?.ExpressionAttributeValues?.[":owner"] !== undefined);
+    const token = guard?.ConditionCheck?.ExpressionAttributeValues?.[":owner"]?.S;
+    return token === undefined ? undefined : { token, key: JSON.stringify(guard?.ConditionCheck?.Key) };
+  }
+  return undefined;
+}
+
+export interface Ghost {
+  readonly process: number;
+  readonly table: string;
+  readonly key: Record<string, unknown>;
+  readonly pick: number;
+  readonly mode: "acquire" | "late" | "afterRelease";
+  /** The replayed requests arrive up to this far apart, ms. */
+  readonly stepMs: number;
+  readonly random: Random;
+}
+
 export class Network {
   readonly stats = emptyNetworkStats();
+  /** Every lock request sent, by the token it acts for, in send order (for ghosts). */
+  readonly #sent = new Map<string, SentByToken>();
   readonly #scheduler: Scheduler;
   readonly #store: Store;
   readonly #settings: NetworkSettings;
   readonly #random: Random;
   readonly #partitions: readonly Partition[];
+  readonly #refusals: readonly Partition[];
   /** A line for each request's fate, when tracing. */
   trace: ((line: string) => void) | undefined;
 
@@ -146,12 +219,15 @@ export class Network {
     settings: NetworkSettings;
     random: Random;
     partitions: readonly Partition[];
+    /** Windows in which the server refuses a process's requests (AccessDenied), as an IAM outage would. */
+    refusals?: readonly Partition[];
   }) {
     this.#scheduler = options.scheduler;
     this.#store = options.store;
     this.#settings = options.settings;
     this.#random = options.random;
     this.#partitions = options.partitions;
+    this.#refusals = options.refusals ?? [];
   }
 
   #cut(process: SimProcess, at: number): boolean {
@@ -201,7 +277,10 @@ export class Network {
           this.trace?.(`${what} dropped at the partition`);
           return;
         }
-        const outcome = this.#serve(operation, input);
+        const refused = this.#refusals.some(
+          (r) => r.process === process.index && r.from <= arrival && arrival < r.to,
+        );
+        const outcome = this.#serve(operation, input, refused);
         this.trace?.(`${what} at store: ${describeOutcome(outcome)}`);
         const replyAt = this.#scheduler.now + this.#delay();
         if (this.#cut(process, this.#scheduler.now) || this.#cut(process, replyAt)) {
@@ -218,8 +297,16 @@ export class Network {
     }
   }
 
-  #serve(operation: Operation, input: unknown): Outcome {
+  #serve(operation: Operation, input: unknown, refused = false): Outcome {
     const s = this.#settings;
+    // Drawn only where refusals are on, so that other runs keep their random streams.
+    if (refused || ((s.refuseChance ?? 0) > 0 && this.#random.chance(s.refuseChance ?? 0))) {
+      this.stats.refused++;
+      return {
+        ok: false,
+        error: new ServiceError("AccessDeniedException", "Access denied (simulated, not applied)", 400),
+      };
+    }
     if (this.#random.chance(s.throttleChance)) {
       this.stats.throttled++;
       return {
@@ -279,6 +366,74 @@ export class Network {
     }
   }
 
+  /** Ghosts waiting for the lock to be free (or for a first request to replay). */
+  readonly #ghosts = new Set<Ghost>();
+
+  /**
+   * A ghost (see the scenario's fault): replays every request one earlier acquisition of `process`
+   * sent to the lock item `key`, straight to the store, as very late duplicates. With `withAcquire`,
+   * waits for the lock to be free and not that token's, so the replayed acquire can put the old
+   * token back; then its later writes follow, a little apart. Waiting is done by watching the
+   * store's writes (never by polling, which would keep a finished run going).
+   */
+  ghost(g: Ghost): void {
+    if (!this.#tryGhost(g)) this.#ghosts.add(g);
+  }
+
+  /** Called for every write the store applies: a waiting ghost may now find its moment. */
+  storeWritten(table: string): void {
+    for (const g of this.#ghosts) {
+      if (g.table !== table) continue;
+      // After the write's own turn, so that the replay is not nested inside it.
+      this.#scheduler.at(this.#scheduler.now, () => {
+        if (this.#ghosts.has(g) && this.#tryGhost(g)) this.#ghosts.delete(g);
+      });
+    }
+  }
+
+  #tryGhost(o: Ghost): boolean {
+    const key = JSON.stringify(o.key);
+    const withAcquire = o.mode === "acquire";
+    const candidates = [...this.#sent.values()].filter(
+      (e) => e.process === o.process && e.key === key && e.requests.length > (withAcquire ? 1 : 0),
+    );
+    const current = this.#store.getItem({ TableName: o.table, Key: o.key } as never).Item as
+      | Record<string, { S?: string }>
+      | undefined;
+    const owner = current?.[FIELD.owner]?.S;
+    if (o.mode !== "late" && owner !== undefined) return false;
+    const releasedBy = current?.[FIELD.releasedBy]?.S;
+    const pool =
+      o.mode === "acquire"
+        ? candidates.filter((e) => e.token !== owner)
+        : o.mode === "afterRelease"
+          ? candidates.filter((e) => e.token === releasedBy)
+          : candidates;
+    const chosen = pool[Math.floor(o.pick * pool.length)];
+    if (chosen === undefined) return false;
+    const replay = chosen.requests.filter((r) => withAcquire || !r.acquire);
+    // An acquire first (its copies are all alike: one is enough), then everything sent after it.
+    const first = replay.findIndex((r) => r.acquire);
+    const ordered = withAcquire && first >= 0 ? replay.slice(first) : replay;
+    let at = this.#scheduler.now;
+    this.trace?.(`ghost of ${chosen.token}: ${ordered.length} requests replayed from now on`);
+    for (const r of ordered) {
+      this.#scheduler.at(at, () => {
+        this.stats.ghostRequests++;
+        let outcome: Outcome;
+        try {
+          outcome = { ok: true, value: this.#apply(r.operation, r.input) };
+          this.stats.ghostApplied++;
+        } catch (error) {
+          outcome = { ok: false, error };
+        }
+        this.trace?.(`ghost copy of ${r.label} at store: ${describeOutcome(outcome)}`);
+      });
+      at += o.random.between(0, o.stepMs);
+    }
+    return true;
+  }
+
   /** The DynamoDB client of one life of `process`. */
   client(process: SimProcess, describe: (operation: string, input: unknown) => string): DynamoDBSender {
     const life = process.incarnation;
@@ -296,6 +451,16 @@ export class Network {
       const input = structuredClone((command as { input: unknown }).input);
       const label = `${process.name} #${++requests} ${describe(operation, input)}`;
       this.stats.requests++;
+      const acting = tokenOf(operation, input);
+      if (acting !== undefined) {
+        let entry = this.#sent.get(acting.token);
+        if (entry === undefined) {
+          entry = { token: acting.token, process: process.index, key: acting.key, requests: [] };
+          this.#sent.set(acting.token, entry);
+        }
+        const update = (input as { UpdateExpression?: string }).UpdateExpression ?? "";
+        entry.requests.push({ operation, input, label, acquire: update.includes("ADD #fence") });
+      }
       return new Promise((resolve, reject) => {
         let settled = false;
         process.inFlight++;
@@ -304,6 +469,15 @@ export class Network {
           settled = true;
           if (process.incarnation === life) process.inFlight--;
           signal?.removeEventListener("abort", onAbort);
+          const armed = process.pauseAfterHeartbeatMs;
+          if (armed !== undefined && outcome.ok && label.includes(" heartbeat(")) {
+            // Stops once this turn is over: the holder has taken in the confirmation, then stalls.
+            process.pauseAfterHeartbeatMs = undefined;
+            process.stall(process.now() + armed);
+            this.trace?.(
+              `${process.name} stalls for ${armed.toFixed(1)} ms right after its heartbeat's confirmation`,
+            );
+          }
           if (outcome.ok) resolve(outcome.value);
           else reject(outcome.error);
         };

@@ -33,6 +33,8 @@ export interface StallSettings {
   /** Chance that a clock read is followed by a stall (a pause between a check and what follows). */
   readonly afterReadChance: number;
   readonly afterReadMaxMs: number;
+  /** The shortest such stall (default 0). */
+  readonly afterReadMinMs?: number;
   /** Chance that a timer fires late (event-loop lag) and by how much at most. */
   readonly timerLagChance: number;
   readonly timerLagMaxMs: number;
@@ -58,6 +60,12 @@ export class SimProcess {
   busyUntil = 0;
   /** Real time as this process's code sees it during its current turn (ahead of the world's when stalled mid-turn). */
   localNow = 0;
+  /**
+   * Real time at which the current turn began. Timers count from it, as Node's do: a timer's start
+   * is the event loop's cached time, taken when the turn began, not the instant setTimeout is called
+   * (a pause in the middle of the turn does not delay the timers it then sets).
+   */
+  turnStart = 0;
   /** Timers that keep the process alive (a Node process exits when none are left and nothing is in flight). */
   keepAliveTimers = 0;
   /** Requests in flight (a socket keeps the process alive). */
@@ -108,9 +116,13 @@ export class SimProcess {
   /** A stall that starts right after the read this call follows. */
   #maybeStallAfterRead(): void {
     if (SimProcess.peeking || !this.#random.chance(this.#stalls.afterReadChance)) return;
-    this.localNow = this.now() + this.#random.between(0, this.#stalls.afterReadMaxMs);
+    const s = this.#stalls;
+    this.localNow = this.now() + this.#random.between(s.afterReadMinMs ?? 0, s.afterReadMaxMs);
     this.midTurnStalls++;
   }
+
+  /** A pause armed to begin right after the next heartbeat of this process is confirmed, ms. */
+  pauseAfterHeartbeatMs: number | undefined;
 
   /** Postpones everything this process would do until `until` (an external pause: GC, a blocked loop). */
   stall(until: number): void {
@@ -140,7 +152,7 @@ export class SimProcess {
       setTimer: (callback, ms, keepAlive): Timer => {
         // Node fires a timer no earlier than 1 ms and never before its delay is up on the process's clock.
         const delay = Math.max(1, Number.isFinite(ms) ? ms : 2 ** 31 - 1);
-        const start = this.now();
+        const start = SimProcess.peeking ? this.now() : Math.min(this.now(), Math.max(this.turnStart, 0));
         let at = this.realAtMono(this.monoAt(start) + delay);
         if (this.#random.chance(this.#stalls.timerLagChance))
           at += this.#random.between(0, this.#stalls.timerLagMaxMs);

@@ -18,6 +18,21 @@ export const BREAKS = {
   "release-races-heartbeat": { profile: "mixed", knobs: { releaseSkipsQueue: true } },
   /** An acquisition answered after its lease is handed out (expired) instead of taken again. */
   "late-acquisition-handed-out": { profile: "stormy", knobs: { handOutLateAcquisitions: true } },
+  // Regression switches: each defect the simulation once found, put back (docs/safety.md).
+  /** A release applied but unanswered, retried after someone else took the lock, reports a loss. */
+  "release-ignores-released-by": { profile: "stormy", knobs: { releaseIgnoresReleasedBy: true } },
+  /** An update or release lost while an attempt went unanswered is rejected as unwritten. */
+  "forget-uncertain-writes": { profile: "stormy", knobs: { forgetUncertainWrites: true } },
+  /** A heartbeat stamps heartbeatAt before reading its send time: a stall between outlives the shortcut. */
+  "wall-stamp-before-send": { profile: "tight", knobs: { wallStampBeforeSend: true } },
+  /** Heartbeats and updates without the fence: a ghost of an old acquisition takes its late writes. */
+  "renew-ignores-fence": { profile: "stormy", knobs: { renewIgnoresFence: true } },
+  /** A late duplicate of forceRelease removes a later holder. */
+  "force-release-any-owner": { profile: "forceful", knobs: { forceReleaseAnyOwner: true } },
+  /** An acquire retry writes its first token again: one token, two ownerships. */
+  "reuse-acquire-token": { profile: "forceful", knobs: { reuseAcquireToken: true } },
+  /** An update the SDK retried across a forceRelease is rejected as unwritten. */
+  "trust-failed-condition": { profile: "forceful", knobs: { trustFailedCondition: true } },
 } as const satisfies Record<string, { profile: ProfileName; knobs: Knobs | undefined }>;
 export type BreakName = keyof typeof BREAKS;
 

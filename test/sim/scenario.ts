@@ -9,7 +9,14 @@ import type { ClockSetting, StallSettings } from "./process.js";
 import { Random } from "./random.js";
 
 export type Fault =
-  | { readonly kind: "pause"; readonly process: number; readonly at: number; readonly ms: number }
+  | {
+      readonly kind: "pause";
+      readonly process: number;
+      readonly at: number;
+      readonly ms: number;
+      /** Not at `at` but right after the process's next heartbeat from `at` on is confirmed. */
+      readonly afterHeartbeat?: boolean;
+    }
   | {
       readonly kind: "crash";
       readonly process: number;
@@ -17,7 +24,47 @@ export type Fault =
       readonly restartAfterMs: number | undefined;
     }
   | { readonly kind: "partition"; readonly process: number; readonly at: number; readonly ms: number }
-  | { readonly kind: "wallStep"; readonly process: number; readonly at: number; readonly offset: number };
+  /** The server refuses the process's requests (AccessDenied, not applied) for a while. */
+  | { readonly kind: "refusal"; readonly process: number; readonly at: number; readonly ms: number }
+  | { readonly kind: "wallStep"; readonly process: number; readonly at: number; readonly offset: number }
+  /**
+   * A directed "ghost": from `at` on, once the lock `id` is free (or at once, for late copies of a
+   * holder's own writes), every request one earlier acquisition sent — its acquire, then its
+   * heartbeats, updates, releases and guarded writes, in order — arrives at the store again, as very
+   * late duplicates would. `pick` chooses which acquisition (a fraction into the list of those seen).
+   */
+  | {
+      readonly kind: "ghost";
+      readonly process: number;
+      readonly at: number;
+      readonly id: string;
+      readonly pick: number;
+      /**
+       * "acquire": the acquire too, once the lock is free (a ghost owner); "late": only the later
+       * writes, at once (late copies); "afterRelease": once the lock is free, the later writes of the
+       * acquisition that released it (late copies landing on a released lock).
+       */
+      readonly mode: "acquire" | "late" | "afterRelease";
+    };
+
+/** One LockClient's settings inside a simulated process. */
+export interface ClientSettings {
+  readonly leaseMs: number;
+  readonly heartbeatMs: number;
+  readonly pollMinMs: number;
+  readonly pollMaxMs: number;
+  /** null: the wall-clock shortcut is off. */
+  readonly maxClockSkewMs: number | null;
+}
+
+/**
+ * What runs inside one worker process: its LockClients (sharing the process's holder name, each with
+ * its own settings) and how many workload threads run at once, thread t using client t mod clients.
+ */
+export interface ProcessPlan {
+  readonly clients: readonly ClientSettings[];
+  readonly threads: number;
+}
 
 /** Deliberate protocol faults (the library's internal knobs), for the tests that prove the search works. */
 export interface Knobs {
@@ -26,6 +73,13 @@ export interface Knobs {
   readonly renewOnExactVersion?: boolean;
   readonly releaseSkipsQueue?: boolean;
   readonly handOutLateAcquisitions?: boolean;
+  readonly releaseIgnoresReleasedBy?: boolean;
+  readonly forgetUncertainWrites?: boolean;
+  readonly wallStampBeforeSend?: boolean;
+  readonly renewIgnoresFence?: boolean;
+  readonly forceReleaseAnyOwner?: boolean;
+  readonly reuseAcquireToken?: boolean;
+  readonly trustFailedCondition?: boolean;
 }
 
 export interface Scenario {
@@ -52,9 +106,38 @@ export interface Scenario {
   readonly calm: boolean;
   readonly horizonMs: number;
   readonly knobs: Knobs | undefined;
+  /**
+   * Per worker process (workers first), when the run mixes settings or runs several clients and
+   * acquires at once in one process; undefined: one client per process with the settings above.
+   */
+  readonly plans?: readonly ProcessPlan[] | undefined;
+  /** The administrator force-releases often (the forceful profile). */
+  readonly eagerAdmin?: boolean | undefined;
 }
 
-export const PROFILES = ["mixed", "calm", "stormy", "tight", "margin", "skewed"] as const;
+/** The clients of worker `i`: its plan's, or one with the scenario's settings. */
+export function clientsOf(s: Scenario, i: number): readonly ClientSettings[] {
+  return (
+    s.plans?.[i]?.clients ?? [
+      {
+        leaseMs: s.leaseMs,
+        heartbeatMs: s.heartbeatMs,
+        pollMinMs: s.pollMinMs,
+        pollMaxMs: s.pollMaxMs,
+        maxClockSkewMs: s.maxClockSkewMs,
+      },
+    ]
+  );
+}
+
+/** Every client's settings in the run (the administrator uses the scenario's). */
+export function allClients(s: Scenario): ClientSettings[] {
+  const out = [...clientsOf(s, s.workers)];
+  for (let i = 0; i < s.workers; i++) out.push(...clientsOf(s, i));
+  return out;
+}
+
+export const PROFILES = ["mixed", "calm", "stormy", "tight", "margin", "skewed", "forceful"] as const;
 export type ProfileName = (typeof PROFILES)[number];
 
 const NO_STALLS: StallSettings = {
@@ -73,12 +156,15 @@ const NO_STALLS: StallSettings = {
  * - margin: the observed-lease margin alone — no network delay, clock rates on the drift bound,
  *   waiters that look every millisecond or so, holders that stop for a lease or two right after a
  *   heartbeat. The one place a takeover a millisecond too early shows.
+ * - forceful: stormy, with an administrator that force-releases often (every half lease or so), so
+ *   that its requests meet holders' writes in flight, retried by the SDK or answered late.
  * - skewed: wall clocks beyond `maxClockSkewMs` (only meaningful with the shortcut on): not a
  *   supported configuration, used to show the shortcut's assumption matters.
  */
 export function generateScenario(seed: number, profile: ProfileName, knobs?: Knobs): Scenario {
   const r = new Random(seed, `scenario/${profile}`);
-  const kind = profile === "mixed" ? (r.chance(1 / 3) ? "calm" : "faulty") : profile;
+  const kind =
+    profile === "mixed" ? (r.chance(1 / 3) ? "calm" : "faulty") : profile === "forceful" ? "stormy" : profile;
   const leaseMs = r.pick([300, 1_000, 3_000, 10_000]);
   const heartbeatMs = Math.max(1, Math.round(leaseMs / r.pick([3, 4, 6, 10])));
   let pollMinMs = Math.max(1, Math.round(leaseMs * r.pick([0.002, 0.01, 0.05])));
@@ -86,7 +172,7 @@ export function generateScenario(seed: number, profile: ProfileName, knobs?: Kno
   const shortcut = profile === "skewed" || (profile !== "margin" && r.chance(0.5));
   const maxClockSkewMs = shortcut ? r.pick([0, 5, Math.round(leaseMs / 10), leaseMs]) : null;
   const workers = r.int(2, 4);
-  const admin = kind !== "tight" && kind !== "margin" && r.chance(0.25);
+  const admin = profile === "forceful" || (kind !== "tight" && kind !== "margin" && r.chance(0.25));
   const ids = r.chance(0.8) ? ["job"] : ["job", "other"];
   const sortKeyed = r.chance(0.2);
   const drift = CLOCK_RATE_DRIFT;
@@ -212,6 +298,80 @@ export function generateScenario(seed: number, profile: ProfileName, knobs?: Kno
       }
     }
   }
+  // Drawn from a stream of their own, so that everything above stays what it was for each seed.
+  const x = new Random(seed, `scenario-extra/${profile}`);
+  let plans: ProcessPlan[] | undefined;
+  if (profile !== "skewed" && profile !== "margin" && x.chance(0.4)) {
+    const mixSettings = x.chance(0.6);
+    plans = [];
+    for (let i = 0; i < workers; i++) {
+      const clients: ClientSettings[] = [];
+      for (let c = x.chance(0.3) ? 2 : 1; c > 0; c--) {
+        if (!mixSettings) {
+          clients.push({ leaseMs, heartbeatMs, pollMinMs, pollMaxMs, maxClockSkewMs });
+          continue;
+        }
+        // Another lease, heartbeat and poll; a skew bound no smaller than the clocks really keep
+        // (a smaller one is an unsupported configuration: the "skewed" profile's business).
+        const lease = Math.max(3, Math.round(leaseMs * x.pick([0.5, 1, 2, 4])));
+        const pollMin = Math.max(1, Math.round(lease * x.pick([0.002, 0.01, 0.05])));
+        // Every attempt of a held lock is cut off after one heartbeat interval: an interval shorter
+        // than a few round trips cannot keep a lock even on a calm network (a setting error).
+        const heartbeat = Math.max(Math.floor(lease / x.pick([3, 4, 6, 10])), Math.ceil(6 * maxDelay) + 1);
+        clients.push({
+          leaseMs: lease,
+          heartbeatMs: Math.max(1, Math.min(Math.floor(lease / 3), heartbeat)),
+          pollMinMs: pollMin,
+          pollMaxMs: Math.max(pollMin, Math.round(lease * x.pick([0.02, 0.1, 0.5]))),
+          maxClockSkewMs:
+            maxClockSkewMs === null ? null : x.pick([maxClockSkewMs, 2 * maxClockSkewMs + 1, null]),
+        });
+      }
+      plans.push({ clients, threads: x.chance(0.4) ? x.int(2, 3) : 1 });
+    }
+  }
+  // Ghosts only where liveness is not checked: a ghost owner holds a free lock for a lease.
+  if (kind !== "calm" && kind !== "skewed" && x.chance(kind === "margin" ? 0.2 : 0.5)) {
+    for (let i = x.int(1, 3); i > 0; i--) {
+      const process = x.int(0, processes - 1);
+      faults.push({
+        kind: "ghost",
+        process,
+        at: x.between(2 * leaseMs, 40 * leaseMs),
+        id: x.pick(ids),
+        pick: x.next(),
+        // The administrator acquires nothing: its ghosts are late copies of its force-releases.
+        mode: process >= workers ? "late" : x.pick(["acquire", "acquire", "late", "afterRelease"] as const),
+      });
+    }
+  }
+  if (profile === "forceful") {
+    // Now and then a refusal that retrying cannot fix: heartbeats then stop until the next interval.
+    network = { ...network, refuseChance: x.pick([0, 0.01, 0.03]) };
+  }
+  if (kind === "stormy") {
+    // A refusal lasting a lease or more, early, while the workers still work: a holder's
+    // heartbeats all fail then, and its lease runs out with only the expiry timer to say so.
+    for (let i = x.int(0, 2); i > 0; i--) {
+      faults.push({
+        kind: "refusal",
+        process: x.int(0, workers - 1),
+        at: x.between(0, 4 * leaseMs),
+        ms: x.between(leaseMs, 2 * leaseMs),
+      });
+    }
+  }
+  if (kind === "tight" && stalls.afterReadChance > 0 && x.chance(0.8)) {
+    // Stalls of about a lease (up to a lease and the skew bound) after a check: the ones that test
+    // where a holder's validity ends against a waiter's judgement, observed or by the wall clock.
+    stalls = { ...stalls, afterReadMinMs: leaseMs / 2, afterReadMaxMs: leaseMs + (maxClockSkewMs ?? 0) };
+  }
+  if (kind === "margin") {
+    // Most of the margin profile's pauses catch a holder right after a heartbeat has left, so that a
+    // waiter's first sight of it comes as early as it can: where a millisecond of margin shows.
+    for (const [i, f] of faults.entries())
+      if (f.kind === "pause" && x.chance(0.7)) faults[i] = { ...f, afterHeartbeat: true };
+  }
   faults.sort((a, b) => a.at - b.at);
   return {
     seed,
@@ -234,6 +394,8 @@ export function generateScenario(seed: number, profile: ProfileName, knobs?: Kno
     calm: kind === "calm",
     horizonMs: 80 * leaseMs,
     knobs,
+    plans,
+    eagerAdmin: profile === "forceful" ? true : undefined,
   };
 }
 
@@ -246,6 +408,7 @@ export function faultMix(s: Scenario): string[] {
   if (n.duplicateChance > 0) mix.push(n.lateDuplicateChance > 0 ? "late duplicates" : "duplicates");
   if (n.spikeChance > 0) mix.push("delay spikes");
   if (n.throttleChance > 0) mix.push("throttling");
+  if ((n.refuseChance ?? 0) > 0) mix.push("refusals");
   if (n.serverErrorChance > 0) mix.push("server errors");
   if (s.stalls.afterReadChance > 0) mix.push("stalls after a check");
   if (s.stalls.timerLagChance > 0) mix.push("timer lag");
@@ -254,5 +417,11 @@ export function faultMix(s: Scenario): string[] {
   if (s.maxClockSkewMs !== null) mix.push("wall-clock shortcut");
   if (!s.returnsOldItem) mix.push("no ALL_OLD (dynalite)");
   if (s.admin) mix.push("forceRelease");
+  if (s.plans !== undefined) {
+    const mine = allClients(s);
+    if (mine.some((c) => JSON.stringify(c) !== JSON.stringify(mine[0]))) mix.push("mixed settings");
+    if (s.plans.some((p) => p.clients.length > 1)) mix.push("clients sharing a process");
+    if (s.plans.some((p) => p.threads > 1)) mix.push("concurrent acquires in a process");
+  }
   return [...new Set(mix)];
 }

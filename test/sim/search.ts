@@ -7,23 +7,51 @@ import type { Violation } from "./checker.js";
 import { BREAKS, type BreakName, type Edit, type RunName, scenarioOf } from "./replay.js";
 import { faultMix, type ProfileName, type Scenario } from "./scenario.js";
 import { type RunResult, runScenario } from "./simulation.js";
+import type { ConditionCoverage } from "./store.js";
 
 /** The profile rotation of a plain search: a seed picks one of these. */
-const ROTATION: readonly ProfileName[] = ["mixed", "stormy", "tight", "calm", "mixed", "margin"];
+const ROTATION: readonly ProfileName[] = ["mixed", "stormy", "tight", "calm", "mixed", "margin", "forceful"];
 
-export function profileFor(seed: number, profile: ProfileName | "rotate"): ProfileName {
-  return profile === "rotate" ? (ROTATION[seed % ROTATION.length] as ProfileName) : profile;
+/**
+ * The quick mode's rotation, weighted towards the profiles that find defects in the fewest
+ * schedules (measured with the deliberate breaks and the mutants: tight, stormy, margin, and
+ * forceful for what an administrator's force-releases can break), with calm and mixed kept for the
+ * liveness checks and the plain mixes.
+ */
+const QUICK_ROTATION: readonly ProfileName[] = [
+  "tight",
+  "stormy",
+  "margin",
+  "forceful",
+  "tight",
+  "stormy",
+  "margin",
+  "calm",
+  "mixed",
+];
+
+export type Rotation = ProfileName | "rotate" | "quick";
+
+export function profileFor(seed: number, profile: Rotation): ProfileName {
+  if (profile === "rotate") return ROTATION[seed % ROTATION.length] as ProfileName;
+  if (profile === "quick") return QUICK_ROTATION[seed % QUICK_ROTATION.length] as ProfileName;
+  return profile;
 }
 
 export interface SearchOptions {
   readonly from: number;
   readonly count: number;
-  /** "rotate" cycles through the supported profiles by seed. */
-  readonly profile: ProfileName | "rotate";
+  /**
+   * "rotate" cycles through the supported profiles by seed, "quick" through the weighted ones. With
+   * a break, "rotate" means the profile that break names.
+   */
+  readonly profile: Rotation;
   readonly break?: BreakName | undefined;
   /** Checked between runs only (never inside one); undefined: no limit. */
   readonly shouldStop?: () => boolean;
   readonly onRun?: (name: RunName, result: RunResult, scenario: Scenario) => void;
+  /** Gathers condition coverage over every run (slower). */
+  readonly coverage?: ConditionCoverage | undefined;
 }
 
 export interface Found {
@@ -42,10 +70,11 @@ export async function search(o: SearchOptions): Promise<SearchOutcome> {
   let ran = 0;
   for (let seed = o.from; seed < o.from + o.count; seed++) {
     if (o.shouldStop?.() === true) break;
-    const profile = o.break === undefined ? profileFor(seed, o.profile) : BREAKS[o.break].profile;
+    const profile =
+      o.break !== undefined && o.profile === "rotate" ? BREAKS[o.break].profile : profileFor(seed, o.profile);
     const name: RunName = { seed, profile, ...(o.break === undefined ? {} : { break: o.break }) };
     const scenario = scenarioOf(name);
-    const result = await runScenario(scenario);
+    const result = await runScenario(scenario, o.coverage === undefined ? {} : { coverage: o.coverage });
     ran++;
     o.onRun?.(name, result, scenario);
     if (result.violation !== undefined) return { ran, found: { name, result, after: ran } };
@@ -68,10 +97,11 @@ function candidates(s: Scenario): Edit[] {
     "requestLoss",
     "replyLoss",
     "throttleChance",
+    "refuseChance",
     "serverErrorChance",
     "spikeChance",
   ] as const) {
-    if (n[key] > 0) edits.push({ quiet: key });
+    if ((n[key] ?? 0) > 0) edits.push({ quiet: key });
   }
   if (n.sdkMaxAttempts > 1) edits.push({ quiet: "sdkMaxAttempts" });
   if (Number.isFinite(n.requestTimeoutMs)) edits.push({ quiet: "requestTimeoutMs" });

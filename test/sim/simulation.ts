@@ -12,9 +12,9 @@ import { Checker, type LivenessBounds, type Violation } from "./checker.js";
 import { Network, type NetworkStats } from "./network.js";
 import { type Owner, SimProcess } from "./process.js";
 import { Random } from "./random.js";
-import type { Scenario } from "./scenario.js";
+import { allClients, clientsOf, type Scenario } from "./scenario.js";
 import { Scheduler } from "./scheduler.js";
-import { Store } from "./store.js";
+import { type ConditionCoverage, Store } from "./store.js";
 import { admin, RESOURCE_PREFIX, type WorkerContext, worker } from "./workload.js";
 
 export const TABLE = "locks";
@@ -34,6 +34,8 @@ export interface RunOptions {
   readonly trace?: boolean;
   /** Stop after this many events. */
   readonly maxSteps?: number;
+  /** Condition coverage, gathered over the run (see ConditionCoverage). */
+  readonly coverage?: ConditionCoverage;
 }
 
 /** A compact line for a request: the lock operation it carries and its main condition values. */
@@ -64,12 +66,20 @@ export function livenessBounds(s: Scenario): LivenessBounds | undefined {
   if (!s.calm) return undefined;
   const d = s.network.maxDelayMs;
   const slow = 1 + 3 * CLOCK_RATE_DRIFT;
-  const poll = s.pollMaxMs * slow + 1;
+  // With settings mixed, the slowest client sets the bounds: the longest lease a holder may have
+  // recorded, the longest poll a waiter may sleep, the largest skew bound a waiter may allow.
+  const clients = allClients(s);
+  const lease = Math.max(...clients.map((c) => c.leaseMs));
+  const poll = Math.max(...clients.map((c) => c.pollMaxMs)) * slow + 1;
+  const skews = clients.map((c) => c.maxClockSkewMs);
+  const shortcut = skews.every((k) => k !== null);
   return {
     freeMs: poll + 4 * d + 5,
-    crashedMs: s.leaseMs * slow + poll + 6 * d + 5,
-    shortcutMs: s.maxClockSkewMs === null ? undefined : 6 * d + 5,
-    shortcutAgeMs: s.leaseMs + (s.maxClockSkewMs ?? 0),
+    crashedMs: lease * slow + poll + 6 * d + 5,
+    shortcutMs: shortcut ? 6 * d + 5 : undefined,
+    shortcutAgeMs: lease + Math.max(...skews.map((k) => k ?? 0)),
+    // The next heartbeat, then its round trip and, where the old item is not returned, a read.
+    forceLearnMs: Math.max(...clients.map((c) => c.heartbeatMs)) * slow + 4 * d + 5,
   };
 }
 
@@ -91,7 +101,8 @@ export function waitGraceMs(s: Scenario): number | undefined {
   else if (lossy) return undefined;
   else perRequest = n.sdkMaxAttempts * (2 * oneWay + sdkBackoff);
   if (lossy) perRequest = n.sdkMaxAttempts * (n.requestTimeoutMs + sdkBackoff);
-  return s.pollMaxMs * (1 + 2 * CLOCK_RATE_DRIFT) + 6 * perRequest + 10;
+  const pollMaxMs = Math.max(...allClients(s).map((c) => c.pollMaxMs));
+  return pollMaxMs * (1 + 2 * CLOCK_RATE_DRIFT) + 6 * perRequest + 10;
 }
 
 export async function runScenario(s: Scenario, options: RunOptions = {}): Promise<RunResult> {
@@ -110,25 +121,39 @@ export async function runScenario(s: Scenario, options: RunOptions = {}): Promis
     processes,
     liveness: livenessBounds(s),
     waitGraceMs: waitGraceMs(s),
+    calm: s.calm,
+    signalSlackMs: s.stalls.timerLagChance > 0 ? s.stalls.timerLagMaxMs : 0,
   });
   const store = new Store({
     returnsOldItemOnConditionFailure: s.returnsOldItem,
-    onWrite: (w) => checker.onWrite(w),
+    ...(options.coverage === undefined ? {} : { coverage: options.coverage }),
+    onWrite: (w) => {
+      checker.onWrite(w);
+      // Waiting ghosts watch the store's writes (the network is made after the store).
+      network.storeWritten(w.table);
+    },
   });
   store.createTable(TABLE, { partitionKey: s.partitionKey, sortKey: s.sortKey?.name });
   const partitions = s.faults.flatMap((f) =>
     f.kind === "partition" ? [{ process: f.process, from: f.at, to: f.at + f.ms }] : [],
   );
-  const network = new Network({
+  const network: Network = new Network({
     scheduler,
     store,
     settings: s.network,
     random: new Random(s.seed, "network"),
     partitions,
+    refusals: s.faults.flatMap((f) =>
+      f.kind === "refusal" ? [{ process: f.process, from: f.at, to: f.at + f.ms }] : [],
+    ),
   });
   network.trace = log;
   checker.log = log;
 
+  const keyOf = (id: string): Record<string, AttributeValue> => ({
+    [s.partitionKey]: { S: id },
+    ...(s.sortKey === undefined ? {} : { [s.sortKey.name]: { S: s.sortKey.value } }),
+  });
   const names = s.clocks.map((_, i) => (i < s.workers ? `p${i + 1}` : "admin"));
   for (const [i, clock] of s.clocks.entries()) {
     processes.push(
@@ -152,50 +177,67 @@ export async function runScenario(s: Scenario, options: RunOptions = {}): Promis
     p.at(scheduler.now, () => {
       const runtime = p.runtime();
       const raw = network.client(p, describeRequest);
-      const client = new LockClient({
-        table: TABLE,
-        client: raw,
-        runtime,
-        leaseMs: s.leaseMs,
-        heartbeatMs: s.heartbeatMs,
-        holder: p.name,
-        maxClockSkewMs: s.maxClockSkewMs ?? Number.POSITIVE_INFINITY,
-        pollMinMs: s.pollMinMs,
-        pollMaxMs: s.pollMaxMs,
-        partitionKey: s.partitionKey,
-        // The simulated store is one Region's table: nothing to look at (docs/global-tables.md).
-        checkTable: false,
-        ...(s.sortKey === undefined ? {} : { sortKey: s.sortKey }),
-        ...(s.knobs === undefined ? {} : { [PROTOCOL_KNOBS]: s.knobs }),
-      });
-      const ctx: WorkerContext = {
-        process: p,
-        client,
-        runtime,
-        random: new Random(s.seed, `workload/${p.index}/${life}`),
-        checker,
-        ids: s.ids,
-        leaseMs: s.leaseMs,
-        heartbeatMs: s.heartbeatMs,
-        abortWaits: !s.calm,
-        table: TABLE,
-        keyOf: (id) => ({
-          [s.partitionKey]: { S: id },
-          ...(s.sortKey === undefined ? {} : { [s.sortKey.name]: { S: s.sortKey.value } }),
-        }),
-        raw,
-      };
-      running.add(p);
-      const script = p.name === "admin" ? admin(ctx) : worker(ctx);
-      script.then(
-        () => {
-          if (p.incarnation !== life) return;
-          running.delete(p);
-          finished.add(p);
-          log?.(`${p.name} finished its work`);
-        },
-        (err: unknown) => checker.unexpected(p, "the workload", err),
+      const isAdmin = p.name === "admin";
+      // Every client of a process records the same holder name: the process's.
+      const settings = clientsOf(s, isAdmin ? s.workers : p.index);
+      const clients = settings.map(
+        (c) =>
+          new LockClient({
+            table: TABLE,
+            client: raw,
+            runtime,
+            leaseMs: c.leaseMs,
+            heartbeatMs: c.heartbeatMs,
+            holder: p.name,
+            maxClockSkewMs: c.maxClockSkewMs ?? Number.POSITIVE_INFINITY,
+            pollMinMs: c.pollMinMs,
+            pollMaxMs: c.pollMaxMs,
+            partitionKey: s.partitionKey,
+            // The simulated store is one Region's table: nothing to look at (docs/global-tables.md).
+            checkTable: false,
+            ...(s.sortKey === undefined ? {} : { sortKey: s.sortKey }),
+            ...(s.knobs === undefined ? {} : { [PROTOCOL_KNOBS]: s.knobs }),
+          }),
       );
+      const threads = isAdmin ? 1 : (s.plans?.[p.index]?.threads ?? 1);
+      /** Threads still using each client: the last one to finish may close it. */
+      const users = clients.map((_, c) => Math.ceil((threads - c) / clients.length));
+      let left = threads;
+      running.add(p);
+      for (let t = 0; t < threads; t++) {
+        const c = t % clients.length;
+        const cs = settings[c] as (typeof settings)[number];
+        const ctx: WorkerContext = {
+          process: p,
+          client: clients[c] as LockClient,
+          runtime,
+          // Thread 0 keeps the stream a single-threaded process always had.
+          random: new Random(s.seed, `workload/${p.index}/${life}${t === 0 ? "" : `/${t}`}`),
+          checker,
+          ids: s.ids,
+          leaseMs: cs.leaseMs,
+          heartbeatMs: cs.heartbeatMs,
+          abortWaits: !s.calm,
+          table: TABLE,
+          keyOf,
+          raw,
+          eagerAdmin: s.eagerAdmin,
+          lastUser: () => {
+            users[c] = (users[c] ?? 1) - 1;
+            return users[c] === 0;
+          },
+        };
+        const script = isAdmin ? admin(ctx) : worker(ctx);
+        script.then(
+          () => {
+            if (p.incarnation !== life || --left > 0) return;
+            running.delete(p);
+            finished.add(p);
+            log?.(`${p.name} finished its work`);
+          },
+          (err: unknown) => checker.unexpected(p, "the workload", err),
+        );
+      }
     });
   };
 
@@ -206,11 +248,26 @@ export async function runScenario(s: Scenario, options: RunOptions = {}): Promis
     scheduler.at(f.at, () => {
       switch (f.kind) {
         case "pause":
-          if (p.alive) p.stall(scheduler.now + f.ms);
+          if (f.afterHeartbeat === true) p.pauseAfterHeartbeatMs = f.ms;
+          else if (p.alive) p.stall(scheduler.now + f.ms);
           log?.(`${p.name} stalls for ${f.ms.toFixed(1)} ms`);
           break;
         case "partition":
           log?.(`${p.name} is cut off from the store for ${f.ms.toFixed(1)} ms`);
+          break;
+        case "refusal":
+          log?.(`the store refuses ${p.name}'s requests for ${f.ms.toFixed(1)} ms`);
+          break;
+        case "ghost":
+          network.ghost({
+            process: f.process,
+            table: TABLE,
+            key: keyOf(f.id),
+            pick: f.pick,
+            mode: f.mode,
+            stepMs: s.leaseMs / 20,
+            random: new Random(s.seed, `ghost/${f.at}`),
+          });
           break;
         case "wallStep":
           p.clock.wallOffset = f.offset;
@@ -256,6 +313,7 @@ export async function runScenario(s: Scenario, options: RunOptions = {}): Promis
         if (!p.alive || p.incarnation !== owner.incarnation) return "drop";
         if (p.busyUntil > event.at) return p.busyUntil;
         p.localNow = event.at;
+        p.turnStart = event.at;
         return "run";
       },
       afterEach: (event) => {

@@ -20,6 +20,9 @@ import type {
 import {
   applyUpdate,
   Bindings,
+  type Condition,
+  conditionParts,
+  conditionText,
   ExpressionError,
   evaluate,
   type Item,
@@ -74,6 +77,46 @@ export interface StoreOptions {
   readonly returnsOldItemOnConditionFailure?: boolean;
   /** Called after every applied write, in apply order. */
   readonly onWrite?: (write: AppliedWrite) => void;
+  /** When given, every condition is also evaluated with each of its parts dropped (see ConditionCoverage). */
+  readonly coverage?: ConditionCoverage;
+}
+
+/**
+ * Condition coverage: for every condition the store evaluates, whether dropping each of its parts
+ * would have changed the outcome. A part that never changes an outcome over a run is either dead
+ * (implied by the others) or untested by it.
+ */
+export class ConditionCoverage {
+  /** condition text → part text → [evaluations, outcomes it decided] */
+  readonly parts = new Map<string, Map<string, [number, number]>>();
+
+  record(condition: Condition, item: Item | undefined, b: Bindings, outcome: boolean): void {
+    const text = conditionText(condition);
+    let parts = this.parts.get(text);
+    if (parts === undefined) {
+      parts = new Map();
+      this.parts.set(text, parts);
+    }
+    for (const { part, dropped } of conditionParts(condition)) {
+      const without = evaluate(item, condition, b, new Map([[part, dropped]]));
+      const key = conditionText(part);
+      const counts = parts.get(key) ?? [0, 0];
+      counts[0]++;
+      if (without !== outcome) counts[1]++;
+      parts.set(key, counts);
+    }
+  }
+
+  merge(other: ConditionCoverage): void {
+    for (const [text, parts] of other.parts) {
+      const mine = this.parts.get(text) ?? new Map<string, [number, number]>();
+      for (const [part, [n, d]] of parts) {
+        const c = mine.get(part) ?? [0, 0];
+        mine.set(part, [c[0] + n, c[1] + d]);
+      }
+      this.parts.set(text, mine);
+    }
+  }
 }
 
 interface Table {
@@ -87,10 +130,19 @@ export class Store {
   readonly #tables = new Map<string, Table>();
   readonly #returnsOldItem: boolean;
   readonly #onWrite: ((write: AppliedWrite) => void) | undefined;
+  readonly #coverage: ConditionCoverage | undefined;
 
   constructor(options: StoreOptions = {}) {
     this.#returnsOldItem = options.returnsOldItemOnConditionFailure ?? true;
     this.#onWrite = options.onWrite;
+    this.#coverage = options.coverage;
+  }
+
+  /** Evaluates a condition, and records its parts' coverage when asked to. */
+  #holds(item: Item | undefined, condition: Condition, b: Bindings): boolean {
+    const outcome = evaluate(item, condition, b);
+    this.#coverage?.record(condition, item, b, outcome);
+    return outcome;
   }
 
   createTable(name: string, schema: TableSchema): void {
@@ -169,7 +221,7 @@ export class Store {
     const condition = this.#condition(input.ConditionExpression);
     const b = new Bindings(input.ExpressionAttributeNames, input.ExpressionAttributeValues);
     b.checkAllUsed([update, condition].filter((p) => p !== undefined) as Parsed<unknown>[]);
-    if (condition !== undefined && !evaluate(old, condition.tree, b)) {
+    if (condition !== undefined && !this.#holds(old, condition.tree, b)) {
       throw this.#conditionFailed(old, input.ReturnValuesOnConditionCheckFailure);
     }
     return b;
@@ -347,7 +399,7 @@ export class Store {
           throw validationError("ConditionCheck requires a ConditionExpression");
         }
         const old = t.items.get(this.#keyString(t, key));
-        if (condition !== undefined && !evaluate(old, condition.tree, b)) {
+        if (condition !== undefined && !this.#holds(old, condition.tree, b)) {
           failed = true;
           const reason: CancellationReason = {
             Code: "ConditionalCheckFailed",

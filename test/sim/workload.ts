@@ -38,6 +38,10 @@ export interface WorkerContext {
   readonly keyOf: (id: string) => Record<string, AttributeValue>;
   /** This process's DynamoDB client, for writes that bypass the lock. */
   readonly raw: DynamoDBSender;
+  /** Called once as a thread ends: true for the last thread using this client (it may close it). */
+  readonly lastUser?: () => boolean;
+  /** The administrator force-releases often. */
+  readonly eagerAdmin?: boolean | undefined;
 }
 
 /** The item a lock protects: lock "job" guards item "resource/job". */
@@ -70,9 +74,16 @@ export async function worker(ctx: WorkerContext): Promise<void> {
     const id = r.pick(ctx.ids);
     const style = r.pick(["acquire", "acquire", "acquire", "try", "withLock"] as const);
     if (style === "withLock") await withLockRound(ctx, id);
-    else if ((await acquireRound(ctx, id, style === "try")) === "abandoned") return;
+    else if ((await acquireRound(ctx, id, style === "try")) === "abandoned") {
+      ctx.lastUser?.();
+      return;
+    }
   }
-  if (r.chance(0.3)) {
+  // Only the last thread on a client closes it: close() releases every lock the client holds,
+  // and another thread's lock would then be gone from under it without any loss to report.
+  const last = ctx.lastUser?.() ?? true;
+  if (last && r.chance(0.3)) {
+    ctx.checker.closing(ctx.process);
     await ctx.client.close().catch((err: unknown) => {
       if (!(err instanceof AggregateError)) ctx.checker.unexpected(ctx.process, "close", err);
     });
@@ -129,6 +140,7 @@ async function withLockRound(ctx: WorkerContext, id: string): Promise<void> {
         finished();
         ctx.checker.adopted(ctx.process, lock as unknown as Lock);
         await criticalSection(ctx, lock, false);
+        ctx.checker.releasing(lock as unknown as Lock);
         if (userError !== undefined) throw userError;
       },
       { waitMs },
@@ -196,9 +208,23 @@ async function criticalSection(
   await pause(ctx, r.between(0, ctx.heartbeatMs));
   if (release && r.chance(0.04)) return "abandoned";
   if (!release) return "done";
+  // Now and then a guarded write still in flight when the release is sent (a caller that did not
+  // await it): its guard may fail because of our own release, which is no loss of the lock.
+  let inFlight: Promise<void> | undefined;
+  if (r.chance(0.1) && lock.held) {
+    const tag = `${name}:${lock.id}:f${lock.fence}.${++seq}`;
+    ctx.checker.resourceWriteIssued(tag, lock as unknown as Lock, seq, true);
+    inFlight = lock.transact([{ Update: resourceWrite(ctx, lock, tag) } as TransactWriteItem]).then(
+      () => undefined,
+      (err: unknown) => {
+        if (!(err instanceof LockError)) ctx.checker.unexpected(ctx.process, "transact", err);
+      },
+    );
+  }
   const withData = r.chance(0.7);
   const tag = `${name}:${lock.id}:f${lock.fence}.${++seq}`;
   if (withData) ctx.checker.writeIssued(tag, lock as unknown as Lock, seq, `release ${tag}`);
+  ctx.checker.releasing(lock as unknown as Lock);
   try {
     await lock.release(withData ? { counter: ++counter, tag } : undefined);
     if (withData) ctx.checker.writeAcknowledged(tag);
@@ -206,17 +232,19 @@ async function criticalSection(
     if (!Checker.expectedError(err, "release")) ctx.checker.unexpected(ctx.process, "release", err);
     if (withData) ctx.checker.writeRejected(tag, err);
   }
+  await inFlight;
   return "done";
 }
 
 /** The administrator: force-releases and reads, now and then. */
 export async function admin(ctx: WorkerContext): Promise<void> {
   const r = ctx.random;
-  const rounds = r.int(1, 5);
+  const eager = ctx.eagerAdmin === true;
+  const rounds = eager ? r.int(5, 30) : r.int(1, 5);
   for (let round = 0; round < rounds; round++) {
-    await pause(ctx, r.between(0, 3 * ctx.leaseMs));
+    await pause(ctx, r.between(0, (eager ? 0.5 : 3) * ctx.leaseMs));
     const id = r.pick(ctx.ids);
-    if (r.chance(0.5)) {
+    if (r.chance(eager ? 0.9 : 0.5)) {
       const ended = ctx.checker.forceReleaseStarted();
       try {
         await ctx.client.forceRelease(id);
