@@ -349,7 +349,20 @@ export class Lock<Data extends object = LockData> implements AsyncDisposable {
       if (!failure.lockLost) throw this.#onReplicatedTable(failure.error, err);
       // Our own release, sent meanwhile, also fails the guard: that is not a loss.
       if (this.#release !== undefined) await this.#release.catch(() => undefined);
-      if (this.#state === "held") await this.#loseFromFailedCondition(err, failure.oldItem);
+      if (this.#state === "held") {
+        const record = await this.#currentRecord(failure.oldItem);
+        if (record?.releasedBy === this.#owner) {
+          // A release of ours was applied although its caller heard otherwise (its answer was lost
+          // and a retry was refused): the guard failed on our own release, not on anyone's doing.
+          this.#state = "released";
+          this.#settle();
+          throw new LockError(
+            `Lock "${this.id}" (fence ${this.fence}) was released by this holder (a release whose answer was lost had been applied); the guarded write was not committed`,
+            { code: "ERELEASED", lockId: this.id, cause: err },
+          );
+        }
+        this.#reportLoss(err, record, "");
+      }
       this.#throwIfNotHeld();
       throw this.#lost.signal.reason;
     }
@@ -621,10 +634,6 @@ export class Lock<Data extends object = LockData> implements AsyncDisposable {
     } finally {
       deadline.dispose();
     }
-  }
-
-  async #loseFromFailedCondition(err: unknown, old = oldItemOf(err)): Promise<void> {
-    this.#reportLoss(err, await this.#currentRecord(old), "");
   }
 
   /**

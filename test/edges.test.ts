@@ -309,6 +309,33 @@ describe("errors that retrying cannot fix", () => {
   });
 });
 
+describe("a guarded write after a release that was applied unheard", () => {
+  it("says the lock was released by this holder, not taken by someone else", async (t) => {
+    if (!backend.capabilities.transactions) {
+      t.skip(`${backend.name} has no transactions`);
+      return;
+    }
+    // Found by the simulation (forceful seed 1136): the release's first attempt is applied and its
+    // answer lost, its retry refused, so release() rejects and the lock still looks held; a guarded
+    // write then fails its guard on our own release.
+    const p = process_("p");
+    const lock = await p.locks.acquire(id);
+    p.link.loseReplies("release");
+    const releasing = lock.release().catch((e: unknown) => e);
+    await p.advance(0);
+    p.link.refuse("release");
+    await p.advance(HEARTBEAT);
+    assert.ok((await releasing) instanceof LockError);
+    const put = { Put: { TableName: table, Item: { id: { S: `${id}-work` } } } };
+    const err = await lock.transact([put]).catch((e: unknown) => e);
+    assert.ok(err instanceof LockError && !(err instanceof LockLostError), String(err));
+    assert.equal(err.code, "ERELEASED");
+    assert.equal(lock.signal.aborted, false, "not a loss: nobody else took or released it");
+    assert.equal(lock.held, false);
+    assert.equal((await admin.read(`${id}-work`)) === undefined, true, "nothing committed");
+  });
+});
+
 describe("onWait", () => {
   it("a promise it returns that rejects ends the wait with its reason, never unhandled", async () => {
     const holder = await process_("h").locks.acquire(id);
