@@ -188,6 +188,7 @@ describe("dynamolock dashboard in a browser", { skip }, () => {
     assert.match(svg, /alpha/);
     assert.match(svg, /beta/);
     assert.match(svg, /class="fence">2</);
+    assert.doesNotMatch(svg, / done</, "no demo worker notes on holders seen from outside");
   });
 
   it("with --allow-release: a force-release button, behind a confirmation", async (t) => {

@@ -138,6 +138,7 @@ export class History {
       lockId: id,
       leaseMs: leaseMs ?? 0,
       heartbeatMs: 0,
+      laneNotes: false,
       caption: {
         title: `Who held lock “${id}” when`,
         subtitle: `as this dashboard saw it by polling since ${new Date(first.at).toLocaleTimeString()} (kept in its memory; the table records no history) · ${seen.length} changes seen`,

@@ -18,6 +18,12 @@ export interface TimelineSettings {
    * draws a lock's observed history with this same code).
    */
   readonly caption?: { readonly title: string; readonly subtitle: string; readonly axis: string };
+  /**
+   * Each lane's note ("3 done", "killed"): what a demo worker achieved. Off where lanes are holders
+   * seen from outside, which do not report their work (the dashboard).
+   * @default true
+   */
+  readonly laneNotes?: boolean;
 }
 
 /** Okabe–Ito colours: distinct for colour-blind readers too. */
@@ -107,10 +113,12 @@ export function renderTimeline(model: DemoModel, settings: TimelineSettings): st
     out.push(`<rect x="${LEFT}" y="${y}" width="${plotWidth}" height="${LANE}" class="lane"/>`);
     out.push(`<circle cx="${LEFT - 128}" cy="${y + LANE / 2}" r="6" fill="${colorOf(w.name)}"/>`);
     out.push(`<text x="${LEFT - 116}" y="${y + LANE / 2 + 5}" class="lane-name start">${esc(w.name)}</text>`);
-    const note = w.status === "killed" ? "killed" : `${w.completed} done`;
-    out.push(
-      `<text x="${LEFT - 14}" y="${y + LANE / 2 + 5}" class="lane-note${w.status === "killed" ? " danger" : ""}">${note}</text>`,
-    );
+    if (settings.laneNotes !== false) {
+      const note = w.status === "killed" ? "killed" : `${w.completed} done`;
+      out.push(
+        `<text x="${LEFT - 14}" y="${y + LANE / 2 + 5}" class="lane-note${w.status === "killed" ? " danger" : ""}">${note}</text>`,
+      );
+    }
   }
 
   // ---- worker spans ----
