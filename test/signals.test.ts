@@ -177,9 +177,7 @@ describe("signal on transact", () => {
     await gate.sent();
     const reason = new Error("caller gave up");
     stop.abort(reason);
-    // transact() leaves the abort to the SDK, which notices it in its HTTP handler: let the held
-    // request reach it (unlike update(), it does not reject while a middleware still holds it).
-    gate.open();
+    // Rejects while the request is still held: the caller stops waiting at once.
     const err = await write.then(
       () => assert.fail("expected a rejection"),
       (e: unknown) => e,
@@ -188,6 +186,7 @@ describe("signal on transact", () => {
     assert.equal(err.code, "EABORTED");
     assert.equal(err.writeUncertain, true);
     assert.equal(err.cause, reason);
+    gate.open();
     // Whatever became of the write, the lock is still ours and releases normally.
     assert.equal(lock.signal.aborted, false);
     await lock.release();
