@@ -1,186 +1,36 @@
 #!/usr/bin/env node
 /**
- * AWS DynamoDB Local for the conformance suite: fetched from Maven Central into the git-ignored
- * .cache/ folder (its licence forbids redistributing it, so it is never committed or published),
- * started on a free port, and stopped by its own pid.
+ * AWS DynamoDB Local for the conformance suite, through the package's own implementation
+ * (src/ddb-local.ts, which `dynamolock/testing` and `dynamolock serve --engine ddb-local` use too):
+ * fetched with Maven into the git-ignored .cache/ folder (its licence forbids redistributing it, so it
+ * is never committed or published), started on a free port, and stopped by its own pid. Run with
+ * tsx (`node --import tsx`), as the npm scripts do, since it imports the TypeScript source.
  *
- *   node scripts/ddb-local.mjs test [test files...]  start it, run the behaviour tests against it, stop it
- *   node scripts/ddb-local.mjs start                 start it and keep it running until Ctrl-C
- *   node scripts/ddb-local.mjs fetch                 only fetch it
+ *   node --import tsx scripts/ddb-local.mjs test [test files...]  start it, run the behaviour tests against it, stop it
+ *   node --import tsx scripts/ddb-local.mjs start                 start it and keep it running until Ctrl-C
+ *   node --import tsx scripts/ddb-local.mjs fetch                 only fetch it
  *
  * Needs Java 17+ (`java` on PATH, or JAVA_HOME) and, for the first fetch, Maven (`mvn`).
  */
-import { spawn, spawnSync } from "node:child_process";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { request } from "node:http";
-import { createServer } from "node:net";
+import { spawn } from "node:child_process";
+import { readdirSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import {
+  fetchDynamoDBLocal,
+  startDynamoDBLocalProcess,
+  DDB_LOCAL_VERSION as version,
+} from "../src/ddb-local.ts";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-const pom = join(root, "tools", "ddb-local", "pom.xml");
-/** The version is pinned in the pom alone; read it from there so the two cannot disagree. */
-const version = /<ddblocal\.version>([^<]+)<\/ddblocal\.version>/.exec(readFileSync(pom, "utf8"))?.[1];
-if (version === undefined) throw new Error(`No <ddblocal.version> in ${pom}`);
-const dir = join(root, ".cache", "ddb-local", version);
-const jar = join(dir, `DynamoDBLocal-${version}.jar`);
-
-/** How long a start may take before we give up (a cold JVM on a busy 2-core machine: a few seconds). */
-const START_TIMEOUT_MS = 120_000;
-/** How long a stopping server gets for its shutdown hooks before SIGKILL. */
-const STOP_GRACE_MS = 5_000;
+/** The project's own cache stays in the repository (git-ignored), apart from the users' default. */
+const cacheDir = join(root, ".cache");
 
 function log(message) {
   process.stderr.write(`[ddb-local] ${message}\n`);
 }
 
-/** Fetches DynamoDB Local (and its native sqlite4java libraries) with Maven, unless already there. */
-export function fetchDynamoDBLocal() {
-  if (existsSync(jar)) return dir;
-  log(`fetching DynamoDB Local ${version} from Maven Central into ${dir} ...`);
-  const mvn = spawnSync(
-    process.platform === "win32" ? "mvn.cmd" : "mvn",
-    ["-q", "-B", "-f", pom, "dependency:copy-dependencies"],
-    // Maven's own output (even quiet, it prints terminal escapes) is shown only if it fails.
-    { stdio: ["ignore", "pipe", "pipe"], encoding: "utf8", maxBuffer: 64 * 1024 * 1024 },
-  );
-  if (mvn.error !== undefined) {
-    throw new Error(
-      `Could not run Maven (${mvn.error.message}). DynamoDB Local is fetched with Maven: install it (and Java 17+), or run your own DynamoDB Local and point the suite at it with DYNAMOLOCK_TEST_ENDPOINT (see docs/servers.md)`,
-    );
-  }
-  if (mvn.status !== 0 || !existsSync(jar)) {
-    process.stderr.write(`${mvn.stdout ?? ""}${mvn.stderr ?? ""}\n`);
-    throw new Error(`Fetching DynamoDB Local with Maven failed (exit ${mvn.status}); see its output above`);
-  }
-  return dir;
-}
-
-function freePort() {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address();
-      server.close(() => resolvePort(port));
-    });
-  });
-}
-
-/** Resolves true if anything answers HTTP at the endpoint (DynamoDB Local answers a bare GET with 400). */
-function answers(port) {
-  return new Promise((resolveAnswer) => {
-    const req = request({ host: "127.0.0.1", port, path: "/", method: "GET", timeout: 1_000 }, (res) => {
-      res.resume();
-      resolveAnswer(true);
-    });
-    req.once("timeout", () => req.destroy());
-    req.once("error", () => resolveAnswer(false));
-    req.end();
-  });
-}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-/** Servers started by this process, so an exit or a signal never leaves one behind. */
-const running = new Set();
-let exitHookInstalled = false;
-function installExitHook() {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.on("exit", () => {
-    for (const pid of running) {
-      try {
-        process.kill(pid, "SIGKILL");
-      } catch {
-        // Already gone.
-      }
-    }
-  });
-}
-
-/**
- * Starts DynamoDB Local in memory on 127.0.0.1:<free port> and waits until it answers.
- * Resolves to { endpoint, port, pid, startMs, stop(), exited }: stop() ends it by its pid; exited
- * settles when it has ended.
- */
-export async function startDynamoDBLocal() {
-  fetchDynamoDBLocal();
-  const javaHome = process.env.JAVA_HOME;
-  const java = javaHome ? join(javaHome, "bin", "java") : "java";
-  // The port is chosen before java binds it; another process could take it in between, so retry.
-  for (let attempt = 1; ; attempt++) {
-    const port = await freePort();
-    const started = performance.now();
-    const child = spawn(
-      java,
-      [
-        `-Djava.library.path=${dir}`,
-        "-cp",
-        join(dir, "*"),
-        "software.amazon.dynamodb.services.local.main.ServerRunner",
-        "-inMemory",
-        "-sharedDb",
-        "-port",
-        String(port),
-        "-disableTelemetry",
-      ],
-      { stdio: ["ignore", "pipe", "pipe"] },
-    );
-    let output = "";
-    const keep = (chunk) => {
-      output = (output + chunk).slice(-8_000);
-    };
-    child.stdout.on("data", keep);
-    child.stderr.on("data", keep);
-    let exited = false;
-    const exit = new Promise((resolveExit) => {
-      child.once("exit", (code, signal) => {
-        exited = true;
-        running.delete(child.pid);
-        resolveExit({ code, signal });
-      });
-      child.once("error", (error) => {
-        exited = true;
-        resolveExit({ error });
-      });
-    });
-    if (child.pid !== undefined) running.add(child.pid);
-    installExitHook();
-
-    const stop = async () => {
-      if (exited) return;
-      child.kill("SIGTERM");
-      const timer = setTimeout(() => {
-        if (!exited) child.kill("SIGKILL");
-      }, STOP_GRACE_MS);
-      await exit;
-      clearTimeout(timer);
-    };
-
-    while (!exited && performance.now() - started < START_TIMEOUT_MS) {
-      if (await answers(port)) {
-        const startMs = Math.round(performance.now() - started);
-        return { endpoint: `http://127.0.0.1:${port}`, port, pid: child.pid, startMs, stop, exited: exit };
-      }
-      await sleep(100);
-    }
-    if (!exited) {
-      await stop();
-      throw new Error(`DynamoDB Local did not answer within ${START_TIMEOUT_MS} ms. Its output:\n${output}`);
-    }
-    const result = await exit;
-    if (result.error !== undefined) {
-      throw new Error(
-        `Could not start Java (${result.error.message}): DynamoDB Local needs Java 17+ on PATH or JAVA_HOME`,
-      );
-    }
-    if (attempt < 3 && /address already in use|BindException/i.test(output)) continue;
-    throw new Error(
-      `DynamoDB Local exited during start (code ${result.code}, signal ${result.signal}). Its output:\n${output}`,
-    );
-  }
-}
+const startDynamoDBLocal = () => startDynamoDBLocalProcess({ cacheDir, log });
 
 /** The behaviour test files, as `npm test` runs them (the shell glob test/*.test.ts, expanded here). */
 function testFiles() {
@@ -254,7 +104,7 @@ async function main() {
   const [command = "test", ...rest] = process.argv.slice(2);
   switch (command) {
     case "fetch":
-      log(`DynamoDB Local ${version} is in ${fetchDynamoDBLocal()}`);
+      log(`DynamoDB Local ${version} is in ${fetchDynamoDBLocal({ cacheDir, log })}`);
       return 0;
     case "start":
       return serve();

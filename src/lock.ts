@@ -335,6 +335,23 @@ export class Lock<Data extends object = LockData> implements AsyncDisposable {
     );
     signal?.throwIfAborted();
     const input = guardedTransaction(checked, this.guard());
+    // The SDK notices an abort only in its HTTP handler, not while the request waits before it
+    // (credentials, a retry's backoff): stop waiting at once, as update() and release() do. The
+    // write goes on, so a lost lock is still detected from its real outcome.
+    return stopWaitingOnAbort(
+      this.#transact(input, checked.length, signal),
+      signal,
+      () => true,
+      this.id,
+      "guarded write",
+    );
+  }
+
+  async #transact(
+    input: ReturnType<typeof guardedTransaction>,
+    count: number,
+    signal: AbortSignal | undefined,
+  ): Promise<TransactWriteItemsCommandOutput> {
     try {
       return await trace(transactChannel, this.#traced, () =>
         this.#context.client.send(
@@ -345,7 +362,7 @@ export class Lock<Data extends object = LockData> implements AsyncDisposable {
     } catch (err) {
       // The transaction was sent: it may have committed.
       if (signal?.aborted) throw abortedAfterSending(signal, this.id, "guarded write");
-      const failure = guardedWriteFailure(err, checked.length, this.id);
+      const failure = guardedWriteFailure(err, count, this.id);
       if (!failure.lockLost) throw this.#onReplicatedTable(failure.error, err);
       // Our own release, sent meanwhile, also fails the guard: that is not a loss.
       if (this.#release !== undefined) await this.#release.catch(() => undefined);

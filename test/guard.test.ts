@@ -154,7 +154,7 @@ describe("guarded writes", () => {
     const err = await lock.transact([setBalance("forced", 999, lock.fence)]).catch((e: unknown) => e);
     assert.ok(err instanceof LockLostError, String(err));
     assert.equal(err.reason, "released");
-    assert.match(err.message, /forceRelease/);
+    assert.match(err.message, /force-released by someone else/);
     assert.equal(lock.signal.aborted, true);
     assert.equal(lock.signal.reason, err);
     assert.equal(await balanceOf("forced"), 10);

@@ -89,6 +89,28 @@ describe("package entry points", { skip }, () => {
     }
   });
 
+  it("the main entry's import graph reaches neither dynamolock/testing, DynamoDB Local nor dynalite", async () => {
+    // Walks the built ES modules' static and dynamic relative imports from dist/esm/index.js: a
+    // module the graph does not reach cannot be loaded by `import "dynamolock"`.
+    const seen = new Set<string>();
+    const visit = async (url: URL) => {
+      if (seen.has(url.href)) return;
+      seen.add(url.href);
+      const source = await readFile(url, "utf8");
+      for (const [, spec] of source.matchAll(/(?:from|import)\s*\(?\s*"([^"]+)"/g)) {
+        if (spec === undefined) continue;
+        assert.ok(!/dynalite/.test(spec), `${url.pathname} imports ${spec}`);
+        if (spec.startsWith(".")) await visit(new URL(spec, url));
+      }
+    };
+    await visit(new URL("dist/esm/index.js", root));
+    const reached = [...seen].map((href) => href.slice(new URL("dist/esm/", root).href.length));
+    assert.ok(reached.includes("client.js"), `the walk follows imports: ${reached.join(", ")}`);
+    for (const forbidden of ["testing.js", "ddb-local.js"]) {
+      assert.ok(!reached.includes(forbidden), `dynamolock reaches ${forbidden}`);
+    }
+  });
+
   it("import('dynamolock') gives the ES module build, without loading dynalite", async () => {
     const { stdout } = await run(
       process.execPath,

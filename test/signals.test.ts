@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { CreateTableCommand, type DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { LockClient, LockError } from "../src/index.js";
 import { type Backend, startBackend, uniqueName } from "./support/backend.js";
 
@@ -19,13 +19,13 @@ after(() => backend.close());
  * Holds every UpdateItem at the moment it is sent (past the SDK, before the network) until
  * released: `sent()` resolves when the next one arrives.
  */
-function gateUpdates(client: DynamoDBClient) {
+function gateUpdates(client: DynamoDBClient, command = "UpdateItemCommand") {
   let closed = false;
   let arrived: (() => void) | undefined;
   const waiting: (() => void)[] = [];
   client.middlewareStack.add(
     (next, context) => async (args) => {
-      if (closed && context.commandName === "UpdateItemCommand") {
+      if (closed && context.commandName === command) {
         arrived?.();
         await new Promise<void>((resolve) => waiting.push(resolve));
       }
@@ -141,6 +141,55 @@ describe("signal on update, release, forceRelease", () => {
     });
     gate.open();
     await holder.close().catch(() => undefined);
+    await locks.close();
+    client.destroy();
+  });
+});
+
+describe("signal on transact", () => {
+  it("a guarded write aborted after it was sent rejects with EABORTED and writeUncertain", async (t) => {
+    if (!backend.capabilities.transactions) {
+      t.skip(`${backend.name} has no TransactWriteItems (runs under npm run test:ddb-local)`);
+      return;
+    }
+    const client = backend.newClient();
+    const gate = gateUpdates(client, "TransactWriteItemsCommand");
+    const locks = new LockClient({ table: uniqueName(), client, leaseMs: 60_000 });
+    await locks.createTable();
+    const data = uniqueName("accounts");
+    await backend.client.send(
+      new CreateTableCommand({
+        TableName: data,
+        KeySchema: [{ AttributeName: "id", KeyType: "HASH" }],
+        AttributeDefinitions: [{ AttributeName: "id", AttributeType: "S" }],
+        BillingMode: "PAY_PER_REQUEST",
+      }),
+    );
+    const lock = await locks.acquire("transact-sent");
+    gate.close();
+    const stop = new AbortController();
+    const write = lock.transact(
+      [{ Put: { TableName: data, Item: { id: { S: "a" }, fence: { N: String(lock.fence) } } } }],
+      {
+        signal: stop.signal,
+      },
+    );
+    await gate.sent();
+    const reason = new Error("caller gave up");
+    stop.abort(reason);
+    // Rejects while the request is still held: the caller stops waiting at once.
+    const err = await write.then(
+      () => assert.fail("expected a rejection"),
+      (e: unknown) => e,
+    );
+    assert.ok(err instanceof LockError);
+    assert.equal(err.code, "EABORTED");
+    assert.equal(err.writeUncertain, true);
+    assert.equal(err.cause, reason);
+    gate.open();
+    // Whatever became of the write, the lock is still ours and releases normally.
+    assert.equal(lock.signal.aborted, false);
+    await lock.release();
     await locks.close();
     client.destroy();
   });

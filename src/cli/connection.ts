@@ -59,6 +59,7 @@ export function connect(values: Values): Connection {
     endpoint,
     local,
     profile: profile ?? process.env.AWS_PROFILE,
+    region: region ?? (process.env.AWS_REGION || process.env.AWS_DEFAULT_REGION || undefined),
   };
   return { client: new DynamoDBClient(config), endpoint, local };
 }

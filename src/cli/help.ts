@@ -62,7 +62,7 @@ Commands:
   release      force-release a lock someone else holds (--force)
   create-table create the lock table (on-demand billing)
   data         read (get) or write (set) the data stored with a lock
-  serve        start a local DynamoDB-compatible server for development (dynalite)
+  serve        start a local DynamoDB-compatible server for development (dynalite or DynamoDB Local)
   demo         watch worker processes share a lock on an embedded server (nothing to set up)
 
 Run \`dynamolock <command> --help\` for its options and examples.
@@ -294,15 +294,19 @@ Examples:
   echo '{"paused": true}' | dynamolock data set -t locks -i sync --wait 1m --file -
 `,
 
-  serve: `Usage: dynamolock serve [--port 8000] [--path DIR]
+  serve: `Usage: dynamolock serve [--engine dynalite|ddb-local] [--port 8000] [--path DIR]
 
-Starts a local DynamoDB-compatible server (dynalite) on 127.0.0.1 for development and prints the
-endpoint to use. In memory unless --path is given. Stops on Ctrl-C (SIGINT) or SIGTERM.
-Needs the dynalite package (npm install --save-dev dynalite).
+Starts a local DynamoDB-compatible server on 127.0.0.1 for development and prints the endpoint to
+use. In memory unless --path is given. Stops on Ctrl-C (SIGINT) or SIGTERM.
+dynalite (the default) needs the dynalite package (npm install --save-dev dynalite) and has no
+transactions or TTL. ddb-local is AWS's DynamoDB Local, with transactions (guarded writes) and
+TTL: it needs Java 17+, and Maven (mvn) to fetch it on first use into $DYNAMOLOCK_CACHE_DIR, else
+$XDG_CACHE_HOME/dynamolock, else ~/.cache/dynamolock.
 
 Options:
+  --engine NAME         dynalite (default) or ddb-local
   --port PORT           the port to listen on (default: 8000; 0 picks a free one)
-  --path DIR            keep the data in DIR (LevelDB) across restarts
+  --path DIR            keep the data in DIR (LevelDB for dynalite, SQLite for ddb-local)
   -h, --help            show this help
 
 Examples:

@@ -13,6 +13,13 @@ export interface ErrorContext {
   readonly endpoint?: string | undefined;
   readonly local?: boolean;
   readonly profile?: string | undefined;
+  /** The region from --region or the environment, when known: names AWS's endpoint host. */
+  readonly region?: string | undefined;
+}
+
+/** The host the SDK talks to for DynamoDB in a region when no endpoint is configured. */
+export function awsDynamoDBHost(region: string): string {
+  return `dynamodb.${region}.amazonaws.com${region.startsWith("cn-") ? ".cn" : ""}`;
 }
 
 /**
@@ -30,6 +37,8 @@ interface Described {
   name?: string;
   message?: string;
   code?: string;
+  /** Set by Node on DNS failures (ENOTFOUND, EAI_AGAIN): the host that did not resolve. */
+  hostname?: string;
   $metadata?: unknown;
   cause?: unknown;
   errors?: unknown[];
@@ -87,6 +96,20 @@ export function heldError(err: LockHeldError, waitMs: number): CliError {
       ? "not waiting (pass --wait to wait)"
       : `gave up after waiting ${formatDuration(err.waitedMs)}`;
   return new CliError(`lock "${err.lockId}" is held by ${describeHolder(err)}; ${waited}`, EXIT.held);
+}
+
+/**
+ * With no endpoint configured, the SDK picked AWS's host for the region: name it, so "cannot reach"
+ * says where to look (DNS, proxy, firewall). The failing socket's own hostname wins when the error
+ * carries one (ENOTFOUND does); else the region's host, when the region is known here.
+ */
+function unreachableAwsHost(chain: readonly Described[], context: ErrorContext): string {
+  const named = chain.find((e) => typeof e.hostname === "string" && e.hostname !== "")?.hostname;
+  if (named !== undefined) return ` at ${named}`;
+  if (context.region !== undefined && context.region !== "") {
+    return ` at ${awsDynamoDBHost(context.region)} (AWS's endpoint for region ${context.region})`;
+  }
+  return " at AWS's endpoint for the configured region";
 }
 
 export function explain(err: unknown, context: ErrorContext = {}): Explained {
@@ -154,7 +177,7 @@ export function explain(err: unknown, context: ErrorContext = {}): Explained {
     if ((e.code !== undefined && NETWORK_CODES.has(e.code)) || e.name === "TimeoutError") {
       const hint = context.local ? " (is `dynamolock serve` running?)" : "";
       return {
-        message: `cannot reach DynamoDB${where}: ${e.code ?? e.name}${hint}`,
+        message: `cannot reach DynamoDB${where || unreachableAwsHost(chain, context)}: ${e.code ?? e.name}${hint}`,
         exitCode: EXIT.unavailable,
       };
     }

@@ -258,6 +258,9 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
       });
     } catch (err) {
       if (err instanceof Interrupted) {
+        // The status line is still drawn (after the terminal's "^C"): erase it first, or the
+        // message would be appended to it and the prompt would come back mid-line.
+        watcher?.stop();
         log(`interrupted by ${err.signal} while waiting for lock "${id}"`);
         return 128 + (constants.signals[err.signal] ?? 0);
       }

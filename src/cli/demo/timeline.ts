@@ -145,6 +145,8 @@ export function renderTimeline(model: DemoModel, settings: TimelineSettings): st
 
   // ---- the lock item lane: whose name the item carried ----
   const ordered = [...model.acquisitions].sort((a, b) => a.fence - b.fence);
+  /** Right edge of the last fence label drawn above the lane, so labels above never overlap. */
+  let aboveUntil = -Infinity;
   for (const a of ordered) {
     let end = a.releasedAt;
     const killedHere = model.kill !== undefined && model.kill.fence === a.fence;
@@ -152,24 +154,34 @@ export function renderTimeline(model: DemoModel, settings: TimelineSettings): st
     const sx = x(a.at);
     const width = Math.max(1.5, x(end) - sx);
     const y = bar(lockLaneY);
+    // A tooltip on every bar (the HTML view and browsers show it on hover), so even a hold too
+    // narrow for any label still tells its fence and holder.
+    const tip = `<title>${esc(`fence ${a.fence}: ${a.worker}, ${seconds(end - a.at)}`)}</title>`;
     if (killedHere && model.kill !== undefined) {
       const alive = Math.max(1.5, x(model.kill.at) - sx);
       out.push(
-        `<rect x="${sx.toFixed(1)}" y="${y}" width="${alive.toFixed(1)}" height="${BAR}" rx="3" fill="${colorOf(a.worker)}"/>`,
+        `<rect x="${sx.toFixed(1)}" y="${y}" width="${alive.toFixed(1)}" height="${BAR}" rx="3" fill="${colorOf(a.worker)}">${tip}</rect>`,
       );
       out.push(
-        `<rect x="${(sx + alive).toFixed(1)}" y="${y}" width="${Math.max(0, width - alive).toFixed(1)}" height="${BAR}" fill="url(#dead)" stroke="${DANGER}" stroke-width="1"/>`,
+        `<rect x="${(sx + alive).toFixed(1)}" y="${y}" width="${Math.max(0, width - alive).toFixed(1)}" height="${BAR}" fill="url(#dead)" stroke="${DANGER}" stroke-width="1">${tip}</rect>`,
       );
     } else {
       out.push(
-        `<rect x="${sx.toFixed(1)}" y="${y}" width="${width.toFixed(1)}" height="${BAR}" rx="3" fill="${colorOf(a.worker)}"/>`,
+        `<rect x="${sx.toFixed(1)}" y="${y}" width="${width.toFixed(1)}" height="${BAR}" rx="3" fill="${colorOf(a.worker)}">${tip}</rect>`,
       );
     }
     const labelled = killedHere && model.kill !== undefined ? x(model.kill.at) - sx : width;
-    if (labelled >= fenceLabelWidth(a.fence)) {
+    const labelWidth = fenceLabelWidth(a.fence);
+    if (labelled >= labelWidth) {
       out.push(
         `<text x="${(sx + labelled / 2).toFixed(1)}" y="${y + BAR / 2 + 4.5}" class="fence">${a.fence}</text>`,
       );
+    } else if (sx + labelled / 2 - labelWidth / 2 >= aboveUntil) {
+      // Too narrow for the number inside: write it just above the bar, in ink, unless that would
+      // overlap the previous one (a run of narrow holds keeps every other label and all tooltips).
+      const cx = sx + labelled / 2;
+      out.push(`<text x="${cx.toFixed(1)}" y="${y - 3}" class="fence-above">${a.fence}</text>`);
+      aboveUntil = cx + labelWidth / 2 + 2;
     }
   }
 
@@ -290,6 +302,7 @@ export function renderTimeline(model: DemoModel, settings: TimelineSettings): st
     .tick { font-size: 11px; fill: ${MUTED}; text-anchor: middle; }
     .axis-label { font-size: 11px; fill: ${MUTED}; text-anchor: end; }
     .fence { font-size: 11px; font-weight: 700; fill: #fff; text-anchor: middle; }
+    .fence-above { font-size: 10px; font-weight: 700; fill: ${INK}; text-anchor: middle; }
     .wait { fill: #c5ccd6; }
     .beat { stroke: ${INK}; stroke-width: 1.2; opacity: 0.6; }
     .kill line { stroke: ${DANGER}; stroke-width: 3.5; stroke-linecap: round; }
