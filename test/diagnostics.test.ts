@@ -9,6 +9,7 @@ import { trace } from "../src/diagnostics.js";
 import { LockClient, type LostMessage, type TakeoverMessage } from "../src/index.js";
 import { systemRuntime } from "../src/runtime.js";
 import { type Backend, startBackend, uniqueName } from "./support/backend.js";
+import { eventually } from "./support/wait.js";
 
 let backend: Backend;
 before(async () => {
@@ -96,8 +97,10 @@ describe("diagnostics channels", () => {
       assert.deepEqual(takeovers, [
         { table, lockId: "job", fence: taken.fence, previousHolder: held.holder, previousFence: held.fence },
       ]);
-      // The old holder learns at its next heartbeat.
-      await new Promise((resolve) => held.signal.addEventListener("abort", resolve, { once: true }));
+      // The old holder learns at its next heartbeat. Its timers do not keep the process alive (a
+      // process that exits while holding a lock behaves as a crash): wait with a timer that does,
+      // or against a server in another process the event loop would empty first.
+      await eventually(() => held.signal.aborted, "the old holder's heartbeat to find the takeover");
       assert.equal(losses.length, 1);
       assert.deepEqual(
         { ...losses[0], error: undefined },
