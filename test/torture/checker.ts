@@ -161,6 +161,11 @@ export function check(input: CheckInput): CheckResult {
     const final = input.finals.get(id);
     if (final?.n === undefined) continue;
     const ends = input.ends.filter((e) => e.id === id && e.tx !== undefined);
+    for (const e of ends.filter((e) => e.tx?.outcome === "moved")) {
+      violations.push(
+        `"${id}": the second counter moved under ${e.worker} (fence ${e.fence}), past ${e.tx?.seen}`,
+      );
+    }
     const acked = ends.filter((e) => e.tx?.outcome === "acked").length;
     // A holder killed inside may have committed its guarded write before dying.
     const unknown =

@@ -28,6 +28,12 @@ export interface Counter {
 /** What became of a write: answered yes, refused for certain, or unknown. */
 export type Outcome = "acked" | "rejected" | "uncertain";
 
+/**
+ * Of the guarded write: `skipped` (the counter could not be read, so nothing was sent), `moved` (it
+ * had changed under the holder, which only a second holder could do: a violation).
+ */
+export type TxOutcome = Outcome | "skipped" | "moved";
+
 export interface StartRecord {
   readonly t: "start";
   readonly worker: string;
@@ -53,7 +59,7 @@ export interface EndRecord {
   readonly outcome: Outcome;
   readonly wrote: { counter: number; tag: string };
   /** The second counter (guarded writes), when the server has transactions. */
-  readonly tx?: { outcome: Outcome | "skipped"; seen: number };
+  readonly tx?: { outcome: TxOutcome; seen: number };
   readonly error?: string;
 }
 
@@ -83,7 +89,7 @@ async function guardedIncrement(
   lock: Lock<Counter>,
   client: Reader,
   options: NonNullable<SectionOptions["transact"]>,
-): Promise<{ outcome: Outcome | "skipped"; seen: number }> {
+): Promise<{ outcome: TxOutcome; seen: number }> {
   const key = counterKey(options.attribute, options.key);
   let seen: number;
   try {
