@@ -203,10 +203,13 @@ export async function runTorture(options: TortureOptions): Promise<TortureResult
     ];
     const changeFaults = () => {
       if (!running) return;
-      const slot = random.pick(slots);
+      let slot = random.pick(slots);
       if (random.chance(0.35)) slot.proxy.clear();
       else {
         const [kind, plan] = random.pick(plans);
+        // A partition is most telling on a holder: it must learn of its loss before anyone takes over.
+        const holders = slots.filter((s) => s.open !== undefined);
+        if (kind === "partition" && holders.length > 0 && random.chance(0.7)) slot = random.pick(holders);
         episodes[kind] = (episodes[kind] ?? 0) + 1;
         slot.proxy.set(plan());
         // A partition lasts from a fraction of a lease to a few: longer than a lease loses the lock.
