@@ -230,7 +230,7 @@ describe("contention through the proxy, each fault alone and mixed", () => {
         let errors = 0;
         await Promise.all(
           workers.map(async ({ locks, client }, i) => {
-            for (let round = 0; round < 3; round++) {
+            for (let round = 0; round < 2; round++) {
               try {
                 await runSection(
                   locks,

@@ -22,7 +22,7 @@ after(async () => {
 describe("torture, short mode", () => {
   it("processes contending under faults and kills: no violation", { timeout: 120_000 }, async () => {
     const result = await runTorture({
-      durationMs: 12_000,
+      durationMs: 10_000,
       workers: 4,
       ids: 2,
       leaseMs: 1_500,
