@@ -14,7 +14,13 @@ import { FAULT_KINDS, type FaultKind, FaultProxy, stampAttempts } from "./suppor
 import { testSeed } from "./support/random.js";
 import { eventually } from "./support/wait.js";
 import { check, type FinalState } from "./torture/checker.js";
-import { type Counter, type EndRecord, runSection, type StartRecord } from "./torture/section.js";
+import {
+  type Counter,
+  type EndRecord,
+  runSection,
+  type SectionRecord,
+  type StartRecord,
+} from "./torture/section.js";
 
 const unhandled: unknown[] = [];
 process.on("unhandledRejection", (reason) => unhandled.push(reason));
@@ -220,7 +226,8 @@ describe("contention through the proxy, each fault alone and mixed", () => {
         const id = `contend-${name}`;
         const starts: StartRecord[] = [];
         const ends: EndRecord[] = [];
-        const emit = (r: StartRecord | EndRecord) => (r.t === "start" ? starts.push(r) : ends.push(r));
+        const emit = (r: SectionRecord) =>
+          r.t === "start" ? starts.push(r) : r.t === "end" ? ends.push(r) : 0;
         const links = await Promise.all([0, 1, 2].map(() => proxy()));
         const workers = links.map((p, i) => {
           const client = clientVia(p);
@@ -279,7 +286,7 @@ describe("the checks can fail", () => {
     const id = "broken";
     const starts: StartRecord[] = [];
     const ends: EndRecord[] = [];
-    const emit = (r: StartRecord | EndRecord) => (r.t === "start" ? starts.push(r) : ends.push(r));
+    const emit = (r: SectionRecord) => (r.t === "start" ? starts.push(r) : r.t === "end" ? ends.push(r) : 0);
     const workers = await Promise.all(
       [0, 1, 2].map(async (i) => {
         const client = clientVia(await proxy());

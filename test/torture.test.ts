@@ -116,7 +116,22 @@ describe("the torture's checker catches", () => {
     );
     assert.match(v.join(), /stored 1@a:1, expected 1@b:2/);
   });
-  it("a killed holder's section ends when it was seen dead, and a section that never ended", () => {
+  it("a killed holder's section ends when it began its release, if it did", () => {
+    const kills = [{ worker: "a", at: 25_000_000n }];
+    const starts = [start("a", 1, 0, [0, null]), start("b", 2, 20, [1, "a:1"])];
+    const ends = [end("b", 2, 30, "acked", 1)];
+    const final = { counter: 2, tag: "b:2" };
+    const stop = { t: "stop" as const, worker: "a", id: "x", fence: 1, at: ms(15) };
+    assert.deepEqual(
+      check({ starts, ends, stops: [stop], kills, finals: new Map([["x", final]]) }).violations,
+      [],
+    );
+    assert.match(
+      run(starts, ends, final, kills).join(),
+      /began 5 ms before a \(fence 1\) stopped \(killed\)/,
+    );
+  });
+  it("a killed holder's section ends when it was killed, and a section that never ended", () => {
     const kills = [{ worker: "a", at: 25_000_000n }];
     const v = run(
       [start("a", 1, 0, [0, null]), start("b", 2, 20, [0, null]), start("c", 3, 40, [0, null])],

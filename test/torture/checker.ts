@@ -10,7 +10,7 @@
  * - the second counter (guarded writes) holds at least every acknowledged increment and at most
  *   those plus the ones whose outcome is unknown.
  */
-import type { EndRecord, Outcome, StartRecord } from "./section.js";
+import type { EndRecord, Outcome, StartRecord, StopRecord } from "./section.js";
 
 export interface Kill {
   readonly worker: string;
@@ -27,6 +27,8 @@ export interface FinalState {
 export interface CheckInput {
   readonly starts: readonly StartRecord[];
   readonly ends: readonly EndRecord[];
+  /** When holders stopped acting as owners; only needed for those killed before their end record. */
+  readonly stops?: readonly StopRecord[];
   readonly kills: readonly Kill[];
   readonly finals: ReadonlyMap<string, FinalState>;
 }
@@ -90,13 +92,19 @@ export function check(input: CheckInput): CheckResult {
       continue;
     }
     killedInSection++;
-    // Killed inside: it may have sent its release (with its increment) before it died.
+    // Killed inside: it may have sent its release (with its increment) before it died, and it
+    // stopped acting as the owner at the kill, or earlier if it had begun its release or learnt
+    // of its loss.
+    const stop = (input.stops ?? []).find(
+      (r) => r.worker === s.worker && r.id === s.id && r.fence === s.fence,
+    );
+    const stoppedAt = stop !== undefined && BigInt(stop.at) < kill.at ? BigInt(stop.at) : kill.at;
     sections.push({
       worker: s.worker,
       id: s.id,
       fence: s.fence,
       start,
-      end: kill.at,
+      end: stoppedAt,
       lossAt: undefined,
       outcome: "uncertain",
       killed: true,
@@ -115,10 +123,11 @@ export function check(input: CheckInput): CheckResult {
     for (const s of byStart) {
       if (latest !== undefined) {
         if (s.start <= latest.end) {
-          const how =
-            latest.lossAt === undefined && latest.outcome !== "acked" && !latest.killed
-              ? " (its loss was not signalled first)"
-              : "";
+          const how = latest.killed
+            ? " (killed)"
+            : latest.lossAt !== undefined
+              ? " (its loss was signalled, too late)"
+              : ` (its loss was not signalled first; its release: ${latest.outcome})`;
           violations.push(
             `"${id}": ${s.worker} (fence ${s.fence}) began ${Number(latest.end - s.start) / 1e6} ms before ${latest.worker} (fence ${latest.fence}) stopped${how}`,
           );

@@ -6,11 +6,13 @@
  *   npm run torture -- --minutes 10 [--server dynalite|ddb-local] [--workers 6] [--ids 3]
  *                      [--lease 2000] [--seed N] [--endpoint http://127.0.0.1:PORT --transactions]
  *                      [--broken]   (a deliberately broken lock: the run must report violations)
+ *                      [--records FILE]   (every record as JSON lines, to study a violation)
  *
  * Exits 0 with no violation, 1 with any, 2 on a usage error.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
+import { writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { GetItemCommand } from "@aws-sdk/client-dynamodb";
 import { LockClient } from "../../src/index.js";
@@ -18,7 +20,7 @@ import { localClient, startLocalDynamoDB } from "../../src/testing.js";
 import { FAULT_KINDS, type FaultPlan, FaultProxy } from "../support/proxy.js";
 import { Random } from "../support/random.js";
 import { type CheckResult, check, type FinalState, type Kill } from "./checker.js";
-import { type Counter, counterKey, type EndRecord, type StartRecord } from "./section.js";
+import { type Counter, counterKey, type EndRecord, type StartRecord, type StopRecord } from "./section.js";
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = "true";
 
@@ -34,6 +36,8 @@ export interface TortureOptions {
   readonly transactions?: boolean;
   readonly broken?: boolean;
   readonly log?: (line: string) => void;
+  /** Write every record and kill to this file (JSON lines), to study a violation. */
+  readonly recordsFile?: string;
 }
 
 export interface TortureResult extends CheckResult {
@@ -85,6 +89,7 @@ export async function runTorture(options: TortureOptions): Promise<TortureResult
   const slots: Slot[] = [];
   const starts: StartRecord[] = [];
   const ends: EndRecord[] = [];
+  const stops: StopRecord[] = [];
   const kills: Kill[] = [];
   const errors: Record<string, number> = {};
   const episodes: Record<string, number> = {};
@@ -129,6 +134,8 @@ export async function runTorture(options: TortureOptions): Promise<TortureResult
         } else if (record.t === "end") {
           ends.push(record as EndRecord);
           if (slot.name === name) slot.open = undefined;
+        } else if (record.t === "stop") {
+          stops.push(record as StopRecord);
         } else if (record.t === "error") {
           const key = `${record.name}`;
           errors[key] = (errors[key] ?? 0) + 1;
@@ -227,9 +234,11 @@ export async function runTorture(options: TortureOptions): Promise<TortureResult
         const slot = random.pick(holders);
         slot.killed = true;
         slot.child.kill("SIGKILL");
+        // The signal is queued when kill() returns: the process runs no more of its code after
+        // that (microseconds at most). Its exit is seen later, by however much this busy event
+        // loop lags, which would make an end too late to judge overlaps by.
+        kills.push({ worker: slot.name, at: process.hrtime.bigint() });
         slot.exited.then(() => {
-          // Seen dead only now: a conservative end for its open section.
-          kills.push({ worker: slot.name, at: process.hrtime.bigint() });
           if (running) spawnWorker(slot);
         });
       }
@@ -284,7 +293,17 @@ export async function runTorture(options: TortureOptions): Promise<TortureResult
         ...(n === undefined ? {} : { n }),
       });
     }
-    const result = check({ starts, ends, kills, finals });
+    const result = check({ starts, ends, stops, kills, finals });
+    if (options.recordsFile !== undefined) {
+      const lines = [
+        ...starts,
+        ...ends,
+        ...stops,
+        ...kills.map((k) => ({ t: "kill", worker: k.worker, at: String(k.at) })),
+        ...[...finals].map(([id, f]) => ({ t: "final", id, ...f })),
+      ].map((r) => JSON.stringify(r));
+      writeFileSync(options.recordsFile, `${lines.join("\n")}\n`);
+    }
     const faulted: Record<string, number> = {};
     let forwarded = 0;
     for (const slot of slots) {
@@ -404,6 +423,7 @@ async function main(): Promise<number> {
       ...(endpoint === undefined ? {} : { endpoint }),
       transactions,
       broken: args.broken === true,
+      ...(typeof args.records === "string" ? { recordsFile: args.records } : {}),
       log: (line) => process.stderr.write(`${line}\n`),
     });
     process.stdout.write(`${summary(result, server)}\n`);

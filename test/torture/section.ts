@@ -63,7 +63,20 @@ export interface EndRecord {
   readonly error?: string;
 }
 
-export type SectionRecord = StartRecord | EndRecord;
+/**
+ * Written the moment a holder stops acting as the owner (it begins its release, or learns of its
+ * loss), before anything else: a holder killed right after leaves this, not its end record. (A
+ * write to a pipe is synchronous on Linux, so the record is out before the next line runs.)
+ */
+export interface StopRecord {
+  readonly t: "stop";
+  readonly worker: string;
+  readonly id: string;
+  readonly fence: number;
+  readonly at: string;
+}
+
+export type SectionRecord = StartRecord | EndRecord | StopRecord;
 
 export interface SectionOptions {
   readonly waitMs: number;
@@ -152,6 +165,7 @@ export async function runSection(
   let lossAt: bigint | undefined;
   const onLoss = () => {
     lossAt = now();
+    emit({ t: "stop", worker, id, fence: lock.fence, at: String(lossAt) });
   };
   lock.signal.addEventListener("abort", onLoss, { once: true });
   if (lock.signal.aborted) onLoss();
@@ -165,6 +179,7 @@ export async function runSection(
 
   const wrote = { counter: seen.counter + 1, tag };
   const releaseAt = now();
+  emit({ t: "stop", worker, id, fence: lock.fence, at: String(releaseAt) });
   let outcome: Outcome = "acked";
   let error: string | undefined;
   try {
