@@ -97,6 +97,17 @@ export async function runTorture(options: TortureOptions): Promise<TortureResult
   const problems: string[] = [];
   let processes = 0;
 
+  // Interrupted (Ctrl-C): no worker outlives the run.
+  const onSignal = () => {
+    for (const slot of slots) {
+      slot.killed = true;
+      slot.child.kill("SIGKILL");
+    }
+    process.exit(130);
+  };
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+
   const spawnWorker = (slot: Slot) => {
     slot.generation++;
     slot.name = `w${slot.index}.${slot.generation}`;
@@ -325,6 +336,8 @@ export async function runTorture(options: TortureOptions): Promise<TortureResult
       errors,
     };
   } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
     running = false;
     for (const timer of timers) clearTimeout(timer);
     for (const slot of slots) {

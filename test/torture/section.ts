@@ -82,6 +82,8 @@ export interface SectionOptions {
   readonly waitMs: number;
   /** Time spent inside the section (a random part of it), ms. */
   readonly workMs: number;
+  /** If set, one section in five works up to this long instead. */
+  readonly longWorkMs?: number;
   /** Where the second counter lives: an item of the lock table written only by lock.transact(). */
   readonly transact?: { readonly table: string; readonly key: string; readonly attribute: string };
   readonly random?: () => number;
@@ -173,7 +175,10 @@ export async function runSection(
   emit({ t: "start", worker, id, fence: lock.fence, start: String(start), seen, tag });
 
   const random = options.random ?? Math.random;
-  await new Promise((resolve) => setTimeout(resolve, random() * options.workMs));
+  // Now and then a long section, outliving several heartbeats (and, under a partition, the lease:
+  // then its loss must be signalled here, before anyone else's section begins).
+  const work = options.longWorkMs !== undefined && random() < 0.2 ? options.longWorkMs : options.workMs;
+  await new Promise((resolve) => setTimeout(resolve, random() * work));
   const tx =
     options.transact === undefined ? undefined : await guardedIncrement(lock, client, options.transact);
 

@@ -62,6 +62,7 @@ for (let seq = 0; !stopping; seq++) {
       {
         waitMs: leaseMs * 4,
         workMs: leaseMs / 5,
+        longWorkMs: leaseMs * 1.5,
         random: () => random.next(),
         ...(COUNTER_ATTRIBUTE
           ? { transact: { table: TABLE, key: `counter2#${id}`, attribute: COUNTER_ATTRIBUTE } }
