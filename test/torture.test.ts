@@ -116,6 +116,14 @@ describe("the torture's checker catches", () => {
     );
     assert.match(v.join(), /stored 1@a:1, expected 1@b:2/);
   });
+  it("a loss learnt (even while releasing) after the next holder began", () => {
+    const v = run(
+      [start("a", 1, 0, [0, null]), start("b", 2, 20, [0, null])],
+      [end("a", 1, 10, "rejected", 0, { lossAt: ms(25) }), end("b", 2, 30, "acked", 0)],
+      { counter: 1, tag: "b:2" },
+    );
+    assert.match(v.join(), /a \(fence 1\) learnt of its loss 5 ms after b \(fence 2\) began/);
+  });
   it("a killed holder's section ends when it began its release, if it did", () => {
     const kills = [{ worker: "a", at: 25_000_000n }];
     const starts = [start("a", 1, 0, [0, null]), start("b", 2, 20, [1, "a:1"])];

@@ -3,6 +3,7 @@
  *
  * - sections of one id never overlap in time (a section ends when its holder began its release or
  *   learnt of its loss; a killed holder's, when it was killed);
+ * - a holder that learnt of its loss (even while releasing) learnt it before any later section began;
  * - fences strictly increase in the order sections began;
  * - the counter follows a chain: each section saw what the last applied write left, where an
  *   acknowledged write must have been applied and a refused one must not (so no acknowledged
@@ -38,6 +39,8 @@ export interface CheckResult {
   readonly acquisitions: number;
   readonly takeovers: number;
   readonly lossesSignalled: number;
+  /** Of those, the ones learnt inside the section (before the release began). */
+  readonly lostInSection: number;
   readonly acked: number;
   readonly uncertain: number;
   readonly rejected: number;
@@ -125,11 +128,19 @@ export function check(input: CheckInput): CheckResult {
         if (s.start <= latest.end) {
           const how = latest.killed
             ? " (killed)"
-            : latest.lossAt !== undefined
+            : latest.lossAt !== undefined && latest.lossAt <= latest.end
               ? " (its loss was signalled, too late)"
               : ` (its loss was not signalled first; its release: ${latest.outcome})`;
           violations.push(
             `"${id}": ${s.worker} (fence ${s.fence}) began ${Number(latest.end - s.start) / 1e6} ms before ${latest.worker} (fence ${latest.fence}) stopped${how}`,
+          );
+        }
+        // The holder learns first: a loss learnt of (even while releasing) came before any later
+        // section began.
+        for (const p of byStart) {
+          if (p.start >= s.start || p.lossAt === undefined || p.lossAt <= s.start) continue;
+          violations.push(
+            `"${id}": ${p.worker} (fence ${p.fence}) learnt of its loss ${Number(p.lossAt - s.start) / 1e6} ms after ${s.worker} (fence ${s.fence}) began`,
           );
         }
         if (s.fence <= latest.fence) {
@@ -195,6 +206,7 @@ export function check(input: CheckInput): CheckResult {
     acquisitions: sections.length,
     takeovers,
     lossesSignalled: sections.filter((s) => s.lossAt !== undefined).length,
+    lostInSection: sections.filter((s) => s.lossAt !== undefined && s.lossAt <= s.end).length,
     acked: count("acked"),
     uncertain: count("uncertain"),
     rejected: count("rejected"),

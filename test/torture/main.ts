@@ -365,7 +365,7 @@ export function summary(r: TortureResult, server: string): string {
     `torture on ${server}: ${r.workers} processes (${r.processes} started), ${Math.round(r.durationMs / 1000)} s, seed ${r.seed}`,
     `  acquisitions:      ${r.acquisitions} (takeovers ${r.takeovers})`,
     `  holders killed:    ${r.kills} (${r.killedInSection} inside a section)`,
-    `  losses signalled:  ${r.lossesSignalled}`,
+    `  losses signalled:  ${r.lossesSignalled} (${r.lostInSection} inside a section, the others while releasing)`,
     `  counter writes:    ${r.acked} acknowledged, ${r.uncertain} unknown, ${r.rejected} refused`,
     `  guarded writes:    ${r.txAcked} acknowledged, ${r.txUncertain} unknown`,
     `  fault episodes:    ${kinds(r.episodes)}`,

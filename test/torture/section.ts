@@ -53,7 +53,7 @@ export interface EndRecord {
   readonly fence: number;
   /** When the holder stopped acting as the owner: it began its release, or learnt of the loss. */
   readonly end: string;
-  /** When lock.signal aborted, if it did before the release began. */
+  /** When lock.signal aborted, if it did (before the release began, or while it ran). */
   readonly lossAt?: string;
   readonly lossReason?: string;
   readonly outcome: Outcome;
@@ -201,7 +201,8 @@ export async function runSection(
     id,
     fence: lock.fence,
     end: String(lostFirst ? (lossAt as bigint) : releaseAt),
-    ...(lostFirst
+    // Also a loss learnt while releasing: it too must come before the next holder's section.
+    ...(lossAt !== undefined
       ? { lossAt: String(lossAt), lossReason: String((lock.signal.reason as LockError)?.reason) }
       : {}),
     outcome,
