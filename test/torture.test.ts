@@ -124,6 +124,14 @@ describe("the torture's checker catches", () => {
     );
     assert.match(v.join(), /a \(fence 1\) learnt of its loss 5 ms after b \(fence 2\) began/);
   });
+  it("but not a loss reported for a release that was applied (its answer lost, the lock taken again)", () => {
+    const v = run(
+      [start("a", 1, 0, [0, null]), start("b", 2, 20, [1, "a:1"])],
+      [end("a", 1, 10, "uncertain", 0, { lossAt: ms(25) }), end("b", 2, 30, "acked", 1)],
+      { counter: 2, tag: "b:2" },
+    );
+    assert.deepEqual(v, []);
+  });
   it("a killed holder's section ends when it began its release, if it did", () => {
     const kills = [{ worker: "a", at: 25_000_000n }];
     const starts = [start("a", 1, 0, [0, null]), start("b", 2, 20, [1, "a:1"])];

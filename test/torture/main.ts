@@ -7,12 +7,13 @@
  *                      [--lease 2000] [--seed N] [--endpoint http://127.0.0.1:PORT --transactions]
  *                      [--broken]   (a deliberately broken lock: the run must report violations)
  *                      [--records FILE]   (every record as JSON lines, to study a violation)
+ *   npm run torture -- --recheck FILE        (judge such records again)
  *
  * Exits 0 with no violation, 1 with any, 2 on a usage error.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { GetItemCommand } from "@aws-sdk/client-dynamodb";
 import { LockClient } from "../../src/index.js";
@@ -365,7 +366,8 @@ export function summary(r: TortureResult, server: string): string {
     `torture on ${server}: ${r.workers} processes (${r.processes} started), ${Math.round(r.durationMs / 1000)} s, seed ${r.seed}`,
     `  acquisitions:      ${r.acquisitions} (takeovers ${r.takeovers})`,
     `  holders killed:    ${r.kills} (${r.killedInSection} inside a section)`,
-    `  losses signalled:  ${r.lossesSignalled} (${r.lostInSection} inside a section, the others while releasing)`,
+    `  losses signalled:  ${r.lossesSignalled} (${r.lostInSection} inside a section, the others while releasing;`,
+    `                     ${r.appliedReleasesReportedLost} of those were releases applied but answered too late, reported lost as possibly written)`,
     `  counter writes:    ${r.acked} acknowledged, ${r.uncertain} unknown, ${r.rejected} refused`,
     `  guarded writes:    ${r.txAcked} acknowledged, ${r.txUncertain} unknown`,
     `  fault episodes:    ${kinds(r.episodes)}`,
@@ -406,6 +408,30 @@ async function main(): Promise<number> {
     if (!Number.isFinite(n) || n <= 0) throw new Error(`--${name} must be a positive number`);
     return n;
   };
+  if (typeof args.recheck === "string") {
+    // Judge the records of an earlier run again (e.g. after a change to the checker).
+    const records = readFileSync(args.recheck, "utf8")
+      .split("\n")
+      .filter((l) => l.length > 0)
+      .map((l) => JSON.parse(l) as { t: string } & Record<string, unknown>);
+    const finals = new Map<string, FinalState>(
+      records.filter((r) => r.t === "final").map((r) => [String(r.id), r as unknown as FinalState]),
+    );
+    const result = check({
+      starts: records.filter((r) => r.t === "start") as unknown as StartRecord[],
+      ends: records.filter((r) => r.t === "end") as unknown as EndRecord[],
+      stops: records.filter((r) => r.t === "stop") as unknown as StopRecord[],
+      kills: records
+        .filter((r) => r.t === "kill")
+        .map((r) => ({ worker: String(r.worker), at: BigInt(String(r.at)) })),
+      finals,
+    });
+    process.stdout.write(
+      `rechecked ${args.recheck}: ${result.acquisitions} acquisitions, losses signalled ${result.lossesSignalled} (${result.lostInSection} inside a section, ${result.appliedReleasesReportedLost} applied releases reported lost), violations ${result.violations.length}\n`,
+    );
+    for (const v of result.violations.slice(0, 50)) process.stdout.write(`  - ${v}\n`);
+    return result.violations.length === 0 ? 0 : 1;
+  }
   const minutes = num("minutes", 0);
   const durationMs = minutes > 0 ? minutes * 60_000 : num("seconds", 60) * 1000;
   const server = String(args.server ?? (args.endpoint ? "endpoint" : "dynalite"));
