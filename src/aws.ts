@@ -24,6 +24,20 @@ export function isConditionFailed(err: unknown): boolean {
   return asSdkError(err).name === "ConditionalCheckFailedException";
 }
 
+/**
+ * Removes the items a failed condition returned (`Item`, and each cancellation reason's `Item`)
+ * from an SDK error, in place, before it becomes the `cause` of an error we report: they hold
+ * whoever holds the lock now, with its owner token (what a takeover is conditioned on: a secret)
+ * and its data. Read what is needed from them first (oldItemOf).
+ */
+export function withoutReturnedItems<E>(err: E): E {
+  if (typeof err !== "object" || err === null) return err;
+  const e = err as { Item?: unknown; CancellationReasons?: { Item?: unknown }[] };
+  if ("Item" in e) delete e.Item;
+  for (const reason of e.CancellationReasons ?? []) if ("Item" in reason) delete reason.Item;
+  return err;
+}
+
 /** The old item a failed conditional write returned (`ReturnValuesOnConditionCheckFailure`), if any. */
 export function oldItemOf(err: unknown): Record<string, AttributeValue> | undefined {
   const item = asSdkError(err).Item;

@@ -11,7 +11,14 @@ import type {
   UpdateItemCommandInput,
 } from "@aws-sdk/client-dynamodb";
 import { GetItemCommand, TransactWriteItemsCommand, UpdateItemCommand } from "@aws-sdk/client-dynamodb";
-import { type DynamoDBSender, isConditionFailed, isRetryable, mayHaveBeenApplied, oldItemOf } from "./aws.js";
+import {
+  type DynamoDBSender,
+  isConditionFailed,
+  isRetryable,
+  mayHaveBeenApplied,
+  oldItemOf,
+  withoutReturnedItems,
+} from "./aws.js";
 import { backoffDelay } from "./backoff.js";
 import { decodeData, encodeData, type LockData } from "./data.js";
 import {
@@ -737,7 +744,8 @@ export class Lock<Data extends object = LockData> implements AsyncDisposable {
     this.#cancelHeartbeat();
     this.#expiryTimer?.cancel();
     const error = new LockLostError(this.id, reason, this.fence, detail, {
-      ...(cause === undefined ? {} : { cause }),
+      // The item a failed condition returned names the new holder's owner token: never pass it on.
+      ...(cause === undefined ? {} : { cause: withoutReturnedItems(cause) }),
       writeUncertain,
     });
     this.#lost.abort(error);

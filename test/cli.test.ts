@@ -251,7 +251,8 @@ describe("dynamolock status, release, data, create-table", { concurrency: 3 }, (
     assert.equal(heldStatus.code, 0, heldStatus.stderr);
     const s = JSON.parse(heldStatus.stdout);
     assert.deepEqual(Object.keys(s).sort(), [
-      "data",
+      "dataBytes",
+      "dataKeys",
       "exists",
       "expiresInMs",
       "fence",
@@ -276,7 +277,10 @@ describe("dynamolock status, release, data, create-table", { concurrency: 3 }, (
     assert.equal(typeof s.heartbeatAt, "number");
     assert.equal(typeof s.heartbeatAgeMs, "number");
     assert.equal(typeof s.expiresInMs, "number");
-    assert.deepEqual(s.data, { step: 4 });
+    // Keys and size, never values: `data get` prints those.
+    assert.deepEqual(s.dataKeys, ["step"]);
+    assert.equal(s.dataBytes, Buffer.byteLength('{"step":4}'));
+    assert.doesNotMatch(heldStatus.stdout, /"step":\s*4/);
 
     await held.release();
     const free = JSON.parse((await cli(["status", ...lockArgs("status-json"), "--json"], { env })).stdout);
@@ -288,7 +292,8 @@ describe("dynamolock status, release, data, create-table", { concurrency: 3 }, (
     const never = JSON.parse((await cli(["status", ...lockArgs("never-taken"), "--json"], { env })).stdout);
     assert.equal(never.exists, false);
     assert.equal(never.fence, 0);
-    assert.equal(never.data, null);
+    assert.equal(never.dataKeys, null);
+    assert.equal(never.dataBytes, null);
   });
 
   it("status in text names the holder", async () => {

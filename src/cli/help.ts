@@ -149,7 +149,8 @@ Options:
   --json                print one JSON object (fields below) instead of text
 
 JSON fields: table, id, exists, held, stale, holder, fence, heartbeatAt (ms since epoch),
-heartbeatAgeMs, leaseMs, expiresInMs, releasedAt, data. Absent values are null. "stale" means
+heartbeatAgeMs, leaseMs, expiresInMs, releasedAt, dataKeys, dataBytes (the data's top-level keys
+and its size as JSON: never its values, which \`dynamolock data get\` prints). Absent values are null. "stale" means
 held, but past its lease by this machine's clock: the holder is presumed dead. An acquire with
 the default clock-skew bound takes it over at once; one that trusts no wall clock
 (maxClockSkewMs Infinity) must watch it for one whole lease first.

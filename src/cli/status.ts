@@ -23,7 +23,12 @@ export interface StatusJson {
   readonly leaseMs: number | null;
   readonly expiresInMs: number | null;
   readonly releasedAt: number | null;
-  readonly data: LockData | null;
+  /**
+   * The stored data's top-level keys and its size as JSON, never its values: status output lands
+   * in logs and terminals, and data may be anything (`dynamolock data get` prints it).
+   */
+  readonly dataKeys: readonly string[] | null;
+  readonly dataBytes: number | null;
 }
 
 export function statusJson(
@@ -47,15 +52,15 @@ export function statusJson(
     leaseMs,
     expiresInMs: heartbeatAt === null || leaseMs === null ? null : heartbeatAt + leaseMs - now,
     releasedAt: info?.releasedAt ?? null,
-    data: info?.data ?? null,
+    dataKeys: info?.data === undefined ? null : Object.keys(info.data),
+    dataBytes: info?.data === undefined ? null : Buffer.byteLength(toJson(info.data, false)),
   };
 }
 
-function formatData(data: LockData | null): string {
-  if (data === null) return "(none)";
-  const line = toJson(data, false);
-  if (line.length <= 70) return line;
-  return toJson(data, true).replace(/\n/g, "\n             ");
+function formatData(s: StatusJson): string {
+  if (s.dataKeys === null) return "(none)";
+  const keys = s.dataKeys.length === 0 ? "no keys" : `keys ${s.dataKeys.join(", ")}`;
+  return `${s.dataBytes} bytes as JSON, ${keys} (values: dynamolock data get)`;
 }
 
 export async function statusCommand(argv: readonly string[]): Promise<number> {
@@ -106,6 +111,6 @@ export function renderStatus(s: StatusJson, color: boolean): string {
     if (s.releasedAt !== null)
       rows.push(["released", `${formatDuration(Math.max(0, Date.now() - s.releasedAt))} ago`]);
   }
-  if (s.exists) rows.push(["data", formatData(s.data)]);
+  if (s.exists) rows.push(["data", formatData(s)]);
   return `${head}${state}\n${rows.map(([k, v]) => `  ${c.dim(k.padEnd(10))} ${v}\n`).join("")}`;
 }
