@@ -602,7 +602,7 @@ export class Lock<Data extends object = LockData> implements AsyncDisposable {
       this.id,
       err.reason,
       this.fence,
-      `an attempt of the ${what} went unanswered, so its data may or may not have been written (the loss itself is the cause)`,
+      `an attempt of the ${what} may have been applied before the loss (one that went unanswered, or a copy the SDK or the network sent again), so its data may or may not have been written (the loss itself is the cause)`,
       { cause: err, writeUncertain: true },
     );
   }
