@@ -439,11 +439,11 @@ async function main(): Promise<number> {
   let endpoint = typeof args.endpoint === "string" ? args.endpoint : undefined;
   let transactions = args.transactions === true;
   if (server === "ddb-local") {
-    const specifier = new URL("../../scripts/ddb-local.mjs", import.meta.url).href;
-    const { startDynamoDBLocal } = (await import(specifier)) as {
-      startDynamoDBLocal: () => Promise<{ endpoint: string; pid: number; stop: () => Promise<void> }>;
-    };
-    const started = await startDynamoDBLocal();
+    // The package's own DynamoDB Local starter (src/ddb-local.ts), with the project's cache, as
+    // `npm run test:ddb-local` uses it.
+    const { startDynamoDBLocalProcess } = await import("../../src/ddb-local.js");
+    const cacheDir = fileURLToPath(new URL("../../.cache", import.meta.url));
+    const started = await startDynamoDBLocalProcess({ cacheDir });
     process.stderr.write(`DynamoDB Local on ${started.endpoint} (pid ${started.pid})\n`);
     endpoint = started.endpoint;
     stop = started.stop;
