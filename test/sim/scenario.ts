@@ -4,6 +4,7 @@
  * failing one can be shrunk by editing it and replayed from its seed plus the list of edits.
  */
 import { CLOCK_RATE_DRIFT } from "../../src/lease.js";
+import type { ProtocolKnobs } from "../../src/options.js";
 import { type NetworkSettings, QUIET_NETWORK } from "./network.js";
 import type { ClockSetting, StallSettings } from "./process.js";
 import { Random } from "./random.js";
@@ -67,20 +68,8 @@ export interface ProcessPlan {
 }
 
 /** Deliberate protocol faults (the library's internal knobs), for the tests that prove the search works. */
-export interface Knobs {
-  readonly takeoverEarlyMs?: number;
-  readonly takeoverIgnoresVersion?: boolean;
-  readonly renewOnExactVersion?: boolean;
-  readonly releaseSkipsQueue?: boolean;
-  readonly handOutLateAcquisitions?: boolean;
-  readonly releaseIgnoresReleasedBy?: boolean;
-  readonly forgetUncertainWrites?: boolean;
-  readonly wallStampBeforeSend?: boolean;
-  readonly renewIgnoresFence?: boolean;
-  readonly forceReleaseAnyOwner?: boolean;
-  readonly reuseAcquireToken?: boolean;
-  readonly trustFailedCondition?: boolean;
-}
+/** The library's deliberate protocol faults, one type for both sides (src/options.ts). */
+export type Knobs = ProtocolKnobs;
 
 export interface Scenario {
   readonly seed: number;
