@@ -142,7 +142,7 @@ const { startLocalDynamoDB } = require("dynamolock/testing");
       );
     });
   } finally {
-    server.stop();
+    await server.stop();
   }
   step(`all passed (${client})`);
 } finally {
@@ -225,5 +225,13 @@ process.stdin.resume();
     stdio: ["pipe", "pipe", "inherit"],
   });
   const [line] = await once(createInterface({ input: server.stdout }), "line");
-  return { endpoint: line, stop: () => server.stdin.end() };
+  // Stopped by its own pid, and waited for: the script must not leave a server behind.
+  const exited = once(server, "exit");
+  return {
+    endpoint: line,
+    stop: async () => {
+      if (server.exitCode === null && server.signalCode === null) server.kill("SIGKILL");
+      await exited;
+    },
+  };
 }

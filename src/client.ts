@@ -20,7 +20,7 @@ import {
 import { backoffDelay, waitBeforeNextPoll } from "./backoff.js";
 import { decodeData, type LockData } from "./data.js";
 import { acquireChannel, type TakeoverMessage, takeoverChannel, trace } from "./diagnostics.js";
-import { type HolderInfo, LockError, LockHeldError } from "./errors.js";
+import { type HolderInfo, LockError, type LockErrorCode, LockHeldError } from "./errors.js";
 import { judgeReplication, replicationOf, type TableReplication } from "./global-table.js";
 import { type LockRecord, parseRecord } from "./item.js";
 import { holderValidUntil, judge, type Observation, observe } from "./lease.js";
@@ -42,7 +42,7 @@ import {
   releaseRequest,
 } from "./requests.js";
 import { deadlineSignal, sleep, untilAborted } from "./runtime.js";
-import { type CreateTableOptions, createLockTable, tableError } from "./table.js";
+import { type CreateTableOptions, createLockTable, keySchemaMismatch, tableError } from "./table.js";
 import { fail, keyString, nonNegativeOrInfinite, optionalSignal, optionsObject } from "./validate.js";
 
 export interface AcquireOptions {
@@ -132,7 +132,9 @@ export class LockClient {
    * The look at the table (docs/global-tables.md), shared by every call until it has an answer:
    * undefined when allowed (or unknown), else why locks on this table are refused.
    */
-  #tableCheck: Promise<string | undefined> | undefined;
+  #tableCheck: Promise<{ readonly message: string; readonly code: LockErrorCode } | undefined> | undefined;
+  /** The table check saw the table's keys, and they are the expected ones. */
+  #keysMatch = false;
   /** What the table check found, for errors that depend on it (an MRSC table's limits). */
   #replication: TableReplication | undefined;
   #warnedTableUnknown = false;
@@ -395,10 +397,10 @@ export class LockClient {
     this.#tableCheck ??= this.#checkTable();
     const refusal = await untilAborted(this.#tableCheck, signal);
     // A new error for every call: error instances are never shared.
-    if (refusal !== undefined) throw new LockError(refusal, { code: "EGLOBALTABLE" });
+    if (refusal !== undefined) throw new LockError(refusal.message, { code: refusal.code });
   }
 
-  async #checkTable(): Promise<string | undefined> {
+  async #checkTable(): Promise<{ readonly message: string; readonly code: LockErrorCode } | undefined> {
     const { schema, runtime, leaseMs, singleWriterRegion } = this.#options;
     const bound = deadlineSignal(runtime, leaseMs, undefined, () => new Error("no answer"));
     let table: TableDescription | undefined;
@@ -432,13 +434,18 @@ export class LockClient {
       bound.dispose();
     }
     if (table === undefined) return undefined;
+    // The same answer tells whether the table has the keys this client expects: say so before the
+    // first lock request, naming both, rather than after a refused one.
+    const keys = keySchemaMismatch(table, schema);
+    if (keys !== undefined) return { message: keys.message, code: "EKEYSCHEMA" };
+    this.#keysMatch = true;
     const replication = replicationOf(table);
     const verdict = judgeReplication(replication, {
       table: schema.table,
       singleWriterRegion,
       clientRegion: await this.#clientRegion(),
     });
-    if (!verdict.ok) return verdict.error.message;
+    if (!verdict.ok) return { message: verdict.error.message, code: "EGLOBALTABLE" };
     this.#replication = replication;
     if (verdict.warning !== undefined) {
       process.emitWarning(`dynamolock: ${verdict.warning}`, { code: "DYNAMOLOCK_SINGLE_WRITER_REGION" });
@@ -480,7 +487,7 @@ export class LockClient {
     const bound = deadlineSignal(runtime, leaseMs, signal, () => new Error("no answer"));
     let table: LockError | undefined;
     try {
-      table = await tableError(this.#client, schema, err, bound.signal);
+      table = await tableError(this.#client, schema, err, bound.signal, this.#keysMatch);
     } finally {
       bound.dispose();
     }

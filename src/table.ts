@@ -88,11 +88,32 @@ const nameOf = (err: unknown) => (err as { name?: string } | null)?.name;
  * and the answer names the keys the table really has. Should DescribeTable itself fail (a policy
  * that does not allow it), the server's wording is the fallback.
  */
+const KEY_ADVICE =
+  "Pass the table's key names as `partitionKey` / `sortKey`, or use a table created by `createTable()`";
+
+/** A LockError naming both sides when the described table's keys are not the ones expected. */
+export function keySchemaMismatch(
+  table: TableDescription,
+  schema: KeySchema,
+  cause?: unknown,
+): LockError | undefined {
+  if (sameKeySchema(table, schema)) return undefined;
+  return new LockError(
+    `Table "${schema.table}" does not have the key schema this LockClient expects: it has ${describeTableKeys(table)}; this LockClient expects ${describeKeys(schema)}. ${KEY_ADVICE}`,
+    { code: "EKEYSCHEMA", ...(cause === undefined ? {} : { cause }) },
+  );
+}
+
+/**
+ * `keysMatch`: the client has already seen the table's description and its keys are the expected
+ * ones, so a ValidationException is something else and no DescribeTable is sent again.
+ */
 export async function tableError(
   client: DynamoDBSender,
   schema: KeySchema,
   err: unknown,
   abortSignal?: AbortSignal,
+  keysMatch = false,
 ): Promise<LockError | undefined> {
   const expected = `partition key "${schema.partitionKey}" (S)${schema.sortKey === undefined ? "" : ` and sort key "${schema.sortKey.name}" (S)`}`;
   if (nameOf(err) === "ResourceNotFoundException") {
@@ -101,9 +122,7 @@ export async function tableError(
       { code: "ENOTABLE", cause: err },
     );
   }
-  if (nameOf(err) !== "ValidationException") return undefined;
-  const advice =
-    "Pass the table's key names as `partitionKey` / `sortKey`, or use a table created by `createTable()`";
+  if (nameOf(err) !== "ValidationException" || keysMatch) return undefined;
   let table: TableDescription | undefined;
   try {
     const describe = new DescribeTableCommand({ TableName: schema.table });
@@ -111,15 +130,11 @@ export async function tableError(
   } catch (describeError) {
     if (!KEY_SCHEMA_MISMATCH.test((err as Error)?.message ?? "")) return undefined;
     return new LockError(
-      `Table "${schema.table}" does not seem to have the key schema this LockClient expects (${describeKeys(schema)}): ${(err as Error).message} (DescribeTable, which would tell, failed: ${(describeError as Error)?.message}). ${advice}`,
+      `Table "${schema.table}" does not seem to have the key schema this LockClient expects (${describeKeys(schema)}): ${(err as Error).message} (DescribeTable, which would tell, failed: ${(describeError as Error)?.message}). ${KEY_ADVICE}`,
       { code: "EKEYSCHEMA", cause: err },
     );
   }
-  if (table === undefined || sameKeySchema(table, schema)) return undefined;
-  return new LockError(
-    `Table "${schema.table}" does not have the key schema this LockClient expects: it has ${describeTableKeys(table)}; this LockClient expects ${describeKeys(schema)}. ${advice}`,
-    { code: "EKEYSCHEMA", cause: err },
-  );
+  return table === undefined ? undefined : keySchemaMismatch(table, schema, err);
 }
 
 export async function createLockTable(

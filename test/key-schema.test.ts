@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { LockClient, LockError } from "../src/index.js";
-import { type Backend, startBackend, uniqueName } from "./support/backend.js";
+import { type Backend, countRequests, startBackend, uniqueName } from "./support/backend.js";
 
 let backend: Backend;
 let table: string;
@@ -38,11 +38,28 @@ function rewordingValidation(client: DynamoDBClient): DynamoDBClient {
 }
 
 describe("key schema mismatch", () => {
+  it("is found by the first-use look at the table, before any lock request, with one DescribeTable", async () => {
+    const client = backend.newClient();
+    const counter = countRequests(client);
+    const wrong = new LockClient({ table, client, partitionKey: "other" });
+    for (const attempt of [() => wrong.acquire("x"), () => wrong.read("x")]) {
+      const err = await attempt().catch((e: unknown) => e);
+      assert.ok(err instanceof LockError, String(err));
+      assert.equal(err.code, "EKEYSCHEMA");
+      assert.match(err.message, /expects other \(S, HASH\)/);
+      assert.match(err.message, /has id \(S, HASH\)/);
+    }
+    assert.deepEqual(counter.byOperation(), { DescribeTable: 1 });
+    client.destroy();
+  });
+
   for (const worded of ["as the server words it", "worded another way"]) {
     it(`${worded}: a LockError naming the expected and the actual keys`, async () => {
       const client =
         worded === "as the server words it" ? backend.newClient() : rewordingValidation(backend.newClient());
-      const wrong = new LockClient({ table, client, partitionKey: "other" });
+      // Without the first-use look at the table, which names the keys before any lock request
+      // (tested below): this is the path of a request the server refused.
+      const wrong = new LockClient({ table, client, partitionKey: "other", checkTable: false });
       for (const attempt of [
         () => wrong.acquire("x"),
         () => wrong.read("x"),
@@ -61,7 +78,12 @@ describe("key schema mismatch", () => {
 
   it("a sort key the table does not have is named too", async () => {
     const client = rewordingValidation(backend.newClient());
-    const wrong = new LockClient({ table, client, sortKey: { name: "sk", value: "LOCK" } });
+    const wrong = new LockClient({
+      table,
+      client,
+      sortKey: { name: "sk", value: "LOCK" },
+      checkTable: false,
+    });
     const err = await wrong.acquire("x").catch((e: unknown) => e);
     assert.ok(err instanceof LockError, String(err));
     assert.match(err.message, /expects id \(S, HASH\), sk \(S, RANGE\)/);

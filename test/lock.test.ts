@@ -289,7 +289,7 @@ describe("tables", () => {
     const err = await wrong.acquire("x").catch((e: unknown) => e);
     assert.ok(err instanceof LockError, String(err));
     assert.match(err.message, /key schema/);
-    assert.ok(err.cause !== undefined);
+    assert.equal(err.code, "EKEYSCHEMA");
   });
 
   it("works on a table with a sort key (single-table design)", async () => {
