@@ -117,7 +117,7 @@ export function explain(err: unknown, context: ErrorContext = {}): Explained {
   if (err instanceof LockHeldError) return explain(heldError(err, err.waitedMs));
   if (err instanceof LockLostError) return { message: err.message, exitCode: EXIT.lost };
 
-  if (err instanceof LockError && /multi-Region eventual consistency|singleWriterRegion/.test(err.message)) {
+  if (err instanceof LockError && err.code === "EGLOBALTABLE") {
     // A global table where locks are not safe (docs/global-tables.md): the user's configuration.
     return {
       message: err.message
@@ -140,7 +140,7 @@ export function explain(err: unknown, context: ErrorContext = {}): Explained {
       };
     }
     if (
-      /exists with another key schema|does not have the key schema/.test(message) ||
+      (e instanceof LockError && e.code === "EKEYSCHEMA") ||
       (e.name === "ValidationException" &&
         /key element does not match the schema|missing the key|number of conditions on the keys is invalid|required keys was not given a value/i.test(
           message,
