@@ -14,7 +14,7 @@
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { Agent } from "node:http";
-import { cpus, totalmem } from "node:os";
+import { cpus, loadavg, totalmem } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -110,6 +110,11 @@ function stopServer(child: ChildProcess): Promise<void> {
   });
 }
 
+const loadAverage = () =>
+  loadavg()
+    .map((l) => l.toFixed(2))
+    .join(" / ");
+
 function header(servers: string[]): void {
   const sdk = version(join(root, "node_modules", "@aws-sdk", "client-dynamodb"));
   const cpuModel = cpus()[0]?.model ?? "unknown";
@@ -128,6 +133,9 @@ function header(servers: string[]): void {
     `- servers: ${servers.map((s) => (s === "dynalite" ? `dynalite ${version(join(root, "node_modules", "dynalite"))}` : "DynamoDB Local 3.3.1")).join(", ")}, each in its own process on 127.0.0.1`,
   );
   say(`- mode: ${quick ? "--quick (smoke run: few samples, do not quote)" : "full"}`);
+  say(
+    `- load average at the start (1/5/15 min): ${loadAverage()}${(loadavg()[0] ?? 0) > cpus().length ? ": above the CPU count, so other work shared the machine" : ""}`,
+  );
 }
 
 /** The library's cycle through user-brought clients with one setting changed each (docs/performance.md). */
@@ -158,6 +166,7 @@ interface ManyResult {
   loopDelayP99Ms: number;
   loopDelayMaxMs: number;
   lost: number;
+  lostWhileAcquiring: number;
   stillHeld: number;
   acquireMs: number;
 }
@@ -198,7 +207,7 @@ function manyTable(rows: (ManyResult | string)[], labels: string[]): string {
             fixed(r.bytesPerLock, 0),
             fixed(r.loopDelayP99Ms, 1),
             fixed(r.loopDelayMaxMs, 1),
-            `${r.lost} (${r.stillHeld}/${r.locks} held)`,
+            `${r.lost}${r.lostWhileAcquiring > 0 ? ` (${r.lostWhileAcquiring} of them while the rest were acquired)` : ""}`,
             fixed(r.acquireMs, 0),
           ],
     ),
@@ -390,4 +399,4 @@ if (sections.has("imports")) {
   say(importTable(results));
 }
 say();
-say(`Total: ${elapsed()}`);
+say(`Total: ${elapsed()}; load average at the end: ${loadAverage()}`);
