@@ -32,7 +32,7 @@ import {
   shapedFloorContender,
 } from "./cycle.js";
 import { importTable, measureImports } from "./imports.js";
-import { fixed, rowsFromJson, table } from "./stats.js";
+import { fixed, jsonIn, rowsFromJson, table } from "./stats.js";
 
 const benchDir = dirname(fileURLToPath(import.meta.url));
 const root = dirname(benchDir);
@@ -259,20 +259,8 @@ async function runContention(engine: string, processes: number): Promise<string>
   if (run.status !== 0)
     return `contention.ts failed (${run.status ?? run.signal}): ${run.stderr?.slice(-300)}`;
   const text = run.stdout.trim();
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    const last = text
-      .split("\n")
-      .reverse()
-      .find((l) => l.trim().startsWith("{") || l.trim().startsWith("["));
-    try {
-      parsed = JSON.parse(last ?? "");
-    } catch {
-      return `contention.ts printed no JSON: ${text.slice(-300)}`;
-    }
-  }
+  const parsed = jsonIn(text);
+  if (parsed === undefined) return `contention.ts printed no JSON: ${text.slice(-300)}`;
   const rows = rowsFromJson(parsed);
   return rows.length > 0 ? table(rows) : `\`\`\`\n${JSON.stringify(parsed, null, 2)}\n\`\`\``;
 }

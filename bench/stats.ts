@@ -87,3 +87,33 @@ export function rowsFromJson(value: unknown): string[][] {
           : JSON.stringify(v);
   return [keys, ...objects.map((o) => keys.map((k) => cell(o[k])))];
 }
+
+/**
+ * The JSON document another script printed, with or without log lines before it: the whole text
+ * if it parses, else the longest tail starting at a line that opens an object or an array, else
+ * any single such line (the last first). Undefined if there is none.
+ */
+export function jsonIn(text: string): unknown {
+  const parse = (candidate: string): { ok: boolean; value?: unknown } => {
+    try {
+      return { ok: true, value: JSON.parse(candidate) };
+    } catch {
+      return { ok: false };
+    }
+  };
+  const whole = parse(text);
+  if (whole.ok) return whole.value;
+  const lines = text.split("\n");
+  const opens = (line: string) => /^\s*[[{]/.test(line);
+  for (let i = 0; i < lines.length; i++) {
+    if (!opens(lines[i] as string)) continue;
+    const tail = parse(lines.slice(i).join("\n"));
+    if (tail.ok) return tail.value;
+  }
+  for (let i = lines.length - 1; i >= 0; i--) {
+    if (!opens(lines[i] as string)) continue;
+    const line = parse(lines[i] as string);
+    if (line.ok) return line.value;
+  }
+  return undefined;
+}

@@ -4,7 +4,16 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { alternation, fixed, percentile, ratio, rowsFromJson, summarize, table } from "../bench/stats.js";
+import {
+  alternation,
+  fixed,
+  jsonIn,
+  percentile,
+  ratio,
+  rowsFromJson,
+  summarize,
+  table,
+} from "../bench/stats.js";
 
 describe("bench helpers", () => {
   it("percentile takes the nearest rank of sorted samples", () => {
@@ -84,5 +93,13 @@ describe("bench helpers", () => {
       ["8", "100"],
     ]);
     assert.deepEqual(rowsFromJson("text"), []);
+  });
+
+  it("jsonIn finds the JSON a script printed, after its log lines too", () => {
+    assert.deepEqual(jsonIn('{"a":1}'), { a: 1 });
+    assert.deepEqual(jsonIn('starting server\n{\n  "rows": [1, 2]\n}\n'), { rows: [1, 2] });
+    assert.deepEqual(jsonIn('log\n{"a":1}\nmore log\n{"b":2}'), { b: 2 });
+    assert.deepEqual(jsonIn("[1,2]"), [1, 2]);
+    assert.equal(jsonIn("no json here\n{ broken"), undefined);
   });
 });
