@@ -119,6 +119,8 @@ export class LockClient {
   readonly #ownsClient: boolean;
   /** The locks this client holds, with their owner tokens. */
   readonly #held = new Map<Lock, string>();
+  /** The owner tokens of those locks, to tell "held by this client" without a scan of them all. */
+  readonly #heldOwners = new Set<string>();
   /** Acquires in progress: `close()` stops each one and waits for it to settle. */
   readonly #acquiring = new Set<{
     readonly id: string;
@@ -133,6 +135,8 @@ export class LockClient {
    * undefined when allowed (or unknown), else why locks on this table are refused.
    */
   #tableCheck: Promise<{ readonly message: string; readonly code: LockErrorCode } | undefined> | undefined;
+  /** The table check has allowed this table for good. */
+  #tableAllowed = false;
   /** The table check saw the table's keys, and they are the expected ones. */
   #keysMatch = false;
   /** What the table check found, for errors that depend on it (an MRSC table's limits). */
@@ -394,10 +398,15 @@ export class LockClient {
    */
   async #checkTableOnce(signal: AbortSignal | undefined): Promise<void> {
     if (!this.#options.checkTable) return;
+    if (this.#tableAllowed) return signal?.throwIfAborted();
     this.#tableCheck ??= this.#checkTable();
-    const refusal = await untilAborted(this.#tableCheck, signal);
+    const check = this.#tableCheck;
+    const refusal = await untilAborted(check, signal);
     // A new error for every call: error instances are never shared.
     if (refusal !== undefined) throw new LockError(refusal.message, { code: refusal.code });
+    // Allowed for good (a check whose answer may change is cleared, to be asked again): every later
+    // call skips the wait, a promise and an abort listener per acquire.
+    if (this.#tableCheck === check) this.#tableAllowed = true;
   }
 
   async #checkTable(): Promise<{ readonly message: string; readonly code: LockErrorCode } | undefined> {
@@ -548,7 +557,11 @@ export class LockClient {
       clockDrift: this.#options.clockDrift,
       knobs: this.#options.knobs,
       dataBudgetBytes: dataBudgetBytes(this.#options, id),
-      onSettled: (lock) => this.#held.delete(lock),
+      onSettled: (lock) => {
+        const owner = this.#held.get(lock);
+        if (owner !== undefined) this.#heldOwners.delete(owner);
+        this.#held.delete(lock);
+      },
       replicationMode: () => this.#replication?.mode,
     };
   }
@@ -791,7 +804,7 @@ export class LockClient {
   }
 
   #heldError(id: string, record: LockRecord | undefined, waitedMs: number): LockHeldError {
-    const mine = record?.owner !== undefined && [...this.#held.values()].includes(record.owner);
+    const mine = record?.owner !== undefined && this.#heldOwners.has(record.owner);
     return new LockHeldError(
       id,
       {
@@ -815,6 +828,7 @@ export class LockClient {
       sentAt,
     });
     this.#held.set(lock as unknown as Lock, owner);
+    this.#heldOwners.add(owner);
     return lock;
   }
 
