@@ -147,10 +147,10 @@ export function takeRequest(schema: KeySchema, id: string, p: TakeParams): Updat
     if (p.stale !== undefined) {
       extraNames["#stale"] = p.stale.token;
       removes.push("#holders.#stale");
-      used.push("#version");
       conditions.push(PART.sameKind);
       if (p.knobs?.evictIgnoresVersion === true) conditions.push("attribute_exists(#holders.#stale)");
       else {
+        used.push("#version");
         conditions.push(PART.entryObservedStale);
         values[":staleVersion"] = N(p.stale.version);
       }

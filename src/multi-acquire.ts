@@ -356,7 +356,8 @@ export class ExclusiveWait {
         staleIn = Math.min(staleIn, v.staleInMs);
         continue;
       }
-      await this.#send(removeEntryRequest(this.#ctx.options.schema, this.#id, token, e.version), signal);
+      const exact = this.#ctx.options.knobs?.evictIgnoresVersion === true ? undefined : e.version;
+      await this.#send(removeEntryRequest(this.#ctx.options.schema, this.#id, token, exact), signal);
       staleIn = 0;
     }
     return staleIn;
