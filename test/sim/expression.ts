@@ -677,6 +677,28 @@ function setDifference(
 }
 
 /**
+ * The static checks DynamoDB makes before it evaluates the condition: overlapping document paths
+ * (including two placeholders that name the same path) are a ValidationException even when the
+ * condition would fail.
+ */
+export function checkPaths(update: Update, b: Bindings): void {
+  const paths: string[][] = [];
+  for (const token of [
+    ...update.set.map((x) => x.name),
+    ...update.remove,
+    ...update.add.map((x) => x.name),
+    ...update.delete.map((x) => x.name),
+  ]) {
+    const path = b.path(token);
+    const prefix = (a: string[], c: string[]) => a.slice(0, c.length).every((x, i) => x === c[i]);
+    if (paths.some((o) => prefix(o, path) || prefix(path, o))) {
+      throw new ExpressionError("Two document paths overlap with each other");
+    }
+    paths.push(path);
+  }
+}
+
+/**
  * Applies an update to `old` (undefined: the item does not exist yet) and returns the new item and
  * the names of the attributes it touched. Every right-hand side is read from the old item, as
  * DynamoDB does; key attributes and overlapping paths are refused.
