@@ -773,7 +773,11 @@ export class LockClient {
       for (;;) {
         const arrivedAt = runtime.monotonicNow();
         lastSeen = record;
-        const readersIn = await exclusive.step(record, arrivedAt, signal).catch(giveUp);
+        // Only items a semaphore or a shared holder has used carry a kind: plain mutex ids skip this.
+        const readersIn =
+          record?.kind === undefined
+            ? undefined
+            : await exclusive.step(record, arrivedAt, signal).catch(giveUp);
         if (record?.owner === undefined && readersIn === undefined) break; // free: write again
         if (record?.owner === undefined) {
           // Shared holders are in: wait for them to leave (or be reclaimed as stale).

@@ -18,6 +18,7 @@ import {
 } from "@aws-sdk/client-dynamodb";
 import { type DynamoDBSender, isConditionFailed, isRetryable, mayHaveBeenApplied, oldItemOf } from "./aws.js";
 import { backoffDelay, waitBeforeNextPoll } from "./backoff.js";
+import type { WaitProgress } from "./client.js";
 import { LockError, type LockHeldError } from "./errors.js";
 import {
   describeKind,
@@ -104,9 +105,8 @@ export async function acquireMulti<L>(
   kind: HolderKind,
   waitMs: number,
   stop: AbortController,
-  onWait: ((progress: never) => unknown) | undefined,
+  onWait: ((progress: WaitProgress) => unknown) | undefined,
 ): Promise<L> {
-  void onWait; // progress reports are the mutex's (client.ts); not offered here yet
   const { signal } = stop;
   const { runtime, schema, holder, leaseMs, poll, clockDrift, knobs } = ctx.options;
   const started = runtime.monotonicNow();
@@ -293,11 +293,32 @@ export async function acquireMulti<L>(
     const arrivedAt = runtime.monotonicNow();
     const remaining = deadline - arrivedAt;
     if (remaining <= 0) giveUp(ctx.heldError(id, lastSeen, arrivedAt - started));
-    await sleep(
-      runtime,
-      waitBeforeNextPoll(backoffDelay(polls++, poll, runtime.random()), plan.staleInMs, remaining),
-      signal,
-    ).catch(giveUp);
+    const delay = waitBeforeNextPoll(
+      backoffDelay(polls++, poll, runtime.random()),
+      plan.staleInMs,
+      remaining,
+    );
+    if (onWait !== undefined) {
+      // As the mutex's wait (client.ts): a throw ends the wait, a rejection too, never unhandled.
+      let result: unknown;
+      try {
+        result = onWait({
+          lockId: id,
+          holder: lastSeen?.holder,
+          fence: lastSeen?.fence ?? 0,
+          heartbeatAt: lastSeen?.heartbeatAt,
+          leaseMs: lastSeen?.leaseMs,
+          waitedMs: arrivedAt - started,
+          nextLookInMs: delay,
+        });
+      } catch (err) {
+        giveUp(err);
+      }
+      if (typeof (result as PromiseLike<unknown> | undefined)?.then === "function") {
+        (result as PromiseLike<unknown>).then(undefined, (err: unknown) => stop.abort(err));
+      }
+    }
+    await sleep(runtime, delay, signal).catch(giveUp);
     plan = decideOrGiveUp(await look(pollRequest(schema, id)));
   }
 
@@ -321,7 +342,8 @@ export class ExclusiveWait {
   readonly #ctx: MultiContext;
   readonly #id: string;
   readonly #judge: Judge;
-  readonly #token: string;
+  /** Drawn at the first intent write: acquires of ids never used in shared mode draw nothing. */
+  #token: string | undefined;
   #version = 0;
   #refreshedAt = Number.NEGATIVE_INFINITY;
 
@@ -329,7 +351,6 @@ export class ExclusiveWait {
     this.#ctx = ctx;
     this.#id = id;
     this.#judge = new Judge(ctx.options, ctx.options.knobs?.takeoverEarlyMs ?? 0);
-    this.#token = ctx.options.runtime.token();
   }
 
   /**
@@ -365,7 +386,7 @@ export class ExclusiveWait {
 
   /** Withdraws our intent (the acquire gave up), best effort. */
   withdraw(): void {
-    if (this.#version === 0) return;
+    if (this.#version === 0 || this.#token === undefined) return;
     this.#ctx.cleanUp(withdrawIntentRequest(this.#ctx.options.schema, this.#id, this.#token));
   }
 
@@ -381,6 +402,7 @@ export class ExclusiveWait {
     } else if (intent !== undefined && arrivedAt - this.#refreshedAt < heartbeatMs) return;
     const sentAt = runtime.monotonicNow();
     const version = this.#version + 1;
+    this.#token ??= runtime.token();
     const input = intentRequest(schema, this.#id, {
       token: this.#token,
       version,

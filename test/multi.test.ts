@@ -181,6 +181,17 @@ describe("semaphores (permits: N)", () => {
     client.destroy();
   });
 
+  it("onWait reports each look while the permits are taken", async () => {
+    const held = await locks.acquire("sem-wait", { permits: 1 });
+    const seen: number[] = [];
+    await assert.rejects(
+      locks.acquire("sem-wait", { permits: 1, waitMs: 150, onWait: (p) => void seen.push(p.fence) }),
+      { code: "ELOCKHELD" },
+    );
+    assert.ok(seen.length >= 1 && seen.every((f) => f === held.fence));
+    await held.release();
+  });
+
   it("withLock runs under a permit and gives it back", async () => {
     const fence = await locks.withLock("sem-with", async (l) => l.fence, { permits: 1 });
     assert.ok(fence > 0);
@@ -209,7 +220,7 @@ describe("reader–writer locks (mode)", () => {
     await r3.release();
   });
 
-  it("a waiting writer's intent keeps new readers out; it gets in once the readers already in leave", async () => {
+  it("a waiting writer's intent keeps new readers out; it gets in once the readers already in leave", async (t) => {
     const r1 = await locks.acquire("rw-intent", { mode: "shared" });
     const writing = locks.acquire("rw-intent", { mode: "exclusive", waitMs: 30_000 });
     await eventually(
@@ -223,7 +234,10 @@ describe("reader–writer locks (mode)", () => {
     );
     assert.ok(r1.held, "the reader already in keeps its lock");
     await r1.release();
+    const releasedAt = performance.now();
     const w = await writing;
+    // Measured, not asserted (no wall-clock windows in tests): the sim checks the bound.
+    t.diagnostic(`writer in ${(performance.now() - releasedAt).toFixed(0)} ms after the last reader left`);
     assert.ok(w.fence > r1.fence);
     assert.equal((await rawItem("rw-intent"))?.intent, undefined, "the intent goes with the acquisition");
     await w.release();
