@@ -192,6 +192,37 @@ describe("semaphores (permits: N)", () => {
     await held.release();
   });
 
+  it("a guarded write commits only while the permit is held (servers with transactions)", async (t) => {
+    if (!backend.capabilities.transactions) {
+      t.skip(`${backend.name} has no TransactWriteItems`);
+      return;
+    }
+    const held = await locks.acquire("sem-guard", { permits: 2 });
+    const write = (n: number) => ({
+      Update: {
+        TableName: table,
+        Key: { id: { S: "sem-guard/resource" } },
+        UpdateExpression: "SET #n = :n",
+        ExpressionAttributeNames: { "#n": "n" },
+        ExpressionAttributeValues: { ":n": { N: String(n) } },
+      },
+    });
+    await held.transact([write(1)]);
+    assert.equal((await rawItem("sem-guard/resource"))?.n?.N, "1");
+    const token = Object.keys((await rawItem("sem-guard"))?.holders?.M ?? {})[0] as string;
+    await backend.client.send(
+      new UpdateItemCommand({
+        TableName: table,
+        Key: { id: { S: "sem-guard" } },
+        UpdateExpression: "REMOVE #h.#t",
+        ExpressionAttributeNames: { "#h": "holders", "#t": token },
+      }),
+    );
+    await assert.rejects(held.transact([write(2)]), LockLostError);
+    assert.equal((await rawItem("sem-guard/resource"))?.n?.N, "1", "nothing written without the permit");
+    assert.ok(held.signal.aborted);
+  });
+
   it("withLock runs under a permit and gives it back", async () => {
     const fence = await locks.withLock("sem-with", async (l) => l.fence, { permits: 1 });
     assert.ok(fence > 0);
