@@ -777,7 +777,7 @@ export class LockClient {
         const readersIn =
           record?.kind === undefined
             ? undefined
-            : await exclusive.step(record, arrivedAt, signal).catch(giveUp);
+            : await exclusive.step(record, arrivedAt, signal, deadline > arrivedAt).catch(giveUp);
         if (record?.owner === undefined && readersIn === undefined) break; // free: write again
         if (record?.owner === undefined) {
           // Shared holders are in: wait for them to leave (or be reclaimed as stale).

@@ -361,6 +361,8 @@ export class ExclusiveWait {
     record: LockRecord | undefined,
     arrivedAt: number,
     signal: AbortSignal,
+    /** The acquire will wait: a try that gives up at once records no intent. */
+    willWait: boolean,
   ): Promise<number | undefined> {
     if (record === undefined) return undefined;
     const holders = record.holders;
@@ -368,7 +370,7 @@ export class ExclusiveWait {
     if (count > 0 && record.kind !== "shared") throw mismatch(this.#id, undefined, record.kind);
     if (record.kind !== "shared") return undefined;
     if (record.owner === undefined && count === 0) return undefined;
-    await this.#intend(record, arrivedAt, signal);
+    if (willWait) await this.#intend(record, arrivedAt, signal);
     if (record.owner !== undefined || holders === undefined) return undefined;
     let staleIn = Number.POSITIVE_INFINITY;
     for (const [token, e] of holders) {
