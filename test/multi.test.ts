@@ -239,7 +239,11 @@ describe("reader–writer locks (mode)", () => {
     assert.ok(r2.fence > r1.fence);
     assert.equal(await locks.tryAcquire("rw-basic", { mode: "exclusive" }), undefined);
     assert.equal(await locks.tryAcquire("rw-basic"), undefined, "exclusive is the default");
-    assert.equal((await rawItem("rw-basic"))?.intent, undefined, "a try that does not wait records no intent");
+    assert.equal(
+      (await rawItem("rw-basic"))?.intent,
+      undefined,
+      "a try that does not wait records no intent",
+    );
     await r1.release();
     await r2.release();
     const w = await locks.acquire("rw-basic", { mode: "exclusive" });
