@@ -8,6 +8,7 @@ import {
   type GetItemCommandInput,
   type TableDescription,
   UpdateItemCommand,
+  type UpdateItemCommandInput,
 } from "@aws-sdk/client-dynamodb";
 import {
   configurationAdvice,
@@ -32,6 +33,8 @@ import {
   type SignalOptions,
   stopWaitingOnAbort,
 } from "./lock.js";
+import { acquireMulti, ExclusiveWait, type MultiContext } from "./multi-acquire.js";
+import { holderKindOf } from "./multi-options.js";
 import { dataBudgetBytes, type LockClientOptions, type ResolvedOptions, resolveOptions } from "./options.js";
 import {
   acquireRequest,
@@ -62,6 +65,18 @@ export interface AcquireOptions {
    * acquire rejects with it. The wait never awaits the promise.
    */
   readonly onWait?: (progress: WaitProgress) => unknown;
+  /**
+   * A counting semaphore: at most this many holders at once (a whole number from 1 to
+   * 1000: every holder's entry lives in the one item). Each holder has its own lease, fence and signal; the data is read-only.
+   * Every caller of one id must ask for the same number (else EMISMATCH).
+   */
+  readonly permits?: number;
+  /**
+   * Reader–writer locks: any number of `"shared"` holders, or one `"exclusive"` holder (the
+   * default, which is the plain mutex). Shared holders' data is read-only.
+   * @default "exclusive"
+   */
+  readonly mode?: "shared" | "exclusive";
 }
 
 /** What a waiting acquire knows: the holder as last read, and the wait so far. */
@@ -165,7 +180,14 @@ export class LockClient {
    */
   async acquire<Data extends object = LockData>(id: string, options?: AcquireOptions): Promise<Lock<Data>> {
     keyString("id", id, 2048);
-    const o = optionsObject<AcquireOptions>("options", options, ["waitMs", "signal", "onWait"]);
+    const o = optionsObject<AcquireOptions>("options", options, [
+      "waitMs",
+      "signal",
+      "onWait",
+      "permits",
+      "mode",
+    ]);
+    const kind = holderKindOf(o);
     const waitMs = o.waitMs === undefined ? 0 : nonNegativeOrInfinite("waitMs", o.waitMs);
     const signal = optionalSignal("signal", o.signal);
     if (o.onWait !== undefined && typeof o.onWait !== "function") fail("onWait", "a function", o.onWait);
@@ -178,7 +200,10 @@ export class LockClient {
     const acquiring = trace(
       acquireChannel,
       () => ({ table: this.table, lockId: id, waitMs }),
-      () => this.#acquire<Data>(id, waitMs, stop, o.onWait),
+      () =>
+        kind === undefined
+          ? this.#acquire<Data>(id, waitMs, stop, o.onWait)
+          : acquireMulti<Lock<Data>>(this.#multiContext(id), id, kind, waitMs, stop, o.onWait),
     );
     const entry = { id, stop, settled: acquiring.catch(() => undefined) };
     this.#acquiring.add(entry);
@@ -200,14 +225,25 @@ export class LockClient {
   /** Takes the lock if it is free (or its holder presumed dead); never waits. */
   async tryAcquire<Data extends object = LockData>(
     id: string,
-    options?: { readonly signal?: AbortSignal },
+    options?: {
+      readonly signal?: AbortSignal;
+      readonly permits?: number;
+      readonly mode?: "shared" | "exclusive";
+    },
   ): Promise<Lock<Data> | undefined> {
-    const signal = optionalSignal(
+    const o = optionsObject<Pick<AcquireOptions, "signal" | "permits" | "mode">>("options", options, [
       "signal",
-      optionsObject<SignalOptions>("options", options, ["signal"]).signal,
-    );
+      "permits",
+      "mode",
+    ]);
+    const signal = optionalSignal("signal", o.signal);
     try {
-      return await this.acquire<Data>(id, { waitMs: 0, ...(signal === undefined ? {} : { signal }) });
+      return await this.acquire<Data>(id, {
+        waitMs: 0,
+        ...(signal === undefined ? {} : { signal }),
+        ...(o.permits === undefined ? {} : { permits: o.permits }),
+        ...(o.mode === undefined ? {} : { mode: o.mode }),
+      });
     } catch (err) {
       if (err instanceof LockHeldError) return undefined;
       throw err;
@@ -601,8 +637,11 @@ export class LockClient {
     let lateWrites = 0;
     let lastSeen: LockRecord | undefined;
 
+    /** The exclusive side of a reader–writer lock (src/multi-acquire.ts); idle for plain mutex ids. */
+    const exclusive = new ExclusiveWait(this.#multiContext(id), id);
     const giveUp = (err: unknown): never => {
       for (const owner of unanswered) this.#cleanUp(id, owner);
+      exclusive.withdraw();
       throw err;
     };
 
@@ -747,7 +786,25 @@ export class LockClient {
       for (;;) {
         const arrivedAt = runtime.monotonicNow();
         lastSeen = record;
-        if (record?.owner === undefined) break; // free: write again
+        // Only items a semaphore or a shared holder has used carry a kind: plain mutex ids skip this.
+        const readersIn =
+          record?.kind === undefined
+            ? undefined
+            : await exclusive.step(record, arrivedAt, signal, deadline > arrivedAt).catch(giveUp);
+        if (record?.owner === undefined && readersIn === undefined) break; // free: write again
+        if (record?.owner === undefined) {
+          // Shared holders are in: wait for them to leave (or be reclaimed as stale).
+          const remaining = deadline - arrivedAt;
+          if (remaining <= 0) giveUp(this.#heldError(id, record, arrivedAt - started));
+          const delay = waitBeforeNextPoll(
+            backoffDelay(polls++, poll, runtime.random()),
+            readersIn ?? 0,
+            remaining,
+          );
+          await sleep(runtime, delay, signal).catch(giveUp);
+          record = await look(pollRequest(schema, id));
+          continue;
+        }
         const ours = written.get(record.owner);
         if (ours !== undefined) {
           // A write of ours went through after all. Its lease counts from when it was sent; the
@@ -803,6 +860,30 @@ export class LockClient {
     }
   }
 
+  #multiContext(id: string): MultiContext {
+    return {
+      options: this.#options,
+      client: this.#client,
+      adopt: <L>(token: string, record: LockRecord, sentAt: number): L => {
+        const lock = Lock.adopt(this.#context(id), {
+          id,
+          owner: token,
+          holder: this.#options.holder,
+          leaseMs: this.#options.leaseMs,
+          record,
+          sentAt,
+          entry: true,
+        });
+        this.#held.set(lock as unknown as Lock, token);
+        return lock as L;
+      },
+      translate: (err, message, lockId, signal) => this.#translate(err, message, lockId, signal),
+      heldError: (lockId, record, waitedMs) => this.#heldError(lockId, record, waitedMs),
+      cleanUp: (input) => this.#sendCleanUp(input),
+      closed: () => (this.#closed ? this.#closedError(id) : undefined),
+    };
+  }
+
   #heldError(id: string, record: LockRecord | undefined, waitedMs: number): LockHeldError {
     const mine = record?.owner !== undefined && this.#heldOwners.has(record.owner);
     return new LockHeldError(
@@ -838,8 +919,13 @@ export class LockClient {
    * full lease. Best effort: if this fails too, the lease runs out as after a crash.
    */
   #cleanUp(id: string, owner: string): void {
-    const { schema, runtime, leaseMs } = this.#options;
-    const input = releaseRequest(schema, id, { owner, wallNow: runtime.wallNow() });
+    const { schema, runtime } = this.#options;
+    this.#sendCleanUp(releaseRequest(schema, id, { owner, wallNow: runtime.wallNow() }));
+  }
+
+  /** Sends a best-effort write, bounded by a lease, that close() waits for. */
+  #sendCleanUp(input: UpdateItemCommandInput): void {
+    const { runtime, leaseMs } = this.#options;
     // Bounded, as close() waits for it: after a lease the lock frees itself anyway.
     const bound = deadlineSignal(runtime, leaseMs, undefined, () => new Error("no answer"));
     const cleanup = this.#client

@@ -151,6 +151,13 @@ export interface ProtocolKnobs {
   readonly reuseAcquireToken?: boolean;
   /** An update whose condition failed is trusted not to have been written, although the SDK may have retried it. */
   readonly trustFailedCondition?: boolean;
+  // Multi-holder locks (src/holders.ts).
+  /** A stale permit or shared entry is reclaimed without the check on its exact version. */
+  readonly evictIgnoresVersion?: boolean;
+  /** A permit is taken without the `size(holders) < N` condition. */
+  readonly permitsUncounted?: boolean;
+  /** Shared acquisitions ignore a waiting writer's intent. */
+  readonly sharedIgnoresIntent?: boolean;
 }
 
 /** @internal The options key under which test/sim passes {@link ProtocolKnobs}. */

@@ -23,6 +23,9 @@ const NAMES = {
   "#data": FIELD.data,
   "#releasedBy": FIELD.releasedBy,
   "#releasedAt": FIELD.releasedAt,
+  "#holders": FIELD.holders,
+  "#kind": FIELD.kind,
+  "#intent": FIELD.intent,
 } as const;
 type Name = keyof typeof NAMES;
 
@@ -55,6 +58,11 @@ const CONDITION = {
    * retry whose first try arrives late) can then never remove whoever has acquired the lock since.
    */
   heldByTarget: "#owner = :target",
+  /**
+   * No permit or shared holder is in (src/holders.ts): the mutex, which is also the exclusive mode
+   * of a reader–writer lock, never coexists with them.
+   */
+  noHolders: "(attribute_not_exists(#holders) OR size(#holders) = :zero)",
 } as const;
 
 /** The version an acquisition installs; every later write of the same acquisition adds one. */
@@ -119,6 +127,7 @@ export function acquireRequest(schema: KeySchema, id: string, p: AcquireParams):
     ":now": N(p.wallNow),
     ":holder": S(p.holder),
     ":one": N(1),
+    ":zero": N(0),
   };
   if (p.stale !== undefined) {
     values[":staleOwner"] = S(p.stale.owner);
@@ -128,10 +137,11 @@ export function acquireRequest(schema: KeySchema, id: string, p: AcquireParams):
     TableName: schema.table,
     Key: itemKey(schema, id),
     UpdateExpression:
-      "SET #owner = :owner, #version = :firstVersion, #leaseMs = :leaseMs, #heartbeatAt = :now, #holder = :holder REMOVE #expiresAt ADD #fence :one",
-    ConditionExpression: taking,
+      // A writer that gets in has had its turn: its intent (or any other) goes (docs/protocol.md).
+      "SET #owner = :owner, #version = :firstVersion, #leaseMs = :leaseMs, #heartbeatAt = :now, #holder = :holder REMOVE #expiresAt, #intent ADD #fence :one",
+    ConditionExpression: `${taking} AND ${CONDITION.noHolders}`,
     ExpressionAttributeNames: {
-      ...names("#owner", "#version", "#leaseMs", "#heartbeatAt", "#holder", "#fence"),
+      ...names("#owner", "#version", "#leaseMs", "#heartbeatAt", "#holder", "#fence", "#holders", "#intent"),
       ...expiryName(schema),
     },
     ExpressionAttributeValues: values,
@@ -303,8 +313,19 @@ export function pollRequest(schema: KeySchema, id: string): GetItemCommandInput 
     TableName: schema.table,
     Key: itemKey(schema, id),
     ConsistentRead: true,
-    ProjectionExpression: "#owner, #version, #leaseMs, #heartbeatAt, #holder, #fence",
-    ExpressionAttributeNames: names("#owner", "#version", "#leaseMs", "#heartbeatAt", "#holder", "#fence"),
+    ProjectionExpression:
+      "#owner, #version, #leaseMs, #heartbeatAt, #holder, #fence, #holders, #kind, #intent",
+    ExpressionAttributeNames: names(
+      "#owner",
+      "#version",
+      "#leaseMs",
+      "#heartbeatAt",
+      "#holder",
+      "#fence",
+      "#holders",
+      "#kind",
+      "#intent",
+    ),
   };
 }
 

@@ -33,6 +33,13 @@ export const BREAKS = {
   "reuse-acquire-token": { profile: "forceful", knobs: { reuseAcquireToken: true } },
   /** An update the SDK retried across a forceRelease is rejected as unwritten. */
   "trust-failed-condition": { profile: "forceful", knobs: { trustFailedCondition: true } },
+  // Locks with several holders (test/sim/multi.ts).
+  /** A stale permit is reclaimed without the check on its exact version. */
+  "evict-ignores-version": { profile: "permits", knobs: { evictIgnoresVersion: true } },
+  /** A permit is taken without the count in the condition. */
+  "permits-uncounted": { profile: "permits", knobs: { permitsUncounted: true } },
+  /** Shared acquisitions ignore a waiting writer's intent. */
+  "shared-ignores-intent": { profile: "rw", knobs: { sharedIgnoresIntent: true } },
 } as const satisfies Record<string, { profile: ProfileName; knobs: Knobs | undefined }>;
 export type BreakName = keyof typeof BREAKS;
 
