@@ -62,6 +62,12 @@ export interface AcquireOptions {
    * acquire rejects with it. The wait never awaits the promise.
    */
   readonly onWait?: (progress: WaitProgress) => unknown;
+  /**
+   * `false`: this lock renews its lease only through `lock.extend()` (or `update()`), never on a
+   * timer (docs/lambda.md). Overrides the client's `heartbeat` option for this lock.
+   * @default the client's `heartbeat` (true unless set)
+   */
+  readonly heartbeat?: boolean;
 }
 
 /** What a waiting acquire knows: the holder as last read, and the wait so far. */
@@ -161,10 +167,13 @@ export class LockClient {
    */
   async acquire<Data extends object = LockData>(id: string, options?: AcquireOptions): Promise<Lock<Data>> {
     keyString("id", id, 2048);
-    const o = optionsObject<AcquireOptions>("options", options, ["waitMs", "signal", "onWait"]);
+    const o = optionsObject<AcquireOptions>("options", options, ["waitMs", "signal", "onWait", "heartbeat"]);
     const waitMs = o.waitMs === undefined ? 0 : nonNegativeOrInfinite("waitMs", o.waitMs);
     const signal = optionalSignal("signal", o.signal);
     if (o.onWait !== undefined && typeof o.onWait !== "function") fail("onWait", "a function", o.onWait);
+    if (o.heartbeat !== undefined && typeof o.heartbeat !== "boolean")
+      fail("heartbeat", "a boolean", o.heartbeat);
+    const heartbeat = o.heartbeat ?? this.#options.heartbeat;
     this.#throwIfClosed();
     signal?.throwIfAborted();
     // One signal for every way the wait can end early: the caller's signal, close(), or onWait.
@@ -174,7 +183,7 @@ export class LockClient {
     const acquiring = trace(
       acquireChannel,
       () => ({ table: this.table, lockId: id, waitMs }),
-      () => this.#acquire<Data>(id, waitMs, stop, o.onWait),
+      () => this.#acquire<Data>(id, waitMs, stop, o.onWait, heartbeat),
     );
     const entry = { id, stop, settled: acquiring.catch(() => undefined) };
     this.#acquiring.add(entry);
@@ -196,14 +205,19 @@ export class LockClient {
   /** Takes the lock if it is free (or its holder presumed dead); never waits. */
   async tryAcquire<Data extends object = LockData>(
     id: string,
-    options?: { readonly signal?: AbortSignal },
+    options?: Pick<AcquireOptions, "signal" | "heartbeat">,
   ): Promise<Lock<Data> | undefined> {
-    const signal = optionalSignal(
+    const o = optionsObject<Pick<AcquireOptions, "signal" | "heartbeat">>("options", options, [
       "signal",
-      optionsObject<SignalOptions>("options", options, ["signal"]).signal,
-    );
+      "heartbeat",
+    ]);
+    const signal = optionalSignal("signal", o.signal);
     try {
-      return await this.acquire<Data>(id, { waitMs: 0, ...(signal === undefined ? {} : { signal }) });
+      return await this.acquire<Data>(id, {
+        waitMs: 0,
+        ...(signal === undefined ? {} : { signal }),
+        ...(o.heartbeat === undefined ? {} : { heartbeat: o.heartbeat }),
+      });
     } catch (err) {
       if (err instanceof LockHeldError) return undefined;
       throw err;
@@ -225,6 +239,9 @@ export class LockClient {
   ): Promise<T> {
     if (typeof fn !== "function") throw new TypeError(`Expected \`fn\` to be a function, got ${typeof fn}`);
     const lock = await this.acquire<Data>(id, options);
+    // A freeze (a stopped process, a frozen Lambda) between the acquisition and here may have used
+    // up the lease: fn must not start on a lock that is no longer ours. `held` declares the loss.
+    if (!lock.held) throw lock.signal.reason;
     let result: T;
     try {
       result = await fn(lock);
@@ -539,12 +556,13 @@ export class LockClient {
     };
   }
 
-  #context(id: string): LockContext {
+  #context(id: string, heartbeat: boolean): LockContext {
     return {
       schema: this.#options.schema,
       client: this.#client,
       runtime: this.#options.runtime,
       heartbeatMs: this.#options.heartbeatMs,
+      heartbeat,
       clockDrift: this.#options.clockDrift,
       knobs: this.#options.knobs,
       dataBudgetBytes: dataBudgetBytes(this.#options, id),
@@ -562,6 +580,7 @@ export class LockClient {
     waitMs: number,
     stop: AbortController,
     onWait: AcquireOptions["onWait"],
+    heartbeat: boolean,
   ): Promise<Lock<Data>> {
     const { signal } = stop;
     await this.#checkTableOnce(signal);
@@ -607,7 +626,7 @@ export class LockClient {
       }
       const late = runtime.monotonicNow() >= holderValidUntil(sentAt, leaseMs, clockDrift);
       if (!late || this.#options.knobs?.handOutLateAcquisitions === true) {
-        return this.#adopt<Data>(id, owner, record, sentAt);
+        return this.#adopt<Data>(id, owner, record, sentAt, heartbeat);
       }
       unanswered.push(owner);
       stale = { owner, version: record.version };
@@ -805,8 +824,14 @@ export class LockClient {
     );
   }
 
-  #adopt<Data extends object>(id: string, owner: string, record: LockRecord, sentAt: number): Lock<Data> {
-    const lock = Lock.adopt<Data>(this.#context(id), {
+  #adopt<Data extends object>(
+    id: string,
+    owner: string,
+    record: LockRecord,
+    sentAt: number,
+    heartbeat: boolean,
+  ): Lock<Data> {
+    const lock = Lock.adopt<Data>(this.#context(id, heartbeat), {
       id,
       owner,
       holder: this.#options.holder,
