@@ -230,7 +230,12 @@ describe("after a freeze past the lease", () => {
     // The freeze lands between the acquisition being handed out (the traced acquire has ended, valid)
     // and withLock calling fn: the last await between taking the lock and acting on it.
     const frozen = { done: false };
+    const none = () => undefined;
     const freeze = {
+      start: none,
+      end: none,
+      asyncStart: none,
+      error: none,
       asyncEnd(context: { lockId?: string }) {
         if (context.lockId !== id || frozen.done) return;
         frozen.done = true;
