@@ -236,8 +236,8 @@ describe("after a freeze past the lease", () => {
       end: none,
       asyncStart: none,
       error: none,
-      asyncEnd(context: { lockId?: string }) {
-        if (context.lockId !== id || frozen.done) return;
+      asyncEnd(context: object) {
+        if ((context as { lockId?: string }).lockId !== id || frozen.done) return;
         frozen.done = true;
         p.runtime.freeze(LEASE);
       },
