@@ -202,12 +202,13 @@ describe("after a freeze past the lease", () => {
       const next = await q.locks.acquire(id);
       p.runtime.freeze(LEASE);
       const before = p.link.sent.length;
-      for (const act of [
+      const acts: (() => Promise<unknown>)[] = [
         () => lock.update({ late: true }),
         () => lock.extend(),
         () => lock.transact([]),
         () => lock.release(),
-      ]) {
+      ];
+      for (const act of acts) {
         const err = await Promise.resolve()
           .then(act)
           .catch((e: unknown) => e);
