@@ -248,8 +248,10 @@ export class Lock<Data extends object = LockData> implements AsyncDisposable {
 
   /** How long (ms) the lease is still ours without another confirmed renewal; 0 once lost. */
   get remainingMs(): number {
-    if (!this.#checkExpiry()) return 0;
-    return Math.max(0, this.#validUntil - this.#context.runtime.monotonicNow());
+    // One clock reading for both: a stall between two readings could make the answer negative.
+    const now = this.#context.runtime.monotonicNow();
+    if (!this.#checkExpiry(now)) return 0;
+    return Math.max(0, this.#validUntil - now);
   }
 
   /**
@@ -280,9 +282,10 @@ export class Lock<Data extends object = LockData> implements AsyncDisposable {
         sent = true;
         await this.#renew(undefined, "extend");
         // The answer may have come back after the lease ran out: then the lock is lost, not renewed.
-        if (!this.#checkExpiry()) throw this.#lost.signal.reason;
+        const now = this.#context.runtime.monotonicNow();
+        if (!this.#checkExpiry(now)) throw this.#lost.signal.reason;
         if (this.#context.heartbeat && this.#release === undefined) this.#schedule();
-        return this.#validUntil - this.#context.runtime.monotonicNow();
+        return Math.max(0, this.#validUntil - now);
       }),
     );
     return stopWaitingOnAbort(write, signal, () => sent, this.id, "extend");
@@ -305,10 +308,10 @@ export class Lock<Data extends object = LockData> implements AsyncDisposable {
    * while frozen): every getter the caller acts on checks synchronously, so no code of the caller
    * runs on a belief the clock has already ended.
    */
-  #checkExpiry(): boolean {
+  #checkExpiry(now = this.#context.runtime.monotonicNow()): boolean {
     if (this.#state !== "held") return false;
     if (this.#context.knobs?.heldIgnoresClock === true) return true;
-    if (this.#context.runtime.monotonicNow() < this.#validUntil) return true;
+    if (now < this.#validUntil) return true;
     if (inspecting === 0) this.#expire();
     return false;
   }
