@@ -652,8 +652,11 @@ export class Lock<Data extends object = LockData> implements AsyncDisposable {
         const sentAt = runtime.monotonicNow();
         try {
           await this.#send(input, Math.min(this.#validUntil - sentAt, heartbeatMs));
-          const fromReply = what === "extend" && this.#context.knobs?.extendCountsFromReply === true;
-          this.#confirm(version, fromReply ? runtime.monotonicNow() : firstSentAt);
+          if (what === "extend" && this.#context.knobs?.extendCountsFromReply === true) {
+            this.#confirm(version, runtime.monotonicNow());
+            return;
+          }
+          this.#confirm(version, firstSentAt);
           return;
         } catch (err) {
           if (isConditionFailed(err)) {
