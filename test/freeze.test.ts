@@ -88,6 +88,8 @@ async function freezeOnce(
   const taker = new LockClient({ table, client: backend.client, holder: "next", maxClockSkewMs: 0 });
   try {
     const { fence } = (await next("acquired")) as { fence: number };
+    // The child is gone already only if its step ran before the stop (see below): nothing to say.
+    if (child.exitCode !== null) return undefined;
     process.kill(pid, "SIGSTOP");
     // Precondition, not an assertion: the other client waits until the frozen holder's lease has
     // passed (by the wall-clock shortcut with a zero skew bound: both clocks are this machine's).
