@@ -61,7 +61,7 @@ describe("simulation finds deliberate protocol breaks", () => {
     "late-acquisition-handed-out": 2_000,
     "release-ignores-released-by": 200,
     "forget-uncertain-writes": 300,
-    "wall-stamp-before-send": 1_500,
+    "wall-stamp-before-send": 4_000,
     "renew-ignores-fence": 200,
     "force-release-any-owner": 200,
     "reuse-acquire-token": 300,
