@@ -75,7 +75,7 @@ describe("simulation finds deliberate protocol breaks", () => {
     "late-acquisition-handed-out": 2_000,
     "release-ignores-released-by": 200,
     "forget-uncertain-writes": 300,
-    "wall-stamp-before-send": 1_500,
+    "wall-stamp-before-send": 4_000,
     "renew-ignores-fence": 200,
     "force-release-any-owner": 200,
     "reuse-acquire-token": 300,
@@ -83,6 +83,8 @@ describe("simulation finds deliberate protocol breaks", () => {
     "evict-ignores-version": 1_000,
     "permits-uncounted": 300,
     "shared-ignores-intent": 300,
+    "held-ignores-clock": 300,
+    "extend-counts-from-reply": 1_000,
   };
   for (const name of Object.keys(BREAKS) as BreakName[]) {
     it(`${name} (profile ${BREAKS[name].profile})`, async (t) => {
