@@ -237,12 +237,11 @@ export class LockClient {
     id: string,
     options?: Pick<AcquireOptions, "signal" | "permits" | "mode" | "heartbeat">,
   ): Promise<Lock<Data> | undefined> {
-    const o = optionsObject<Pick<AcquireOptions, "signal" | "permits" | "mode" | "heartbeat">>("options", options, [
-      "signal",
-      "permits",
-      "mode",
-      "heartbeat",
-    ]);
+    const o = optionsObject<Pick<AcquireOptions, "signal" | "permits" | "mode" | "heartbeat">>(
+      "options",
+      options,
+      ["signal", "permits", "mode", "heartbeat"],
+    );
     const signal = optionalSignal("signal", o.signal);
     try {
       return await this.acquire<Data>(id, {
