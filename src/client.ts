@@ -876,6 +876,7 @@ export class LockClient {
     return {
       options: this.#options,
       client: this.#client,
+      checkTable: (signal) => this.#checkTableOnce(signal),
       adopt: <L>(token: string, record: LockRecord, sentAt: number): L => {
         const lock = Lock.adopt(this.#context(id, heartbeat), {
           id,

@@ -40,6 +40,8 @@ import { deadlineSignal, sleep } from "./runtime.js";
 export interface MultiContext {
   readonly options: ResolvedOptions;
   readonly client: DynamoDBSender;
+  /** The client's first-use look at the table (global-table and key-schema refusals), as every call makes. */
+  readonly checkTable: (signal: AbortSignal) => Promise<void>;
   /** Hands out the Lock of an entry we hold (`record.version` is the entry's). */
   readonly adopt: <L>(token: string, record: LockRecord, sentAt: number) => L;
   readonly translate: (
@@ -108,6 +110,7 @@ export async function acquireMulti<L>(
   onWait: ((progress: WaitProgress) => unknown) | undefined,
 ): Promise<L> {
   const { signal } = stop;
+  await ctx.checkTable(signal);
   const { runtime, schema, holder, leaseMs, poll, clockDrift, knobs } = ctx.options;
   const started = runtime.monotonicNow();
   const deadline = started + waitMs;

@@ -102,6 +102,23 @@ describe("an eventually consistent (MREC) global table", () => {
     client.destroy();
   });
 
+  for (const [label, opts] of [
+    ["permits", { permits: 2 }],
+    ["shared", { mode: "shared" as const }],
+  ] as const) {
+    it(`is refused for a ${label} acquire too, before any lock request`, async () => {
+      const client = clientDescribing(MREC);
+      const counter = countRequests(client);
+      const locks = new LockClient({ table, client });
+      const err = await locks.acquire(id, opts).catch((e: unknown) => e);
+      assert.ok(err instanceof LockError, String(err));
+      assert.equal(err.code, "EGLOBALTABLE");
+      assert.deepEqual(counter.byOperation(), { DescribeTable: 1 }, "no lock request was sent");
+      await locks.close();
+      client.destroy();
+    });
+  }
+
   it("without MultiRegionConsistency (the default mode), or in the legacy version, is refused too", async () => {
     for (const fields of [
       { ...MREC, MultiRegionConsistency: undefined },

@@ -42,7 +42,12 @@ describe("key schema mismatch", () => {
     const client = backend.newClient();
     const counter = countRequests(client);
     const wrong = new LockClient({ table, client, partitionKey: "other" });
-    for (const attempt of [() => wrong.acquire("x"), () => wrong.read("x")]) {
+    for (const attempt of [
+      () => wrong.acquire("x"),
+      () => wrong.read("x"),
+      () => wrong.acquire("x", { permits: 2 }),
+      () => wrong.tryAcquire("x", { mode: "shared" }),
+    ]) {
       const err = await attempt().catch((e: unknown) => e);
       assert.ok(err instanceof LockError, String(err));
       assert.equal(err.code, "EKEYSCHEMA");
