@@ -671,7 +671,9 @@ export class LockClient {
       }
       const late = runtime.monotonicNow() >= holderValidUntil(sentAt, leaseMs, clockDrift);
       if (!late || this.#options.knobs?.handOutLateAcquisitions === true) {
-        return this.#adopt<Data>(id, owner, record, sentAt, heartbeat);
+        const lock = this.#adopt<Data>(id, owner, record, sentAt, heartbeat);
+        exclusive.adopted(); // a writer that recorded an intent takes it away: it had its turn
+        return lock;
       }
       unanswered.push(owner);
       stale = { owner, version: record.version };
@@ -799,8 +801,9 @@ export class LockClient {
         const arrivedAt = runtime.monotonicNow();
         lastSeen = record;
         // Only items a semaphore or a shared holder has used carry a kind: plain mutex ids skip this.
+        // An ownership of our own write is adopted below: no intent to record for it.
         const readersIn =
-          record?.kind === undefined
+          record?.kind === undefined || (record.owner !== undefined && written.has(record.owner))
             ? undefined
             : await exclusive.step(record, arrivedAt, signal, deadline > arrivedAt).catch(giveUp);
         if (record?.owner === undefined && readersIn === undefined) break; // free: write again

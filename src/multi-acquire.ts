@@ -393,6 +393,16 @@ export class ExclusiveWait {
   withdraw(): void {
     if (this.#version === 0 || this.#token === undefined) return;
     this.#ctx.cleanUp(withdrawIntentRequest(this.#ctx.options.schema, this.#id, this.#token));
+    this.#version = 0;
+  }
+
+  /**
+   * The writer is in: its intent, if it recorded one, goes (conditioned on its own token, so no
+   * other writer's). Another writer's acquisition never removes it (src/requests.ts): only the
+   * writer itself ends its wait. One request, only for writers that waited behind readers.
+   */
+  adopted(): void {
+    this.withdraw();
   }
 
   async #intend(record: LockRecord, arrivedAt: number, signal: AbortSignal): Promise<void> {

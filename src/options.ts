@@ -170,6 +170,8 @@ export interface ProtocolKnobs {
   readonly permitsUncounted?: boolean;
   /** Shared acquisitions ignore a waiting writer's intent. */
   readonly sharedIgnoresIntent?: boolean;
+  /** An exclusive acquisition removes whatever writer's intent is recorded (not only its own). */
+  readonly acquireRemovesIntent?: boolean;
 }
 
 /** @internal The options key under which test/sim passes {@link ProtocolKnobs}. */

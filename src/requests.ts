@@ -114,6 +114,7 @@ export interface AcquireParams {
  */
 export function acquireRequest(schema: KeySchema, id: string, p: AcquireParams): UpdateItemCommandInput {
   const ignoreVersion = p.knobs?.takeoverIgnoresVersion === true;
+  const dropIntent = p.knobs?.acquireRemovesIntent === true;
   const taking =
     p.stale === undefined
       ? CONDITION.lockIsFree
@@ -136,12 +137,13 @@ export function acquireRequest(schema: KeySchema, id: string, p: AcquireParams):
   return {
     TableName: schema.table,
     Key: itemKey(schema, id),
-    UpdateExpression:
-      // A writer that gets in has had its turn: its intent (or any other) goes (docs/protocol.md).
-      "SET #owner = :owner, #version = :firstVersion, #leaseMs = :leaseMs, #heartbeatAt = :now, #holder = :holder REMOVE #expiresAt, #intent ADD #fence :one",
+    // Another writer's intent stays: it still waits, and readers stay out until it has had its
+    // turn. A writer that recorded one withdraws it itself once in (src/multi-acquire.ts).
+    UpdateExpression: `SET #owner = :owner, #version = :firstVersion, #leaseMs = :leaseMs, #heartbeatAt = :now, #holder = :holder REMOVE #expiresAt${dropIntent ? ", #intent" : ""} ADD #fence :one`,
     ConditionExpression: `${taking} AND ${CONDITION.noHolders}`,
     ExpressionAttributeNames: {
-      ...names("#owner", "#version", "#leaseMs", "#heartbeatAt", "#holder", "#fence", "#holders", "#intent"),
+      ...names("#owner", "#version", "#leaseMs", "#heartbeatAt", "#holder", "#fence", "#holders"),
+      ...(dropIntent ? names("#intent") : {}),
       ...expiryName(schema),
     },
     ExpressionAttributeValues: values,

@@ -83,6 +83,7 @@ describe("simulation finds deliberate protocol breaks", () => {
     "evict-ignores-version": 1_000,
     "permits-uncounted": 300,
     "shared-ignores-intent": 300,
+    "acquire-removes-intent": 300,
     "held-ignores-clock": 300,
     "extend-counts-from-reply": 1_000,
   };

@@ -53,7 +53,13 @@ export class MultiChecker {
   /** The writer-wait expectation of the current intent, per id. */
   readonly #intent = new Map<
     string,
-    { token: string; crashes: number; clearAt: number | undefined; checked: boolean }
+    {
+      token: string;
+      holder: string | undefined;
+      crashes: number;
+      clearAt: number | undefined;
+      checked: boolean;
+    }
   >();
   readonly stats = { acquisitions: 0, reclaims: 0, maxWriterWaitMs: 0, writerWaits: 0, maxHolders: 0 };
 
@@ -132,13 +138,36 @@ export class MultiChecker {
         `a shared holder was let into "${id}" while writer ${w.after[FIELD.intent]?.M?.token?.S}'s intent stayed in the item`,
       );
     }
-    this.#trackWriter(id, w, ownerAfter !== undefined && ownerAfter !== ownerBefore);
+    // Only its own writer (withdrawing it, or getting in) or a reclaim aimed at it as judged stale
+    // removes a writer's intent: another writer's acquisition must leave it, or readers overtake.
+    const intentBefore = w.before?.[FIELD.intent]?.M;
+    const intentGone = intentBefore?.token?.S;
+    if (intentGone !== undefined && w.after?.[FIELD.intent]?.M?.token?.S !== intentGone) {
+      const values = (w.input as { ExpressionAttributeValues?: Record<string, AttributeValue> })
+        .ExpressionAttributeValues;
+      const byItself =
+        values?.[":me"]?.S === intentGone ||
+        (ownerAfter !== undefined &&
+          ownerAfter !== ownerBefore &&
+          w.after?.[FIELD.holder]?.S === intentBefore?.[FIELD.holder]?.S);
+      if (!byItself && values?.[":staleIntent"]?.S !== intentGone) {
+        this.#main.fail(
+          "intent respected",
+          `writer ${intentGone}'s intent on "${id}" was removed by a write that was neither its own nor a reclaim of it as stale`,
+        );
+      }
+    }
+    const acquirer =
+      ownerAfter !== undefined && ownerAfter !== ownerBefore ? w.after?.[FIELD.holder]?.S : undefined;
+    this.#trackWriter(id, w, acquirer);
   }
 
-  #trackWriter(id: string, w: AppliedWrite, exclusiveAcquired: boolean): void {
+  #trackWriter(id: string, w: AppliedWrite, acquirer: string | undefined): void {
     const now = this.#scheduler.now;
     const current = this.#intent.get(id);
-    if (exclusiveAcquired && current !== undefined) {
+    // Only the intent's own writer getting in ends its wait (every client of a process records the
+    // process's name as holder): another writer's turn leaves it waiting.
+    if (acquirer !== undefined && current !== undefined && acquirer === current.holder) {
       // Measured in calm runs only, where the bound is checked (faults excuse any delay).
       if (
         current.clearAt !== undefined &&
@@ -158,7 +187,13 @@ export class MultiChecker {
     }
     let t = current;
     if (t === undefined || t.token !== token) {
-      t = { token, crashes: this.#crashes, clearAt: undefined, checked: false };
+      t = {
+        token,
+        holder: w.after?.[FIELD.intent]?.M?.[FIELD.holder]?.S,
+        crashes: this.#crashes,
+        clearAt: undefined,
+        checked: false,
+      };
       this.#intent.set(id, t);
     }
     const clear =

@@ -40,6 +40,8 @@ export const BREAKS = {
   "permits-uncounted": { profile: "permits", knobs: { permitsUncounted: true } },
   /** Shared acquisitions ignore a waiting writer's intent. */
   "shared-ignores-intent": { profile: "rw", knobs: { sharedIgnoresIntent: true } },
+  /** An exclusive acquisition removes any writer's intent, not only its own (readers overtake). */
+  "acquire-removes-intent": { profile: "rw", knobs: { acquireRemovesIntent: true } },
   /** `held` and `signal` trust the timers alone: a frozen holder believes in its lock until they run. */
   "held-ignores-clock": { profile: "serverless", knobs: { heldIgnoresClock: true } },
   /** `extend()` counts the renewed lease from its answer's arrival, not from its send. */

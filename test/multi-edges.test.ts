@@ -1,0 +1,138 @@
+/**
+ * Edges of the multi-holder locks (docs/protocol.md "More than one holder") found by review: whose
+ * intent a writer's acquisition may remove, dead entries of another kind, create races, item size.
+ * Against a real server (dynalite by default).
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { type DynamoDBClient, GetItemCommand, UpdateItemCommand } from "@aws-sdk/client-dynamodb";
+import { LockClient } from "../src/index.js";
+import { type Backend, startBackend, uniqueName } from "./support/backend.js";
+import { eventually } from "./support/wait.js";
+
+let backend: Backend;
+let table: string;
+const LEASE = 10_000;
+const clients: LockClient[] = [];
+
+/** A client on the shared table; closed after the file. */
+function client(holder: string, extra: Record<string, unknown> = {}, dynamo?: DynamoDBClient): LockClient {
+  const c = new LockClient({
+    table,
+    client: dynamo ?? backend.client,
+    holder,
+    leaseMs: LEASE,
+    heartbeatMs: 1_000,
+    checkTable: false,
+    ...extra,
+  });
+  clients.push(c);
+  return c;
+}
+
+before(async () => {
+  backend = await startBackend();
+  table = uniqueName();
+  const admin = new LockClient({ table, client: backend.client });
+  await admin.createTable();
+  await admin.close();
+});
+after(async () => {
+  for (const c of clients) await c.close();
+  await backend.close();
+});
+
+async function rawItem(id: string) {
+  const out = await backend.client.send(
+    new GetItemCommand({ TableName: table, Key: { id: { S: id } }, ConsistentRead: true }),
+  );
+  return out.Item;
+}
+
+/** A holder entry that died long ago (wall clock far in the past), written straight into the item. */
+async function plantDeadEntry(id: string, token: string, kind: string) {
+  await backend.client.send(
+    new UpdateItemCommand({
+      TableName: table,
+      Key: { id: { S: id } },
+      UpdateExpression: "SET #h = :m, #k = :k",
+      ExpressionAttributeNames: { "#h": "holders", "#k": "kind" },
+      ExpressionAttributeValues: {
+        ":m": {
+          M: {
+            [token]: {
+              M: {
+                version: { N: "3" },
+                leaseMs: { N: String(LEASE) },
+                heartbeatAt: { N: String(Date.now() - 10 * LEASE) },
+                holder: { S: "dead" },
+              },
+            },
+          },
+        },
+        ":k": { S: kind },
+      },
+    }),
+  );
+}
+
+describe("a waiting writer's intent", () => {
+  it("is not removed by another writer's acquisition: readers stay out until the writer has had its turn", async () => {
+    const id = "edge-intent-other-writer";
+    const reader = client("reader");
+    // A looks rarely: B gets in before A's next look, whatever the order of A's polls.
+    const a = client("writer-A", {
+      pollMinMs: 60_000,
+      pollMaxMs: 60_000,
+      heartbeatMs: 30_000,
+      leaseMs: 120_000,
+    });
+    const b = client("writer-B");
+    const r1 = await reader.acquire(id, { mode: "shared" });
+    const stop = new AbortController();
+    const waiting = a.acquire(id, { waitMs: 600_000, signal: stop.signal }).catch((e: unknown) => e);
+    await eventually(async () => (await rawItem(id))?.intent !== undefined, "A records its intent");
+    await r1.release();
+    const lockB = await b.tryAcquire(id);
+    assert.ok(lockB !== undefined, "B (no intent of its own) gets in");
+    assert.equal((await rawItem(id))?.intent?.M?.holder?.S, "writer-A", "A's intent stays while B holds");
+    await lockB.release();
+    assert.equal(
+      await reader.tryAcquire(id, { mode: "shared" }),
+      undefined,
+      "a new reader is refused: writer A still waits",
+    );
+    stop.abort(new Error("test over"));
+    await waiting;
+    await eventually(async () => (await rawItem(id))?.intent === undefined, "A withdraws on giving up");
+  });
+
+  it("is gone once its writer is in, also when the writer adopts a write whose answer was lost", async () => {
+    const id = "edge-intent-own-adopt";
+    const flaky = backend.newClient();
+    let dropped = false;
+    flaky.middlewareStack.add(
+      (next, context) => async (args) => {
+        const out = await next(args);
+        const update = (args.input as { UpdateExpression?: string }).UpdateExpression ?? "";
+        if (!dropped && context.commandName === "UpdateItemCommand" && update.startsWith("SET #owner")) {
+          dropped = true; // applied, answer lost
+          throw Object.assign(new Error("answer lost"), { name: "TimeoutError" });
+        }
+        return out;
+      },
+      { step: "initialize", name: "dropFirstAcquireAnswer" },
+    );
+    const reader = client("reader");
+    const writer = client("writer", { pollMinMs: 1, pollMaxMs: 2 }, flaky);
+    await (await reader.acquire(id, { mode: "shared" })).release(); // the id is a reader–writer lock
+    const w = await writer.acquire(id, { waitMs: 30_000 });
+    assert.ok(dropped, "the first answer was lost");
+    await eventually(async () => (await rawItem(id))?.intent === undefined, "no intent left while it holds");
+    await w.release();
+    const r = await reader.tryAcquire(id, { mode: "shared" });
+    assert.ok(r !== undefined, "a reader gets in at once after the writer's release");
+    await r.release();
+    flaky.destroy();
+  });
+});
