@@ -90,6 +90,42 @@ class Judge {
       this.options.maxClockSkewMs,
     );
   }
+
+  /**
+   * An entry (or owner) of another kind than the caller's: "live" while it may still be held (its
+   * heartbeat is within its lease by our wall clock, or it heartbeat while we watched), so the
+   * caller is told the id is used another way; else the mutex's verdict, so a dead holder is
+   * waited out and reclaimed like any other instead of refusing every other use for ever.
+   */
+  foreign(key: string, token: string, e: HolderEntry, arrivedAt: number): "live" | Verdict {
+    const before = this.#seen.get(key);
+    const v = this.verdict(key, token, e, arrivedAt);
+    if (v.stale) return v;
+    const moved = before !== undefined && before.version !== e.version;
+    const leaseMs = e.leaseMs ?? this.options.leaseMs;
+    const fresh = e.heartbeatAt !== undefined && this.options.runtime.wallNow() - e.heartbeatAt <= leaseMs;
+    return moved || fresh ? "live" : v;
+  }
+}
+
+/**
+ * Judges the holders of another kind in an item: a mismatch if any may be live, else the first
+ * one judged stale (to reclaim at its exact version), else how long until one could be.
+ */
+function judgeForeign(
+  judgeOf: Judge,
+  holders: ReadonlyMap<string, HolderEntry>,
+  arrivedAt: number,
+): "live" | { stale: { token: string; version: number } } | { staleInMs: number } {
+  let stale: { token: string; version: number } | undefined;
+  let staleInMs = Number.POSITIVE_INFINITY;
+  for (const [token, e] of holders) {
+    const v = judgeOf.foreign(`e:${token}`, token, e, arrivedAt);
+    if (v === "live") return "live";
+    if (v.stale) stale ??= { token, version: e.version };
+    else staleInMs = Math.min(staleInMs, v.staleInMs);
+  }
+  return stale !== undefined ? { stale } : { staleInMs };
 }
 
 type Plan =
@@ -188,14 +224,18 @@ export async function acquireMulti<L>(
     if (record.owner !== undefined) {
       // The exclusive side holds the id: a semaphore never shares an id with it; a reader waits
       // for it, and removes it once judged stale by the mutex's rules.
-      if ("permits" in kind) throw mismatch(id, stored, undefined);
       const e = {
         version: record.version,
         leaseMs: record.leaseMs,
         heartbeatAt: record.heartbeatAt,
         holder: record.holder,
       };
-      const v = judgeOf.verdict(`o:${record.owner}`, record.owner, e, arrivedAt);
+      // A semaphore is refused only while the owner may be live: a dead one is removed as a reader would.
+      const v =
+        "permits" in kind
+          ? judgeOf.foreign(`o:${record.owner}`, record.owner, e, arrivedAt)
+          : judgeOf.verdict(`o:${record.owner}`, record.owner, e, arrivedAt);
+      if (v === "live") throw mismatch(id, stored, undefined);
       if (!v.stale) return { write: false, staleInMs: v.staleInMs };
       return {
         write: false,
@@ -204,7 +244,20 @@ export async function acquireMulti<L>(
       };
     }
     if (holders === undefined) return { write: true, create: true };
-    if (holders.size > 0 && record.kind !== stored) throw mismatch(id, stored, record.kind);
+    if (holders.size > 0 && record.kind !== stored) {
+      // Holders of another kind: refused while any may be live; dead ones are reclaimed, each at
+      // its exact version, and then the id may be used another way (docs/protocol.md).
+      const f = judgeForeign(judgeOf, holders, arrivedAt);
+      if (f === "live") throw mismatch(id, stored, record.kind);
+      if ("stale" in f) {
+        return {
+          write: false,
+          staleInMs: 0,
+          send: removeEntryRequest(schema, id, f.stale.token, f.stale.version),
+        };
+      }
+      return { write: false, staleInMs: f.staleInMs };
+    }
     let staleIntent: { token: string; version: number } | undefined;
     if ("shared" in kind && record.intent !== undefined && knobs?.sharedIgnoresIntent !== true) {
       const v = judgeOf.verdict(`i:${record.intent.token}`, record.intent.token, record.intent, arrivedAt);
@@ -370,7 +423,18 @@ export class ExclusiveWait {
     if (record === undefined) return undefined;
     const holders = record.holders;
     const count = holders?.size ?? 0;
-    if (count > 0 && record.kind !== "shared") throw mismatch(this.#id, undefined, record.kind);
+    if (holders !== undefined && count > 0 && record.kind !== "shared") {
+      // Permit holders: refused while any may be live; dead ones are reclaimed at their exact version.
+      const f = judgeForeign(this.#judge, holders, arrivedAt);
+      if (f === "live") throw mismatch(this.#id, undefined, record.kind);
+      if (!("stale" in f)) return f.staleInMs;
+      const { schema } = this.#ctx.options;
+      const sent = await this.#send(
+        removeEntryRequest(schema, this.#id, f.stale.token, f.stale.version),
+        signal,
+      );
+      return sent ? 0 : Number.POSITIVE_INFINITY;
+    }
     if (record.kind !== "shared") return undefined;
     if (record.owner === undefined && count === 0) return undefined;
     if (willWait) await this.#intend(record, arrivedAt, signal);

@@ -136,3 +136,59 @@ describe("a waiting writer's intent", () => {
     flaky.destroy();
   });
 });
+
+describe("a dead holder of another kind", () => {
+  for (const [label, opts] of [
+    ["a mutex", {}],
+    ["a semaphore of another size", { permits: 5 }],
+    ["a shared acquire", { mode: "shared" as const }],
+  ] as const) {
+    it(`is reclaimed by ${label}, which gets in (not EMISMATCH for ever)`, async () => {
+      const id = `edge-dead-permit-${label.replaceAll(" ", "-")}`;
+      await plantDeadEntry(id, "dead-token", "permits:3");
+      const other = client("other");
+      const lock = await other.acquire(id, { ...opts, waitMs: 30_000 });
+      assert.equal((await rawItem(id))?.holders?.M?.["dead-token"], undefined, "the dead entry is gone");
+      await lock.release();
+    });
+  }
+
+  it("a live holder of another kind is still refused at once with EMISMATCH", async () => {
+    const id = "edge-live-permit";
+    const holder = await client("permit-holder").acquire(id, { permits: 3 });
+    await assert.rejects(client("other").acquire(id, { waitMs: 30_000 }), { code: "EMISMATCH" });
+    await assert.rejects(client("other").acquire(id, { mode: "shared", waitMs: 30_000 }), {
+      code: "EMISMATCH",
+    });
+    await holder.release();
+  });
+
+  it("a dead exclusive owner is removed by a semaphore acquire, which gets in", async () => {
+    const id = "edge-dead-owner";
+    await backend.client.send(
+      new UpdateItemCommand({
+        TableName: table,
+        Key: { id: { S: id } },
+        UpdateExpression: "SET #o = :o, #v = :v, #l = :l, #h = :h, #n = :n, #f = :v",
+        ExpressionAttributeNames: {
+          "#o": "owner",
+          "#v": "version",
+          "#l": "leaseMs",
+          "#h": "heartbeatAt",
+          "#n": "holder",
+          "#f": "fence",
+        },
+        ExpressionAttributeValues: {
+          ":o": { S: "dead-owner" },
+          ":v": { N: "1" },
+          ":l": { N: String(LEASE) },
+          ":h": { N: String(Date.now() - 10 * LEASE) },
+          ":n": { S: "dead" },
+        },
+      }),
+    );
+    const lock = await client("other").acquire(id, { permits: 2, waitMs: 30_000 });
+    assert.ok(lock.fence > 1);
+    await lock.release();
+  });
+});
