@@ -859,6 +859,10 @@ export class Lock<Data extends object = LockData> implements AsyncDisposable {
             // Our entry is gone. Nobody may reclaim it before our validity ends (the stale rules),
             // and this attempt was sent while valid: an earlier attempt of ours removed it.
             if (runtime.monotonicNow() < this.#validUntil) return;
+            // Sent later, but an earlier attempt of ours (unanswered, or retried by the SDK) may
+            // have removed it: released, as the mutex's release says when its own attempt went
+            // through. Either way the entry is gone and nothing of ours is left in the item.
+            if (uncertain || mayHaveBeenApplied(err)) return;
             this.#reportLoss(err, await this.#currentRecord(oldItemOf(err)), "");
             throw this.#lost.signal.reason;
           }

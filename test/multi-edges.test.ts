@@ -192,3 +192,40 @@ describe("a dead holder of another kind", () => {
     await lock.release();
   });
 });
+
+describe("an entry's release", () => {
+  it("applied but unanswered, retried, and refused after the lease: resolves, as the mutex's does", async () => {
+    const id = "edge-release-unanswered";
+    const lossy = backend.newClient();
+    let attempts = 0;
+    let lock: Awaited<ReturnType<LockClient["acquire"]>> | undefined;
+    lossy.middlewareStack.add(
+      (next, context) => async (args) => {
+        const update = (args.input as { UpdateExpression?: string }).UpdateExpression;
+        if (context.commandName !== "UpdateItemCommand" || update !== "REMOVE #holders.#me")
+          return next(args);
+        attempts++;
+        if (attempts === 1) {
+          await next(args); // applied; the answer is a 5xx
+          throw Object.assign(new Error("internal error"), {
+            name: "InternalServerError",
+            $metadata: { httpStatusCode: 500 },
+          });
+        }
+        try {
+          return await next(args);
+        } finally {
+          // The retry's answer (a failed condition) comes back once the lease has run out.
+          await eventually(() => lock?.remainingMs === 0, "the lease runs out", 4_000);
+        }
+      },
+      { step: "initialize", name: "lossyRelease" },
+    );
+    const c = client("p", { leaseMs: 1_500, heartbeatMs: 500, heartbeat: false }, lossy);
+    lock = await c.acquire(id, { permits: 2 });
+    await lock.release();
+    assert.equal(attempts, 2);
+    assert.deepEqual(Object.keys((await rawItem(id))?.holders?.M ?? {}), [], "our entry was removed");
+    lossy.destroy();
+  });
+});
