@@ -132,6 +132,12 @@ type Plan =
   | {
       readonly write: true;
       readonly create: boolean;
+      /**
+       * Written without having seen the map (the first write, or the create form): a failure only
+       * says the map was missing or another caller created it first, so it does not count toward
+       * the writes a try may make after its deadline (the next write knows the item).
+       */
+      readonly blind?: boolean;
       readonly stale?: { token: string; version: number } | undefined;
       readonly staleIntent?: { token: string; version: number } | undefined;
     }
@@ -212,7 +218,7 @@ export async function acquireMulti<L>(
 
   /** What the item allows: write (how), or wait (how long at most), or refuse (a mixing error). */
   const decide = (record: LockRecord | undefined, arrivedAt: number): Plan => {
-    if (record === undefined) return { write: true, create: true };
+    if (record === undefined) return { write: true, create: true, blind: true };
     const holders = record.holders;
     // An entry of ours that we never heard back about: remove it (its fence is unknown to us).
     for (const token of written) {
@@ -243,7 +249,7 @@ export async function acquireMulti<L>(
         send: evictOwnerRequest(schema, id, { owner: record.owner, version: record.version }),
       };
     }
-    if (holders === undefined) return { write: true, create: true };
+    if (holders === undefined) return { write: true, create: true, blind: true };
     if (holders.size > 0 && record.kind !== stored) {
       // Holders of another kind: refused while any may be live; dead ones are reclaimed, each at
       // its exact version, and then the id may be used another way (docs/protocol.md).
@@ -274,11 +280,15 @@ export async function acquireMulti<L>(
     return { write: false, staleInMs };
   };
 
-  let plan: Plan = { write: true, create: false };
+  let plan: Plan = { write: true, create: false, blind: true };
+  /** Blind writes past the deadline: bounded too, should the item keep vanishing under us. */
+  let blindWrites = 0;
   for (;;) {
     if (plan.write) {
       const sentAt = runtime.monotonicNow();
-      if (sentAt >= deadline && ++lateWrites > 2) giveUp(ctx.heldError(id, lastSeen, sentAt - started));
+      if (sentAt >= deadline && (plan.blind === true ? ++blindWrites > 4 : ++lateWrites > 2)) {
+        giveUp(ctx.heldError(id, lastSeen, sentAt - started));
+      }
       const token = runtime.token();
       written.add(token);
       let record: LockRecord | undefined;

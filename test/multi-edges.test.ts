@@ -229,3 +229,49 @@ describe("an entry's release", () => {
     lossy.destroy();
   });
 });
+
+describe("the first tryAcquire of a new id", () => {
+  for (const [label, opts] of [
+    ["shared", { mode: "shared" as const }],
+    ["permits: 5", { permits: 5 }],
+  ] as const) {
+    it(`(${label}) that loses the creation race to another still gets in: there is room`, async () => {
+      const id = `edge-fresh-${label.replaceAll(/\W/g, "")}`;
+      let firstAnswered!: () => void;
+      const bFirst = new Promise<void>((resolve) => {
+        firstAnswered = resolve;
+      });
+      let aIn!: () => void;
+      const aDone = new Promise<void>((resolve) => {
+        aIn = resolve;
+      });
+      const slow = backend.newClient();
+      slow.middlewareStack.add(
+        (next, context) => async (args) => {
+          if (context.commandName !== "UpdateItemCommand") return next(args);
+          const update = (args.input as { UpdateExpression?: string }).UpdateExpression ?? "";
+          // B's create waits until A has created the map: B's blind write and its create both fail.
+          if (update.startsWith("SET #holders = :map")) await aDone;
+          try {
+            return await next(args);
+          } finally {
+            firstAnswered();
+          }
+        },
+        { step: "initialize", name: "sequence" },
+      );
+      const b = client("b", {}, slow);
+      const a = client("a");
+      const taking = b.tryAcquire(id, opts);
+      await bFirst;
+      const lockA = await a.tryAcquire(id, opts);
+      assert.ok(lockA !== undefined, "A created the map");
+      aIn();
+      const lockB = await taking;
+      assert.ok(lockB !== undefined, "B gets in too: the lock has room");
+      await lockA.release();
+      await lockB.release();
+      slow.destroy();
+    });
+  }
+});
