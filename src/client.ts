@@ -808,9 +808,11 @@ export class LockClient {
             : await exclusive.step(record, arrivedAt, signal, deadline > arrivedAt).catch(giveUp);
         if (record?.owner === undefined && readersIn === undefined) break; // free: write again
         if (record?.owner === undefined) {
-          // Shared holders are in: wait for them to leave (or be reclaimed as stale).
+          // Shared holders are in: wait for them to leave (or be reclaimed as stale). Once the wait
+          // is over, a round that reclaimed (0) looks once more: a try that removed the last dead
+          // reader writes instead of giving up (each such round removed an entry, so it ends).
           const remaining = deadline - arrivedAt;
-          if (remaining <= 0) giveUp(this.#heldError(id, record, arrivedAt - started));
+          if (remaining <= 0 && readersIn !== 0) giveUp(this.#heldError(id, record, arrivedAt - started));
           const delay = waitBeforeNextPoll(
             backoffDelay(polls++, poll, runtime.random()),
             readersIn ?? 0,

@@ -204,15 +204,27 @@ export async function acquireMulti<L>(
     }
   };
 
-  /** A conditional side write (a reclaim, an owner eviction): its failure only means things moved. */
+  /**
+   * A conditional side write (a reclaim, an owner eviction): a failed condition only means things
+   * moved (look again at once); a failure that may pass (throttling, no answer) waits its backoff
+   * first, so a throttled partition is not hammered.
+   */
   const sideWrite = async (input: UpdateItemCommandInput): Promise<void> => {
     try {
       await bounded((abortSignal) => ctx.client.send(new UpdateItemCommand(input), { abortSignal }));
     } catch (err) {
       if (signal.aborted) giveUp(signal.reason);
-      if (!isConditionFailed(err) && !isRetryable(err)) {
-        giveUp(await ctx.translate(err, `Acquiring lock "${id}" failed`, id, signal));
-      }
+      if (isConditionFailed(err)) return;
+      if (!isRetryable(err)) giveUp(await ctx.translate(err, `Acquiring lock "${id}" failed`, id, signal));
+      await sleep(
+        runtime,
+        waitBeforeNextPoll(
+          backoffDelay(polls++, poll, runtime.random()),
+          Infinity,
+          Math.max(0, deadline - runtime.monotonicNow()),
+        ),
+        signal,
+      ).catch(giveUp);
     }
   };
 
@@ -457,8 +469,10 @@ export class ExclusiveWait {
         continue;
       }
       const exact = this.#ctx.options.knobs?.evictIgnoresVersion === true ? undefined : e.version;
-      await this.#send(removeEntryRequest(this.#ctx.options.schema, this.#id, token, exact), signal);
-      staleIn = 0;
+      // Look again at once only after a reclaim went through: a throttled one waits its backoff.
+      if (await this.#send(removeEntryRequest(this.#ctx.options.schema, this.#id, token, exact), signal)) {
+        staleIn = 0;
+      }
     }
     return staleIn;
   }

@@ -8,6 +8,7 @@ import { after, before, describe, it } from "node:test";
 import { type DynamoDBClient, GetItemCommand, UpdateItemCommand } from "@aws-sdk/client-dynamodb";
 import { LockClient } from "../src/index.js";
 import { type Backend, startBackend, uniqueName } from "./support/backend.js";
+import { FakeRuntime } from "./support/fake-runtime.js";
 import { eventually } from "./support/wait.js";
 
 let backend: Backend;
@@ -274,4 +275,64 @@ describe("the first tryAcquire of a new id", () => {
       slow.destroy();
     });
   }
+});
+
+describe("a reclaim that is throttled", () => {
+  for (const [label, opts, kind] of [
+    ["a semaphore acquire (reclaiming an entry of another kind)", { permits: 3 }, "permits:2"],
+    ["an exclusive acquire (reclaiming a dead reader)", {}, "shared"],
+  ] as const) {
+    it(`waits its backoff before trying again: ${label}`, async () => {
+      const id = `edge-throttled-${kind}`;
+      await plantDeadEntry(id, "dead-token", kind);
+      let reclaims = 0;
+      let throttling = true;
+      const runtime = new FakeRuntime();
+      const sender = {
+        send: (command: { input: unknown; constructor: { name: string } }, options?: unknown) => {
+          const update = (command.input as { UpdateExpression?: string }).UpdateExpression;
+          if (update === "REMOVE #holders.#me") {
+            reclaims++;
+            if (throttling) {
+              return Promise.reject(
+                Object.assign(new Error("throttled"), {
+                  name: "ProvisionedThroughputExceededException",
+                  $metadata: { httpStatusCode: 400 },
+                }),
+              );
+            }
+          }
+          return (backend.client.send as (c: unknown, o?: unknown) => Promise<unknown>)(command, options);
+        },
+      };
+      const p = new LockClient({
+        table,
+        client: sender as never,
+        runtime,
+        checkTable: false,
+        leaseMs: LEASE,
+      });
+      clients.push(p);
+      const taking = p.acquire(id, { ...opts, waitMs: 60_000 });
+      await eventually(() => reclaims > 0, "a reclaim is sent");
+      for (let i = 0; i < 50; i++) await new Promise((resolve) => setImmediate(resolve));
+      await runtime.advance(1);
+      assert.equal(reclaims, 1, "no second reclaim within a ms (it sleeps its backoff)");
+      throttling = false;
+      for (let i = 0; i < 100 && reclaims < 2; i++) await runtime.advance(1_000);
+      const lock = await taking;
+      assert.equal(reclaims, 2);
+      await lock.release();
+    });
+  }
+});
+
+describe("an exclusive tryAcquire", () => {
+  it("that reclaims the last dead reader writes once more and gets in", async () => {
+    const id = "edge-try-dead-reader";
+    await plantDeadEntry(id, "dead-reader", "shared");
+    const lock = await client("writer").tryAcquire(id);
+    assert.ok(lock !== undefined, "in, in the same call");
+    await lock.release();
+  });
 });
