@@ -815,7 +815,7 @@ export class LockClient {
           if (remaining <= 0 && readersIn !== 0) giveUp(this.#heldError(id, record, arrivedAt - started));
           const delay = waitBeforeNextPoll(
             backoffDelay(polls++, poll, runtime.random()),
-            readersIn ?? 0,
+            Math.min(readersIn ?? 0, exclusive.refreshDueInMs(arrivedAt)),
             remaining,
           );
           await sleep(runtime, delay, signal).catch(giveUp);
@@ -856,7 +856,7 @@ export class LockClient {
         if (remaining <= 0) giveUp(this.#heldError(id, record, arrivedAt - started));
         const delay = waitBeforeNextPoll(
           backoffDelay(polls++, poll, runtime.random()),
-          verdict.staleInMs,
+          Math.min(verdict.staleInMs, exclusive.refreshDueInMs(arrivedAt)), // a recorded intent's refresh
           remaining,
         );
         if (onWait !== undefined) {

@@ -477,6 +477,19 @@ export class ExclusiveWait {
     return staleIn;
   }
 
+  /**
+   * How long the writer may sleep before its intent needs a refresh (Infinity without one): the
+   * intent lives by its lease, so a waiting writer's sleep is capped by this, not only by the poll
+   * settings (a poll interval may be longer than a lease). A refresh that failed is due at once:
+   * then at least the first poll delay, so a failing refresh is not retried in a tight loop.
+   */
+  refreshDueInMs(now: number): number {
+    if (this.#version === 0 || !Number.isFinite(this.#refreshedAt)) return Number.POSITIVE_INFINITY;
+    const { heartbeatMs, poll } = this.#ctx.options;
+    const due = heartbeatMs - (now - this.#refreshedAt);
+    return due > 0 ? due : Math.min(poll.minMs, heartbeatMs);
+  }
+
   /** Withdraws our intent (the acquire gave up), best effort. */
   withdraw(): void {
     if (this.#version === 0 || this.#token === undefined) return;

@@ -336,3 +336,37 @@ describe("an exclusive tryAcquire", () => {
     await lock.release();
   });
 });
+
+describe("a waiting writer's intent refresh", () => {
+  it("comes every heartbeatMs even when the poll interval is longer than a lease", async () => {
+    const id = "edge-intent-refresh";
+    const reader = await client("reader").acquire(id, { mode: "shared" });
+    const runtime = new FakeRuntime();
+    const w = new LockClient({
+      table,
+      client: backend.client,
+      runtime,
+      checkTable: false,
+      holder: "slow-poller",
+      leaseMs: 30_000,
+      heartbeatMs: 5_000,
+      maxClockSkewMs: Number.POSITIVE_INFINITY, // judges the real-clock reader by its own clock only
+      pollMinMs: 60_000,
+      pollMaxMs: 60_000,
+    });
+    clients.push(w);
+    const stop = new AbortController();
+    const waiting = w.acquire(id, { waitMs: 600_000, signal: stop.signal }).catch((e: unknown) => e);
+    await eventually(async () => (await rawItem(id))?.intent !== undefined, "the intent is recorded");
+    assert.equal((await rawItem(id))?.intent?.M?.version?.N, "1");
+    await runtime.advance(5_000);
+    await eventually(
+      async () => (await rawItem(id))?.intent?.M?.version?.N === "2",
+      "the intent is refreshed one heartbeatMs later, though the next poll is a minute away",
+      400,
+    );
+    stop.abort(new Error("test over"));
+    await waiting;
+    await reader.release();
+  });
+});
