@@ -893,6 +893,7 @@ export class LockClient {
           entry: true,
         });
         this.#held.set(lock as unknown as Lock, token);
+        this.#heldOwners.add(token); // for heldByThisClient, as the mutex's
         return lock as L;
       },
       translate: (err, message, lockId, signal) => this.#translate(err, message, lockId, signal),
@@ -903,7 +904,9 @@ export class LockClient {
   }
 
   #heldError(id: string, record: LockRecord | undefined, waitedMs: number): LockHeldError {
-    const mine = record?.owner !== undefined && this.#heldOwners.has(record.owner);
+    const mine =
+      (record?.owner !== undefined && this.#heldOwners.has(record.owner)) ||
+      [...(record?.holders?.keys() ?? [])].some((token) => this.#heldOwners.has(token));
     return new LockHeldError(
       id,
       {

@@ -370,3 +370,20 @@ describe("a waiting writer's intent refresh", () => {
     await reader.release();
   });
 });
+
+describe("heldByThisClient", () => {
+  it("is said when this client's own permit fills the semaphore", async () => {
+    const id = "edge-held-by-me";
+    const c = client("me");
+    const mine = await c.acquire(id, { permits: 1 });
+    const err = await c.acquire(id, { permits: 1, waitMs: 50 }).catch((e: unknown) => e);
+    assert.equal((err as { code?: string }).code, "ELOCKHELD");
+    assert.match((err as Error).message, /a Lock of this same LockClient/);
+    const other = await client("other")
+      .acquire(id, { permits: 1, waitMs: 50 })
+      .catch((e: unknown) => e);
+    assert.equal((other as { code?: string }).code, "ELOCKHELD");
+    assert.doesNotMatch((other as Error).message, /this same LockClient/);
+    await mine.release();
+  });
+});
