@@ -34,7 +34,7 @@ import {
   stopWaitingOnAbort,
 } from "./lock.js";
 import { acquireMulti, ExclusiveWait, type MultiContext } from "./multi-acquire.js";
-import { holderKindOf } from "./multi-options.js";
+import { HOLDERS_ROOM_BYTES, holderKindOf } from "./multi-options.js";
 import { dataBudgetBytes, type LockClientOptions, type ResolvedOptions, resolveOptions } from "./options.js";
 import {
   acquireRequest,
@@ -927,14 +927,20 @@ export class LockClient {
     sentAt: number,
     heartbeat: boolean,
   ): Lock<Data> {
-    const lock = Lock.adopt<Data>(this.#context(id, heartbeat), {
-      id,
-      owner,
-      holder: this.#options.holder,
-      leaseMs: this.#options.leaseMs,
-      record,
-      sentAt,
-    });
+    const context = this.#context(id, heartbeat);
+    // The exclusive holder of an id used with several holders leaves room for their entries.
+    const budget = context.dataBudgetBytes - (record.kind === undefined ? 0 : HOLDERS_ROOM_BYTES);
+    const lock = Lock.adopt<Data>(
+      { ...context, dataBudgetBytes: budget },
+      {
+        id,
+        owner,
+        holder: this.#options.holder,
+        leaseMs: this.#options.leaseMs,
+        record,
+        sentAt,
+      },
+    );
     this.#held.set(lock as unknown as Lock, owner);
     this.#heldOwners.add(owner);
     return lock;

@@ -19,6 +19,7 @@
  */
 import type { AttributeValue, TransactWriteItem, UpdateItemCommandInput } from "@aws-sdk/client-dynamodb";
 import { FIELD, itemKey, type KeySchema, ttlAttributeOf } from "./item.js";
+import { MAX_SHARED_HOLDERS } from "./multi-options.js";
 import type { ProtocolKnobs } from "./options.js";
 import { FIRST_VERSION } from "./requests.js";
 
@@ -128,6 +129,8 @@ export interface TakeParams {
  */
 export function takeRequest(schema: KeySchema, id: string, p: TakeParams): UpdateItemCommandInput {
   const permits = "permits" in p.kind ? p.kind.permits : undefined;
+  /** Shared holders are counted too (the item's size): at most `MAX_SHARED_HOLDERS` at once. */
+  const cap = permits ?? MAX_SHARED_HOLDERS;
   const values: Record<string, AttributeValue> = { ":kind": S(kindValue(p.kind)), ":one": N(1) };
   const used: Name[] = ["#owner", "#holders", "#kind", "#fence"];
   const extraNames: Record<string, string> = { "#expiresAt": ttlAttributeOf(schema) };
@@ -154,9 +157,9 @@ export function takeRequest(schema: KeySchema, id: string, p: TakeParams): Updat
         conditions.push(PART.entryObservedStale);
         values[":staleVersion"] = N(p.stale.version);
       }
-      if (permits !== undefined && p.knobs?.permitsUncounted !== true) {
+      if (p.knobs?.permitsUncounted !== true) {
         conditions.push(PART.withinPermits);
-        values[":permits"] = N(permits);
+        values[":permits"] = N(cap);
       }
     } else if (permits !== undefined) {
       if (p.knobs?.permitsUncounted === true) {
@@ -166,8 +169,12 @@ export function takeRequest(schema: KeySchema, id: string, p: TakeParams): Updat
         values[":permits"] = N(permits);
       }
       values[":zero"] = N(0);
-    } else {
+    } else if (p.knobs?.permitsUncounted === true) {
       conditions.push(`(${PART.noHolders} OR ${PART.sameKind})`);
+      values[":zero"] = N(0);
+    } else {
+      conditions.push(`(${PART.noHolders} OR (${PART.sameKind} AND ${PART.freePermit}))`);
+      values[":permits"] = N(cap);
       values[":zero"] = N(0);
     }
   }

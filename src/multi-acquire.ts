@@ -32,6 +32,7 @@ import {
 } from "./holders.js";
 import { type HolderEntry, type LockRecord, parseRecord } from "./item.js";
 import { holderValidUntil, judge, type Observation, observe, type Verdict } from "./lease.js";
+import { MAX_SHARED_HOLDERS } from "./multi-options.js";
 import type { ResolvedOptions } from "./options.js";
 import { pollRequest } from "./requests.js";
 import { deadlineSignal, sleep } from "./runtime.js";
@@ -54,6 +55,12 @@ export interface MultiContext {
   /** Sends a best-effort write that close() waits for (bounded by a lease). */
   readonly cleanUp: (input: UpdateItemCommandInput) => void;
   readonly closed: () => unknown | undefined;
+}
+
+/** DynamoDB's refusal of an update that would make the item larger than 400 KB (a ValidationException). */
+function isItemTooLarge(err: unknown): boolean {
+  const e = err as { name?: unknown; message?: unknown } | undefined;
+  return e?.name === "ValidationException" && /item size/i.test(String(e.message));
 }
 
 /** The refusal of a call that uses an id as another kind of lock than the item shows. */
@@ -163,6 +170,11 @@ export async function acquireMulti<L>(
   let polls = 0;
   let lateWrites = 0;
   let lastSeen: LockRecord | undefined;
+  /**
+   * The last take was refused for the item's size (its data leaves no room for another entry): no
+   * room, as for a full semaphore, until an entry leaves (wait, or be judged stale and reclaimed).
+   */
+  let full = false;
 
   const giveUp = (err: unknown): never => {
     for (const token of unanswered) ctx.cleanUp(removeEntryRequest(schema, id, token));
@@ -282,11 +294,12 @@ export async function acquireMulti<L>(
       if (!v.stale) return { write: false, staleInMs: v.staleInMs };
       staleIntent = { token: record.intent.token, version: record.intent.version };
     }
-    if ("shared" in kind || holders.size < kind.permits) return { write: true, create: false, staleIntent };
+    const cap = "permits" in kind ? kind.permits : MAX_SHARED_HOLDERS;
+    if (holders.size < cap && !full) return { write: true, create: false, staleIntent };
     let staleInMs = Number.POSITIVE_INFINITY;
     for (const [token, e] of holders) {
       const v = judgeOf.verdict(`e:${token}`, token, e, arrivedAt);
-      if (v.stale) return { write: true, create: false, stale: { token, version: e.version } };
+      if (v.stale) return { write: true, create: false, stale: { token, version: e.version }, staleIntent };
       staleInMs = Math.min(staleInMs, v.staleInMs);
     }
     return { write: false, staleInMs };
@@ -340,6 +353,13 @@ export async function acquireMulti<L>(
       } catch (err) {
         if (!isConditionFailed(err) && (mayHaveBeenApplied(err) || signal.aborted)) unanswered.add(token);
         if (signal.aborted) giveUp(signal.reason);
+        if (isItemTooLarge(err)) {
+          // Refused, not applied: nothing of ours is in. Wait for room (the holders already in).
+          full = true;
+          plan = decideOrGiveUp(await look(pollRequest(schema, id)));
+          full = false;
+          continue;
+        }
         if (!isConditionFailed(err)) {
           if (err instanceof LockError || !isRetryable(err) || runtime.monotonicNow() >= deadline) {
             giveUp(await ctx.translate(err, `Acquiring lock "${id}" failed`, id, signal));

@@ -5,8 +5,32 @@
 import type { HolderKind } from "./holders.js";
 import { fail } from "./validate.js";
 
-/** The most permits a semaphore may have: every holder's entry lives in the one item (400 KB). */
-export const MAX_PERMITS = 1000;
+/**
+ * The most permits a semaphore may have. Every holder's entry lives in the one item (400 KB), and
+ * every heartbeat rewrites the whole item: a write costs one WCU per KB of the item, so N holders
+ * heartbeating every `heartbeatMs` cost about N × (N × entry size / 1 KB) WCU per `heartbeatMs`,
+ * quadratic in N, and one partition takes at most 1 000 WCU/s. At 100 holders with long names (an
+ * item near 120 KB) and a heartbeat every 5 s that is about 2 400 WCU per 5 s: within a partition's
+ * limit, with room for data; far more holders would not be (docs/protocol.md, "Cost").
+ */
+export const MAX_PERMITS = 100;
+
+/** The most shared holders of a reader–writer lock at once, for the same reasons; more wait, as for a full semaphore. */
+export const MAX_SHARED_HOLDERS = 100;
+
+/**
+ * The most one holder entry takes in the item: its key (an owner token, at most 64 bytes as the
+ * runtime draws them), the attribute names and number values of the entry, and the holder name (at
+ * most 1 024 bytes, checked with the client's options).
+ */
+export const MAX_ENTRY_BYTES = 64 + 96 + 1024;
+
+/**
+ * Room kept in the item for holder entries and a writer's intent, whoever writes them: what the
+ * exclusive holder of a reader–writer id may not fill with data (src/client.ts), so readers can
+ * always come in once it leaves.
+ */
+export const HOLDERS_ROOM_BYTES = (Math.max(MAX_PERMITS, MAX_SHARED_HOLDERS) + 1) * MAX_ENTRY_BYTES;
 
 /** Undefined for the mutex (the default, and `mode: "exclusive"`). */
 export function holderKindOf(o: {

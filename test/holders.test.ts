@@ -75,7 +75,15 @@ describe("multi-holder request shapes", () => {
   it("shared: refused while a writer's intent is in; a stale intent is removed in the same write", () => {
     const plain = takeRequest(schema, "rw", { ...base, kind: { shared: true }, create: false });
     assert.match(plain.ConditionExpression ?? "", /attribute_not_exists\(#intent\)/);
-    assert.match(plain.ConditionExpression ?? "", /\(size\(#holders\) = :zero OR #kind = :kind\)/);
+    assert.match(
+      plain.ConditionExpression ?? "",
+      /\(size\(#holders\) = :zero OR \(#kind = :kind AND size\(#holders\) < :permits\)\)/,
+    );
+    assert.deepEqual(
+      plain.ExpressionAttributeValues?.[":permits"],
+      { N: "100" },
+      "at most 100 readers at once",
+    );
     assertBindings(plain);
     const over = takeRequest(schema, "rw", {
       ...base,

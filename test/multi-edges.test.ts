@@ -387,3 +387,42 @@ describe("heldByThisClient", () => {
     await mine.release();
   });
 });
+
+describe("the item's size", () => {
+  it("a semaphore has at most 100 permits (RangeError naming `permits`, before any request)", async () => {
+    await assert.rejects(client("x").acquire("edge-size-x", { permits: 101 }), {
+      name: "RangeError",
+      message: /`permits`/,
+    });
+  });
+
+  it("the exclusive holder of a reader–writer id leaves room for 100 readers with the longest names", async () => {
+    const id = "edge-size-rw";
+    const long = (i: number) => `${String(i).padStart(4, "0")}${"h".repeat(1020)}`;
+    const w = client("writer");
+    await (await w.acquire(id, { mode: "shared" })).release(); // the id is a reader–writer lock
+    const lock = await w.acquire(id);
+    // The largest data its budget accepts (a typed refusal beyond, before any request).
+    let size = 400 * 1024;
+    for (;;) {
+      const err = await lock.update({ blob: "x".repeat(size) }).catch((e: unknown) => e);
+      if (err === undefined) break;
+      assert.ok(
+        err instanceof RangeError ||
+          err instanceof TypeError ||
+          (err as { code?: string }).code !== "EDYNAMODB",
+        String(err),
+      );
+      size -= 4 * 1024;
+    }
+    await lock.release();
+    const readers = [];
+    for (let i = 0; i < 100; i++) {
+      const r = await client(long(i)).acquire(id, { mode: "shared" });
+      readers.push(r);
+    }
+    // The 101st waits, as for a full semaphore.
+    assert.equal(await client(long(100)).tryAcquire(id, { mode: "shared" }), undefined);
+    for (const r of readers) await r.release();
+  });
+});

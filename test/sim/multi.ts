@@ -208,7 +208,8 @@ export class MultiChecker {
     if (bound === undefined) return;
     const tracked = t;
     this.#scheduler.at(now + bound, () => {
-      if (this.#intent.get(id) !== tracked || tracked.clearAt === undefined) return;
+      // A check of an earlier clear spell (another writer got in since, and left): not this one's.
+      if (this.#intent.get(id) !== tracked || tracked.clearAt !== now) return;
       if (this.#crashes !== tracked.crashes) return; // the writer (or a holder) may have crashed
       if (now + bound > this.#scheduler.now) return;
       this.#main.fail(
