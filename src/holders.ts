@@ -277,12 +277,14 @@ export function intentRequest(
     readonly leaseMs: number;
     readonly wallNow: number;
     readonly stale?: { readonly token: string; readonly version: number } | undefined;
+    /** A refresh of our intent seen in the item: only while it is still there (never re-installed). */
+    readonly refresh?: boolean | undefined;
   },
 ): UpdateItemCommandInput {
   const entry = entryValue(p);
   (entry.M as Record<string, AttributeValue>).token = S(p.token);
   const values: Record<string, AttributeValue> = { ":intent": entry, ":me": S(p.token) };
-  let condition = `(${PART.noIntent} OR #intent.#token = :me)`;
+  let condition = p.refresh === true ? "#intent.#token = :me" : `(${PART.noIntent} OR #intent.#token = :me)`;
   if (p.stale !== undefined) {
     condition = PART.intentObservedStale;
     values[":staleIntent"] = S(p.stale.token);

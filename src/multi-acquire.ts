@@ -444,6 +444,7 @@ export class ExclusiveWait {
   #token: string | undefined;
   #version = 0;
   #refreshedAt = Number.NEGATIVE_INFINITY;
+  #withdrawn = false;
 
   constructor(ctx: MultiContext, id: string) {
     this.#ctx = ctx;
@@ -504,7 +505,9 @@ export class ExclusiveWait {
    * then at least the first poll delay, so a failing refresh is not retried in a tight loop.
    */
   refreshDueInMs(now: number): number {
-    if (this.#version === 0 || !Number.isFinite(this.#refreshedAt)) return Number.POSITIVE_INFINITY;
+    if (this.#version === 0 || this.#withdrawn || !Number.isFinite(this.#refreshedAt)) {
+      return Number.POSITIVE_INFINITY;
+    }
     const { heartbeatMs, poll } = this.#ctx.options;
     const due = heartbeatMs - (now - this.#refreshedAt);
     return due > 0 ? due : Math.min(poll.minMs, heartbeatMs);
@@ -512,9 +515,9 @@ export class ExclusiveWait {
 
   /** Withdraws our intent (the acquire gave up), best effort. */
   withdraw(): void {
-    if (this.#version === 0 || this.#token === undefined) return;
+    if (this.#version === 0 || this.#token === undefined || this.#withdrawn) return;
+    this.#withdrawn = true;
     this.#ctx.cleanUp(withdrawIntentRequest(this.#ctx.options.schema, this.#id, this.#token));
-    this.#version = 0;
   }
 
   /**
@@ -546,6 +549,9 @@ export class ExclusiveWait {
       leaseMs,
       wallNow: runtime.wallNow(),
       stale,
+      // A refresh of the intent we saw in: conditioned on it still being there, so a refresh that
+      // the network delivers late, after our withdraw, cannot put the intent back.
+      refresh: intent !== undefined && intent.token === this.#token,
     });
     // Counted whether or not the write is answered: a (token, version) pair is never written twice.
     this.#version = version;

@@ -139,6 +139,10 @@ describe("multi-holder request shapes", () => {
     const mine = intentRequest(schema, "rw", { ...base, version: 1 });
     assert.equal(mine.ConditionExpression, "(attribute_not_exists(#intent) OR #intent.#token = :me)");
     assertBindings(mine);
+    // A refresh only while our intent is still in: a late one cannot re-install a withdrawn intent.
+    const refresh = intentRequest(schema, "rw", { ...base, version: 2, refresh: true });
+    assert.equal(refresh.ConditionExpression, "#intent.#token = :me");
+    assertBindings(refresh);
     const over = intentRequest(schema, "rw", { ...base, version: 1, stale: { token: "w", version: 3 } });
     assert.equal(
       over.ConditionExpression,
