@@ -293,6 +293,9 @@ describe("a reclaim that is throttled", () => {
           const update = (command.input as { UpdateExpression?: string }).UpdateExpression;
           if (update === "REMOVE #holders.#me") {
             reclaims++;
+            // A runaway loop (no backoff) ends here with an error that cannot be retried, so the
+            // test fails instead of spinning for ever.
+            if (reclaims > 20) return Promise.reject(new Error("runaway reclaims"));
             if (throttling) {
               return Promise.reject(
                 Object.assign(new Error("throttled"), {
@@ -314,6 +317,7 @@ describe("a reclaim that is throttled", () => {
       });
       clients.push(p);
       const taking = p.acquire(id, { ...opts, waitMs: 60_000 });
+      taking.catch(() => undefined); // asserted below; a runaway loop rejects before then
       await eventually(() => reclaims > 0, "a reclaim is sent");
       for (let i = 0; i < 50; i++) await new Promise((resolve) => setImmediate(resolve));
       await runtime.advance(1);
