@@ -83,6 +83,12 @@ describe("dynamolock run --permits / --shared", { concurrency: 2 }, () => {
       assert.equal(typeof h.heartbeatAgeMs, "number");
     }
 
+    const listed = await cli(["list", "--table", table, "--held", "--prefix", "cli-sem", "--json"], { env });
+    assert.equal(listed.code, 0, listed.stderr);
+    const row = JSON.parse(listed.stdout.trim());
+    assert.equal(row.held, true, "list --held shows a semaphore with holders in");
+    assert.equal(row.holders, 2);
+
     // release --force --holder removes exactly that run's permit: it stops its command and exits 79.
     const released = await cli(["release", "--force", ...lockArgs("cli-sem"), "--holder", "one", "--json"], {
       env,

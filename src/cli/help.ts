@@ -189,7 +189,8 @@ the size of its data. Waiters are not recorded in the table, so that column show
 Options:
   --json                one JSON object per line, unsorted, as the pages come (for jq): id,
                         held, stale, holder, fence, heartbeatAt, heartbeatAgeMs, leaseMs,
-                        leaseLeftMs, releasedAt, waiters (always null), dataBytes
+                        leaseLeftMs, releasedAt, waiters (always null), dataBytes,
+                        holders (how many hold it: permits, shared)
 
 ${LISTING}
 
