@@ -23,6 +23,16 @@ import { decodeData, type LockData } from "./data.js";
 import { acquireChannel, type TakeoverMessage, takeoverChannel, trace } from "./diagnostics.js";
 import { type HolderInfo, LockError, type LockErrorCode, LockHeldError } from "./errors.js";
 import { judgeReplication, replicationOf, type TableReplication } from "./global-table.js";
+import {
+  forceRemoveEntryRequest,
+  holdersOf,
+  intentOf,
+  kindOf,
+  type LockHolderInfo,
+  type LockIntentInfo,
+  pickHolder,
+  type StaleRule,
+} from "./holder-info.js";
 import { type LockRecord, parseRecord } from "./item.js";
 import { holderValidUntil, judge, type Observation, observe } from "./lease.js";
 import { type ListOptions, listLocks, resolveListOptions } from "./list.js";
@@ -117,6 +127,21 @@ export interface LockInfo<Data> {
   readonly stale: boolean;
   /** Wall clock (ms since epoch) of the last release, if any. */
   readonly releasedAt: number | undefined;
+  /**
+   * What the id is used as: a mutex, a semaphore of `permits` permits, or a reader–writer lock
+   * ("shared": its shared holders and, one at a time, its exclusive writer).
+   */
+  readonly kind: "mutex" | "permits" | "shared";
+  /** The number of permits, when `kind` is "permits". */
+  readonly permits?: number | undefined;
+  /**
+   * Every holder, one element each: the exclusive owner (`mode` "exclusive", the fields above) and
+   * each permit or shared holder. `held` is true when this is not empty; the fields above stay the
+   * exclusive owner's alone.
+   */
+  readonly holders: readonly LockHolderInfo[];
+  /** A reader–writer lock's waiting writer, whose intent keeps new shared holders out. */
+  readonly intent?: LockIntentInfo | undefined;
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
@@ -341,16 +366,35 @@ export class LockClient {
    */
   async forceRelease<Data extends object = LockData>(
     id: string,
-    options?: SignalOptions,
-  ): Promise<LockInfo<Data> | undefined> {
+    options?: SignalOptions & { readonly holder?: undefined },
+  ): Promise<LockInfo<Data> | undefined>;
+  /**
+   * Administrative: removes ONE holder of the lock, named by `holder`: its `key` or its name, as
+   * `read()` lists them in `holders` (several holders of that name: an `EAMBIGUOUS` LockError,
+   * nothing removed). A permit or shared holder's entry is removed at the exact version just read,
+   * the other holders untouched; the exclusive owner as by `forceRelease(id)`. The removed holder
+   * learns at its next heartbeat (its signal aborts with reason "released"). Resolves to the
+   * removed holder as read just before, or undefined if no holder matched.
+   */
+  async forceRelease(
+    id: string,
+    options: SignalOptions & { readonly holder: string },
+  ): Promise<LockHolderInfo | undefined>;
+  async forceRelease<Data extends object = LockData>(
+    id: string,
+    options?: SignalOptions & { readonly holder?: string | undefined },
+  ): Promise<LockInfo<Data> | LockHolderInfo | undefined> {
     keyString("id", id, 2048);
-    const signal = optionalSignal(
+    const o = optionsObject<SignalOptions & { readonly holder?: string }>("options", options, [
       "signal",
-      optionsObject<SignalOptions>("options", options, ["signal"]).signal,
-    );
+      "holder",
+    ]);
+    const signal = optionalSignal("signal", o.signal);
+    const target = o.holder === undefined ? undefined : keyString("options.holder", o.holder, 1024);
     this.#throwIfClosed();
     signal?.throwIfAborted();
     await this.#checkTableOnce(signal);
+    if (target !== undefined) return this.#forceReleaseOne(id, target, signal);
     const { schema, runtime } = this.#options;
     // Aimed at the owner read just before, not at whoever owns the lock when the write lands: a late
     // duplicate of it (an SDK retry whose first try arrives late) must not remove a later holder,
@@ -390,6 +434,67 @@ export class LockClient {
       }
     }
     throw new LockError(`Force-releasing lock "${id}" failed: it kept changing hands`, {
+      code: "ECONTENDED",
+      lockId: id,
+    });
+  }
+
+  /** forceRelease(id, { holder }): read, pick the one holder, remove it at what was read. */
+  async #forceReleaseOne(
+    id: string,
+    target: string,
+    signal: AbortSignal | undefined,
+  ): Promise<LockHolderInfo | undefined> {
+    const { schema, runtime } = this.#options;
+    let chosen: { token: string; version: number; info: LockHolderInfo; fence: number } | undefined;
+    for (let round = 0; round < 5; round++) {
+      const seen = await this.#get(readRequest(schema, id), signal);
+      const holders = seen === undefined ? [] : holdersOf(seen, this.#staleRule());
+      const picked = pickHolder(holders, target);
+      if (picked === undefined || seen === undefined) {
+        // Gone since we chose it: removed by an attempt of ours we did not hear back from, if the
+        // item carries our marks (an entry: its token in forcedOut; the owner: a forced release and
+        // no acquisition since). Otherwise it left by itself, or was never there.
+        const ours =
+          chosen !== undefined &&
+          (chosen.info.mode === "exclusive"
+            ? seen?.owner === undefined && seen?.releasedBy === FORCED_RELEASE && seen.fence === chosen.fence
+            : seen?.forcedOut === chosen.token);
+        return ours ? chosen?.info : undefined;
+      }
+      if ("ambiguous" in picked) {
+        const keys = picked.ambiguous.map((h) => `${h.info.key} (${h.info.mode})`).join(", ");
+        throw new LockError(
+          `Force-releasing a holder of lock "${id}" refused: ${picked.ambiguous.length} holders are named "${target}" (keys ${keys}); name one by its key`,
+          { code: "EAMBIGUOUS", lockId: id },
+        );
+      }
+      const found = picked.found;
+      chosen = { ...found, fence: seen.fence };
+      const input =
+        found.info.mode === "exclusive"
+          ? forceReleaseRequest(schema, id, runtime.wallNow(), found.token)
+          : forceRemoveEntryRequest(schema, id, found);
+      try {
+        await stopWaitingOnAbort(
+          this.#client.send(
+            new UpdateItemCommand(input),
+            signal === undefined ? {} : { abortSignal: signal },
+          ),
+          signal,
+          () => true,
+          id,
+          "force-release",
+        );
+        return found.info;
+      } catch (err) {
+        if (err instanceof LockError && err.code === "EABORTED") throw err;
+        if (signal?.aborted) throw abortedAfterSending(signal, id, "force-release");
+        if (!isConditionFailed(err)) throw await this.#translate(err, `Force-releasing lock "${id}" failed`);
+        // That holder heartbeated (or left) between our read and our write: look again.
+      }
+    }
+    throw new LockError(`Force-releasing a holder of lock "${id}" failed: it kept changing`, {
       code: "ECONTENDED",
       lockId: id,
     });
@@ -575,23 +680,31 @@ export class LockClient {
   }
 
   #info<Data>(id: string, record: LockRecord): LockInfo<Data> {
-    const held = record.owner !== undefined;
-    const { maxClockSkewMs, runtime } = this.#options;
-    const stale =
-      held &&
-      record.heartbeatAt !== undefined &&
-      runtime.wallNow() > record.heartbeatAt + (record.leaseMs ?? this.#options.leaseMs) + maxClockSkewMs;
+    const owned = record.owner !== undefined;
+    const rule = this.#staleRule();
+    const holders = holdersOf(record, rule).map((h) => h.info);
+    const { kind, permits } = kindOf(record);
+    const intent = intentOf(record, rule);
     return {
       lockId: id,
       data: decodeData<Data>(record.data),
-      held,
-      holder: held ? record.holder : undefined,
+      held: holders.length > 0,
+      holder: owned ? record.holder : undefined,
       fence: record.fence,
-      heartbeatAt: held ? record.heartbeatAt : undefined,
-      leaseMs: held ? record.leaseMs : undefined,
-      stale,
+      heartbeatAt: owned ? record.heartbeatAt : undefined,
+      leaseMs: owned ? record.leaseMs : undefined,
+      stale: owned && (holders[0]?.stale ?? false),
       releasedAt: record.releasedAt,
+      kind,
+      ...(permits === undefined ? {} : { permits }),
+      holders,
+      ...(intent === undefined ? {} : { intent }),
     };
+  }
+
+  #staleRule(): StaleRule {
+    const { maxClockSkewMs, runtime, leaseMs } = this.#options;
+    return { wallNow: runtime.wallNow(), maxClockSkewMs, leaseMs };
   }
 
   #context(id: string, heartbeat: boolean): LockContext {

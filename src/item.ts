@@ -30,6 +30,8 @@ export const FIELD = {
   kind: "kind",
   /** Reader–writer locks: a waiting writer's intent, with its own lease. */
   intent: "intent",
+  /** Multi-holder locks: owner token of the last entry removed by `forceRelease(id, { holder })`. */
+  forcedOut: "forcedOut",
 } as const;
 
 /** Where lock items live: the table and how an id maps to a key. */
@@ -90,6 +92,8 @@ export interface LockRecord {
   readonly kind?: string | undefined;
   /** Reader–writer locks: the waiting writer's intent. */
   readonly intent?: (HolderEntry & { readonly token: string }) | undefined;
+  /** Multi-holder locks: the token of the last entry an administrator removed. */
+  readonly forcedOut?: string | undefined;
 }
 
 function num(value: AttributeValue | undefined): number | undefined {
@@ -113,6 +117,7 @@ export function parseRecord(item: Record<string, AttributeValue> | undefined): L
     holders: parseHolders(item[FIELD.holders]),
     kind: item[FIELD.kind]?.S,
     intent: parseIntent(item[FIELD.intent]),
+    forcedOut: item[FIELD.forcedOut]?.S,
   };
 }
 

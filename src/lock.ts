@@ -804,6 +804,11 @@ export class Lock<Data extends object = LockData> implements AsyncDisposable {
    */
   #reportLoss(err: unknown, record: LockRecord | undefined, note: string): void {
     const uncertain = note !== "";
+    if (this.#entry && record !== undefined && record.forcedOut === this.#owner) {
+      // An administrator removed this very entry (forceRelease with a holder): it marks our token.
+      this.#lose("released", `this holder was force-released by someone else${note}`, err, uncertain);
+      return;
+    }
     if (this.#entry && record !== undefined) {
       // Only a waiter that judged our entry stale removes it (or replaces it, a late copy of our acquire).
       this.#lose(

@@ -358,8 +358,11 @@ export function scanRequest(schema: KeySchema, p: ScanParams): ScanCommandInput 
     values[":prefix"] = S(p.prefix);
   }
   if (p.held) {
-    filters.push(CONDITION.lockIsHeld);
+    // Held by an exclusive owner, or by permit or shared holders (entries of `holders`).
+    filters.push(`(${CONDITION.lockIsHeld} OR size(#holders) > :zero)`);
     names["#owner"] = FIELD.owner;
+    names["#holders"] = FIELD.holders;
+    values[":zero"] = N(0);
   }
   return {
     TableName: schema.table,
