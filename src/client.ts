@@ -35,15 +35,19 @@ import {
 import { dataBudgetBytes, type LockClientOptions, type ResolvedOptions, resolveOptions } from "./options.js";
 import {
   acquireRequest,
+  claimRequest,
   FORCED_RELEASE,
   forceReleaseRequest,
   pollRequest,
   readRequest,
   releaseRequest,
+  withdrawRequest,
 } from "./requests.js";
 import { deadlineSignal, sleep, untilAborted } from "./runtime.js";
 import { type CreateTableOptions, createLockTable, keySchemaMismatch, tableError } from "./table.js";
+import { claimLeaseMs, shouldClaim, standing, type Waiter } from "./turn.js";
 import { fail, keyString, nonNegativeOrInfinite, optionalSignal, optionsObject } from "./validate.js";
+import { nextLookMs } from "./waiting.js";
 
 export interface AcquireOptions {
   /**
@@ -568,6 +572,15 @@ export class LockClient {
     const { runtime, schema, holder, leaseMs, maxClockSkewMs, poll, clockDrift } = this.#options;
     const started = runtime.monotonicNow();
     const deadline = started + waitMs;
+    const startedWall = runtime.wallNow();
+    /** This call as a waiter for the next turn (turn.ts): named by the token of its first write. */
+    let me: Waiter | undefined;
+    /** A claim of ours may be in the item: withdrawn if we give up, so the lock need not wait it out. */
+    let claimed = false;
+    /** Claims stop after one fails in a way that retrying cannot fix (an IAM policy without them, say). */
+    let claimsRefused = false;
+    /** The owner we are waiting for and when we first saw it: the waiting schedule counts from it. */
+    let seen: { owner: string; at: number; looks: number } | undefined;
     let observation: Observation | undefined;
     let stale: { owner: string; version: number } | undefined;
     /**
@@ -590,7 +603,37 @@ export class LockClient {
 
     const giveUp = (err: unknown): never => {
       for (const owner of unanswered) this.#cleanUp(id, owner);
+      if (claimed && me !== undefined) this.#withdraw(id, me.token);
       throw err;
+    };
+
+    /** Where we stand for the next turn, by the item as read (a break for the simulation: claims never lapse). */
+    const standingIn = (record: LockRecord | undefined) =>
+      standing(
+        this.#options.knobs?.turnNeverLapses === true && record?.next !== undefined
+          ? { ...record, nextUntil: Number.POSITIVE_INFINITY }
+          : record,
+        me as Waiter,
+        runtime.wallNow(),
+      );
+
+    /** Claims the next turn until our look after next (turn.ts). Best effort: only fairness rides on it. */
+    const claim = async (gapMs: number): Promise<void> => {
+      if (me === undefined || claimsRefused || this.#options.knobs?.acquireIgnoresTurn === true) return;
+      const wallNow = runtime.wallNow();
+      const input = claimRequest(schema, id, {
+        waiter: me.token,
+        since: me.since,
+        until: wallNow + claimLeaseMs(gapMs),
+        wallNow,
+      });
+      claimed = true;
+      try {
+        await bounded((abortSignal) => this.#client.send(new UpdateItemCommand(input), { abortSignal }));
+      } catch (err) {
+        if (signal.aborted) giveUp(signal.reason);
+        if (!isConditionFailed(err) && !isRetryable(err)) claimsRefused = true;
+      }
     };
 
     /**
@@ -666,6 +709,7 @@ export class LockClient {
           ? ([...written.keys()][0] ?? runtime.token())
           : runtime.token();
       written.set(owner, sentAt);
+      me ??= { token: owner, since: startedWall };
       let record: LockRecord | undefined;
       let acquired: LockRecord | undefined;
       try {
@@ -675,6 +719,7 @@ export class LockClient {
           leaseMs,
           wallNow: runtime.wallNow(),
           stale,
+          turn: { waiter: me.token, since: me.since },
           knobs: this.#options.knobs,
         });
         const out = await bounded((abortSignal) =>
@@ -734,7 +779,18 @@ export class LockClient {
       for (;;) {
         const arrivedAt = runtime.monotonicNow();
         lastSeen = record;
-        if (record?.owner === undefined) break; // free: write again
+        if (record?.owner === undefined) {
+          // Free: write again, unless a waiter who has waited longer has the next turn. Then look
+          // again soon (it should take the lock), and at the latest when its claim lapses.
+          if (standingIn(record) !== "behind") break;
+          const remaining = deadline - arrivedAt;
+          if (remaining <= 0) giveUp(this.#heldError(id, record, arrivedAt - started));
+          const lapsesIn = Math.max(0, (record?.nextUntil ?? 0) - runtime.wallNow()) + 1;
+          const delay = waitBeforeNextPoll(backoffDelay(0, poll, runtime.random()), lapsesIn, remaining);
+          await sleep(runtime, delay, signal).catch(giveUp);
+          record = await look(pollRequest(schema, id));
+          continue;
+        }
         const ours = written.get(record.owner);
         if (ours !== undefined) {
           // A write of ours went through after all. Its lease counts from when it was sent; the
@@ -761,17 +817,31 @@ export class LockClient {
         );
         const early = this.#options.knobs?.takeoverEarlyMs ?? 0;
         const verdict = judge(observation, arrivedAt + early, runtime.wallNow() + early, maxClockSkewMs);
-        if (verdict.stale) {
+        // The takeover carries the turn condition too: a waiter behind the claimant leaves it to them
+        // (and waits until the claim lapses at the latest).
+        const behind = standingIn(record) === "behind";
+        if (verdict.stale && !behind) {
           stale = { owner: observation.owner, version: observation.version };
           break;
         }
         const remaining = deadline - arrivedAt;
         if (remaining <= 0) giveUp(this.#heldError(id, record, arrivedAt - started));
-        const delay = waitBeforeNextPoll(
-          backoffDelay(polls++, poll, runtime.random()),
-          verdict.staleInMs,
-          remaining,
-        );
+        if (seen?.owner !== record.owner) seen = { owner: record.owner, at: arrivedAt, looks: 0 };
+        const gap = nextLookMs({
+          now: arrivedAt,
+          seenAt: seen.at,
+          holdMs: record.holdMs,
+          attempt: seen.looks++,
+          poll,
+          random: runtime.random(),
+        });
+        const bound = verdict.stale
+          ? Math.max(0, (record.nextUntil ?? 0) - runtime.wallNow()) + 1
+          : verdict.staleInMs;
+        const delay = waitBeforeNextPoll(gap, bound, remaining);
+        if (me !== undefined && delay < remaining && shouldClaim(record, me, runtime.wallNow(), delay)) {
+          await claim(delay);
+        }
         if (onWait !== undefined) {
           const { holder, fence, heartbeatAt } = record;
           const progress = { lockId: id, holder, fence, heartbeatAt, leaseMs: record.leaseMs };
@@ -816,6 +886,26 @@ export class LockClient {
     });
     this.#held.set(lock as unknown as Lock, owner);
     return lock;
+  }
+
+  /**
+   * A waiter that gives up withdraws its claim on the next turn (turn.ts), conditioned on the claim
+   * still being its own. Best effort and bounded like a cleanup: if it fails, the claim lapses.
+   */
+  #withdraw(id: string, waiter: string): void {
+    const { schema, runtime, leaseMs } = this.#options;
+    const bound = deadlineSignal(runtime, leaseMs, undefined, () => new Error("no answer"));
+    const withdrawal = this.#client
+      .send(new UpdateItemCommand(withdrawRequest(schema, id, waiter)), { abortSignal: bound.signal })
+      .then(
+        () => undefined,
+        () => undefined,
+      )
+      .finally(() => {
+        bound.dispose();
+        this.#cleanups.delete(withdrawal);
+      });
+    this.#cleanups.add(withdrawal);
   }
 
   /**

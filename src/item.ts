@@ -24,6 +24,14 @@ export const FIELD = {
   releasedBy: "releasedBy",
   /** Wall clock (ms since epoch) of the last release. */
   releasedAt: "releasedAt",
+  /** The waiter whose turn is next (its wait's token): only it may take the lock when it is free. */
+  next: "next",
+  /** Wall clock (ms since epoch) at which that waiter began to wait: an older waiter displaces it. */
+  nextSince: "nextSince",
+  /** Wall clock (ms since epoch) until which that claim counts: a waiter that stopped looking drops out. */
+  nextUntil: "nextUntil",
+  /** How long holds of this lock last, in ms (a moving average written by each release): when to look. */
+  holdMs: "holdMs",
 } as const;
 
 /** Where lock items live: the table and how an id maps to a key. */
@@ -78,6 +86,12 @@ export interface LockRecord {
   readonly data: AttributeValue | undefined;
   readonly releasedBy: string | undefined;
   readonly releasedAt: number | undefined;
+  /** The next turn's claim (docs/protocol.md, "Turns"), if any was ever made. */
+  readonly next: string | undefined;
+  readonly nextSince: number | undefined;
+  readonly nextUntil: number | undefined;
+  /** The recorded typical hold, in ms, if any release has recorded one. */
+  readonly holdMs: number | undefined;
 }
 
 function num(value: AttributeValue | undefined): number | undefined {
@@ -98,5 +112,9 @@ export function parseRecord(item: Record<string, AttributeValue> | undefined): L
     data: item[FIELD.data],
     releasedBy: item[FIELD.releasedBy]?.S,
     releasedAt: num(item[FIELD.releasedAt]),
+    next: item[FIELD.next]?.S,
+    nextSince: num(item[FIELD.nextSince]),
+    nextUntil: num(item[FIELD.nextUntil]),
+    holdMs: num(item[FIELD.holdMs]),
   };
 }

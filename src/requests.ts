@@ -23,6 +23,10 @@ const NAMES = {
   "#data": FIELD.data,
   "#releasedBy": FIELD.releasedBy,
   "#releasedAt": FIELD.releasedAt,
+  "#next": FIELD.next,
+  "#nextSince": FIELD.nextSince,
+  "#nextUntil": FIELD.nextUntil,
+  "#holdMs": FIELD.holdMs,
 } as const;
 type Name = keyof typeof NAMES;
 
@@ -55,7 +59,15 @@ const CONDITION = {
    * retry whose first try arrives late) can then never remove whoever has acquired the lock since.
    */
   heldByTarget: "#owner = :target",
+  /**
+   * The next turn is ours to take (turn.ts): nobody's claim, our own, a lapsed one, or one made by
+   * a waiter that began after us. Fairness only: mutual exclusion rests on the parts above.
+   */
+  turnIsMine: "(attribute_not_exists(#next) OR #next = :waiter OR #nextUntil < :now OR #nextSince > :since)",
 } as const;
+
+/** The claim part of `turnIsMine`, for the claim request: the same rule, on a held lock. */
+const TURN_CLAIMABLE = CONDITION.turnIsMine;
 
 /** The version an acquisition installs; every later write of the same acquisition adds one. */
 export const FIRST_VERSION = 1;
@@ -95,8 +107,22 @@ export interface AcquireParams {
   readonly wallNow: number;
   /** Present for the takeover of a lease judged stale: the exact state that was judged. */
   readonly stale?: { readonly owner: string; readonly version: number } | undefined;
+  /** The acquire call as a waiter (turn.ts): the lock is taken only if the next turn is ours. */
+  readonly turn?: { readonly waiter: string; readonly since: number } | undefined;
   /** @internal Deliberate faults for the simulation's tests (see ProtocolKnobs). */
   readonly knobs?: ProtocolKnobs | undefined;
+}
+
+/** The turn condition an acquire carries, with its values bound; the knobs break it for the simulation. */
+function turnCondition(p: AcquireParams, values: Record<string, AttributeValue>): string {
+  if (p.turn === undefined || p.knobs?.acquireIgnoresTurn === true) return "";
+  values[":waiter"] = S(p.turn.waiter);
+  values[":since"] = N(p.turn.since);
+  const rule =
+    p.knobs?.turnNeverLapses === true
+      ? "(attribute_not_exists(#next) OR #next = :waiter OR #nextSince > :since)"
+      : CONDITION.turnIsMine;
+  return ` AND ${rule}`;
 }
 
 /**
@@ -124,14 +150,18 @@ export function acquireRequest(schema: KeySchema, id: string, p: AcquireParams):
     values[":staleOwner"] = S(p.stale.owner);
     if (!ignoreVersion) values[":staleVersion"] = N(p.stale.version);
   }
+  const turn = turnCondition(p, values);
   return {
     TableName: schema.table,
     Key: itemKey(schema, id),
+    // Taking the lock uses up the claim on the turn (ours, a lapsed one, or a younger waiter's, who
+    // will claim again).
     UpdateExpression:
-      "SET #owner = :owner, #version = :firstVersion, #leaseMs = :leaseMs, #heartbeatAt = :now, #holder = :holder REMOVE #expiresAt ADD #fence :one",
-    ConditionExpression: taking,
+      "SET #owner = :owner, #version = :firstVersion, #leaseMs = :leaseMs, #heartbeatAt = :now, #holder = :holder REMOVE #expiresAt, #next, #nextSince, #nextUntil ADD #fence :one",
+    ConditionExpression: turn === "" ? taking : `${taking}${turn}`,
     ExpressionAttributeNames: {
       ...names("#owner", "#version", "#leaseMs", "#heartbeatAt", "#holder", "#fence"),
+      ...names("#next", "#nextSince", "#nextUntil"),
       ...expiryName(schema),
     },
     ExpressionAttributeValues: values,
@@ -213,12 +243,19 @@ export function releaseRequest(
     readonly data?: AttributeValue | undefined;
     /** The fence of our acquisition; undefined only to clean up an acquire whose outcome is unknown. */
     readonly fence?: number | undefined;
+    /** The typical hold to record (waiting.ts), if known. */
+    readonly holdMs?: number | undefined;
   },
 ): UpdateItemCommandInput {
   const values: Record<string, AttributeValue> = { ":owner": S(p.owner), ":now": N(p.wallNow) };
   const expiry = releaseExpiry(schema, p.wallNow, values);
   let update = RELEASE_UPDATE + expiry.update;
   const used = [...RELEASE_NAMES];
+  if (p.holdMs !== undefined) {
+    update += ", #holdMs = :holdMs";
+    values[":holdMs"] = N(p.holdMs);
+    used.push("#holdMs");
+  }
   let condition: string = CONDITION.ownerIsMe;
   if (p.fence !== undefined) {
     condition += ` AND ${CONDITION.fenceIsOurs}`;
@@ -303,8 +340,57 @@ export function pollRequest(schema: KeySchema, id: string): GetItemCommandInput 
     TableName: schema.table,
     Key: itemKey(schema, id),
     ConsistentRead: true,
-    ProjectionExpression: "#owner, #version, #leaseMs, #heartbeatAt, #holder, #fence",
-    ExpressionAttributeNames: names("#owner", "#version", "#leaseMs", "#heartbeatAt", "#holder", "#fence"),
+    ProjectionExpression:
+      "#owner, #version, #leaseMs, #heartbeatAt, #holder, #fence, #next, #nextSince, #nextUntil, #holdMs",
+    ExpressionAttributeNames: names(
+      "#owner",
+      "#version",
+      "#leaseMs",
+      "#heartbeatAt",
+      "#holder",
+      "#fence",
+      "#next",
+      "#nextSince",
+      "#nextUntil",
+      "#holdMs",
+    ),
+  };
+}
+
+/**
+ * claim: a waiter records that the next turn is its own (turn.ts), until `until` on its wall clock,
+ * by the same rule the acquire checks, and only while the lock is held (a free lock is taken, not
+ * claimed). Touches nothing else, so it can never affect who holds the lock.
+ */
+export function claimRequest(
+  schema: KeySchema,
+  id: string,
+  p: { readonly waiter: string; readonly since: number; readonly until: number; readonly wallNow: number },
+): UpdateItemCommandInput {
+  return {
+    TableName: schema.table,
+    Key: itemKey(schema, id),
+    UpdateExpression: "SET #next = :waiter, #nextSince = :since, #nextUntil = :until",
+    ConditionExpression: `${CONDITION.lockIsHeld} AND ${TURN_CLAIMABLE}`,
+    ExpressionAttributeNames: names("#owner", "#next", "#nextSince", "#nextUntil"),
+    ExpressionAttributeValues: {
+      ":waiter": S(p.waiter),
+      ":since": N(p.since),
+      ":until": N(p.until),
+      ":now": N(p.wallNow),
+    },
+  };
+}
+
+/** withdraw: a waiter that gives up removes its claim, so the lock does not wait out the claim for it. */
+export function withdrawRequest(schema: KeySchema, id: string, waiter: string): UpdateItemCommandInput {
+  return {
+    TableName: schema.table,
+    Key: itemKey(schema, id),
+    UpdateExpression: "REMOVE #next, #nextSince, #nextUntil",
+    ConditionExpression: "#next = :waiter",
+    ExpressionAttributeNames: names("#next", "#nextSince", "#nextUntil"),
+    ExpressionAttributeValues: { ":waiter": S(waiter) },
   };
 }
 
