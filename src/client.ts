@@ -45,7 +45,15 @@ import {
 } from "./requests.js";
 import { deadlineSignal, sleep, untilAborted } from "./runtime.js";
 import { type CreateTableOptions, createLockTable, keySchemaMismatch, tableError } from "./table.js";
-import { claimLeaseMs, shouldClaim, standing, type Waiter } from "./turn.js";
+import {
+  type ClaimObservation,
+  claimLapsed,
+  claimLeaseMs,
+  observeClaim,
+  shouldClaim,
+  standing,
+  type Waiter,
+} from "./turn.js";
 import { fail, keyString, nonNegativeOrInfinite, optionalSignal, optionsObject } from "./validate.js";
 import { nextLookMs } from "./waiting.js";
 
@@ -577,6 +585,10 @@ export class LockClient {
     let me: Waiter | undefined;
     /** A claim of ours may be in the item: withdrawn if we give up, so the lock need not wait it out. */
     let claimed = false;
+    /** Our last claim: monotonic send time and how long it counts, to renew it before it lapses. */
+    let myClaim: { sentAt: number; ms: number; at: number } | undefined;
+    /** The claim in the item as we have watched it, to judge its lapse on our own clock. */
+    let claimSeen: ClaimObservation | undefined;
     /** Claims stop after one fails in a way that retrying cannot fix (an IAM policy without them, say). */
     let claimsRefused = false;
     /** The owner we are waiting for and when we first saw it: the waiting schedule counts from it. */
@@ -607,27 +619,40 @@ export class LockClient {
       throw err;
     };
 
-    /** Where we stand for the next turn, by the item as read (a break for the simulation: claims never lapse). */
-    const standingIn = (record: LockRecord | undefined) =>
-      standing(
-        this.#options.knobs?.turnNeverLapses === true && record?.next !== undefined
-          ? { ...record, nextUntil: Number.POSITIVE_INFINITY }
-          : record,
-        me as Waiter,
-        runtime.wallNow(),
-      );
+    /**
+     * Where we stand for the next turn, by the item as read at `arrivedAt` (watching its claim), and
+     * the lapsed claim a write of ours may take over. (A break for the simulation: claims never lapse.)
+     */
+    const judgeTurn = (record: LockRecord | undefined, arrivedAt: number) => {
+      claimSeen = observeClaim(claimSeen, record, arrivedAt);
+      const watched = this.#options.knobs?.turnNeverLapses === true ? undefined : claimSeen;
+      const s = standing(record, me as Waiter, watched, runtime.monotonicNow());
+      return s;
+    };
+    /** Ms until the watched claim would lapse (Infinity if none is watched). */
+    const lapsesInMs = (): number =>
+      claimSeen === undefined || this.#options.knobs?.turnNeverLapses === true
+        ? Number.POSITIVE_INFINITY
+        : Math.max(0, claimSeen.seenAt + claimSeen.nextMs - runtime.monotonicNow()) + 1;
+    /** The turn our next write carries: the lapsed claim it may take over, if we watched one lapse. */
+    const turnOf = (w: Waiter) => ({
+      waiter: w.token,
+      since: w.since,
+      ...(claimSeen !== undefined && claimLapsed(claimSeen, runtime.monotonicNow())
+        ? { lapsed: { next: claimSeen.next, nextAt: claimSeen.nextAt } }
+        : {}),
+    });
 
     /** Claims the next turn until our look after next (turn.ts). Best effort: only fairness rides on it. */
     const claim = async (gapMs: number): Promise<void> => {
-      if (me === undefined || claimsRefused || this.#options.knobs?.acquireIgnoresTurn === true) return;
-      const wallNow = runtime.wallNow();
-      const input = claimRequest(schema, id, {
-        waiter: me.token,
-        since: me.since,
-        until: wallNow + claimLeaseMs(gapMs),
-        wallNow,
-      });
+      if (me === undefined || claimsRefused) return;
+      const sentAt = runtime.monotonicNow();
+      // Strictly increasing, so that every renewal shows watchers a new claim.
+      const at = Math.max(runtime.wallNow(), (myClaim?.at ?? 0) + 1);
+      const ms = claimLeaseMs(gapMs);
+      const input = claimRequest(schema, id, { ...turnOf(me), ms, at }, this.#options.knobs);
       claimed = true;
+      myClaim = { sentAt, ms, at };
       try {
         await bounded((abortSignal) => this.#client.send(new UpdateItemCommand(input), { abortSignal }));
       } catch (err) {
@@ -719,7 +744,7 @@ export class LockClient {
           leaseMs,
           wallNow: runtime.wallNow(),
           stale,
-          turn: { waiter: me.token, since: me.since },
+          turn: turnOf(me),
           knobs: this.#options.knobs,
         });
         const out = await bounded((abortSignal) =>
@@ -782,11 +807,10 @@ export class LockClient {
         if (record?.owner === undefined) {
           // Free: write again, unless a waiter who has waited longer has the next turn. Then look
           // again soon (it should take the lock), and at the latest when its claim lapses.
-          if (standingIn(record) !== "behind") break;
+          if (judgeTurn(record, arrivedAt) !== "behind") break;
           const remaining = deadline - arrivedAt;
           if (remaining <= 0) giveUp(this.#heldError(id, record, arrivedAt - started));
-          const lapsesIn = Math.max(0, (record?.nextUntil ?? 0) - runtime.wallNow()) + 1;
-          const delay = waitBeforeNextPoll(backoffDelay(0, poll, runtime.random()), lapsesIn, remaining);
+          const delay = waitBeforeNextPoll(backoffDelay(0, poll, runtime.random()), lapsesInMs(), remaining);
           await sleep(runtime, delay, signal).catch(giveUp);
           record = await look(pollRequest(schema, id));
           continue;
@@ -819,7 +843,8 @@ export class LockClient {
         const verdict = judge(observation, arrivedAt + early, runtime.wallNow() + early, maxClockSkewMs);
         // The takeover carries the turn condition too: a waiter behind the claimant leaves it to them
         // (and waits until the claim lapses at the latest).
-        const behind = standingIn(record) === "behind";
+        const turn = judgeTurn(record, arrivedAt);
+        const behind = turn === "behind";
         if (verdict.stale && !behind) {
           stale = { owner: observation.owner, version: observation.version };
           break;
@@ -835,11 +860,9 @@ export class LockClient {
           poll,
           random: runtime.random(),
         });
-        const bound = verdict.stale
-          ? Math.max(0, (record.nextUntil ?? 0) - runtime.wallNow()) + 1
-          : verdict.staleInMs;
+        const bound = verdict.stale ? lapsesInMs() : Math.min(verdict.staleInMs, lapsesInMs());
         const delay = waitBeforeNextPoll(gap, bound, remaining);
-        if (me !== undefined && delay < remaining && shouldClaim(record, me, runtime.wallNow(), delay)) {
+        if (delay < remaining && shouldClaim(turn, true, myClaim, runtime.monotonicNow(), delay)) {
           await claim(delay);
         }
         if (onWait !== undefined) {

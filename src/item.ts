@@ -28,8 +28,10 @@ export const FIELD = {
   next: "next",
   /** Wall clock (ms since epoch) at which that waiter began to wait: an older waiter displaces it. */
   nextSince: "nextSince",
-  /** Wall clock (ms since epoch) until which that claim counts: a waiter that stopped looking drops out. */
-  nextUntil: "nextUntil",
+  /** How long (ms) that claim counts without renewal: a waiter that stopped looking drops out. */
+  nextMs: "nextMs",
+  /** The claimant's wall clock at its last claim write (strictly increasing: a renewal changes it). */
+  nextAt: "nextAt",
   /** How long holds of this lock last, in ms (a moving average written by each release): when to look. */
   holdMs: "holdMs",
 } as const;
@@ -89,7 +91,8 @@ export interface LockRecord {
   /** The next turn's claim (docs/protocol.md, "Turns"), if any was ever made. */
   readonly next: string | undefined;
   readonly nextSince: number | undefined;
-  readonly nextUntil: number | undefined;
+  readonly nextMs: number | undefined;
+  readonly nextAt: number | undefined;
   /** The recorded typical hold, in ms, if any release has recorded one. */
   readonly holdMs: number | undefined;
 }
@@ -114,7 +117,8 @@ export function parseRecord(item: Record<string, AttributeValue> | undefined): L
     releasedAt: num(item[FIELD.releasedAt]),
     next: item[FIELD.next]?.S,
     nextSince: num(item[FIELD.nextSince]),
-    nextUntil: num(item[FIELD.nextUntil]),
+    nextMs: num(item[FIELD.nextMs]),
+    nextAt: num(item[FIELD.nextAt]),
     holdMs: num(item[FIELD.holdMs]),
   };
 }

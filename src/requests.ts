@@ -25,7 +25,8 @@ const NAMES = {
   "#releasedAt": FIELD.releasedAt,
   "#next": FIELD.next,
   "#nextSince": FIELD.nextSince,
-  "#nextUntil": FIELD.nextUntil,
+  "#nextMs": FIELD.nextMs,
+  "#nextAt": FIELD.nextAt,
   "#holdMs": FIELD.holdMs,
 } as const;
 type Name = keyof typeof NAMES;
@@ -60,14 +61,38 @@ const CONDITION = {
    */
   heldByTarget: "#owner = :target",
   /**
-   * The next turn is ours to take (turn.ts): nobody's claim, our own, a lapsed one, or one made by
-   * a waiter that began after us. Fairness only: mutual exclusion rests on the parts above.
+   * The next turn is ours to take (turn.ts): nobody's claim, our own, or one made by a waiter that
+   * began after us. Fairness only: mutual exclusion rests on the parts above.
    */
-  turnIsMine: "(attribute_not_exists(#next) OR #next = :waiter OR #nextUntil < :now OR #nextSince > :since)",
+  turnIsMine: "(attribute_not_exists(#next) OR #next = :waiter OR #nextSince > :since",
+  /** ... or the exact claim we watched lapse: a renewal since (a new nextAt) defeats the takeover. */
+  claimObservedLapsed: " OR (#next = :lapsed AND #nextAt = :lapsedAt)",
 } as const;
 
-/** The claim part of `turnIsMine`, for the claim request: the same rule, on a held lock. */
-const TURN_CLAIMABLE = CONDITION.turnIsMine;
+/** The turn condition with its values bound; `lapsed` is the claim the waiter watched lapse, if any. */
+function turnRule(
+  turn: TurnParams,
+  values: Record<string, AttributeValue>,
+  knobs: ProtocolKnobs | undefined,
+): string {
+  values[":waiter"] = S(turn.waiter);
+  values[":since"] = N(turn.since);
+  let rule: string = CONDITION.turnIsMine;
+  if (turn.lapsed !== undefined && knobs?.turnNeverLapses !== true) {
+    rule += CONDITION.claimObservedLapsed;
+    values[":lapsed"] = S(turn.lapsed.next);
+    values[":lapsedAt"] = N(turn.lapsed.nextAt);
+  }
+  return `${rule})`;
+}
+
+/** An acquire call as a waiter for the next turn (turn.ts). */
+export interface TurnParams {
+  readonly waiter: string;
+  readonly since: number;
+  /** The claim this waiter watched lapse, if any: it may be taken over, exactly as seen. */
+  readonly lapsed?: { readonly next: string; readonly nextAt: number } | undefined;
+}
 
 /** The version an acquisition installs; every later write of the same acquisition adds one. */
 export const FIRST_VERSION = 1;
@@ -108,7 +133,7 @@ export interface AcquireParams {
   /** Present for the takeover of a lease judged stale: the exact state that was judged. */
   readonly stale?: { readonly owner: string; readonly version: number } | undefined;
   /** The acquire call as a waiter (turn.ts): the lock is taken only if the next turn is ours. */
-  readonly turn?: { readonly waiter: string; readonly since: number } | undefined;
+  readonly turn?: TurnParams | undefined;
   /** @internal Deliberate faults for the simulation's tests (see ProtocolKnobs). */
   readonly knobs?: ProtocolKnobs | undefined;
 }
@@ -116,13 +141,7 @@ export interface AcquireParams {
 /** The turn condition an acquire carries, with its values bound; the knobs break it for the simulation. */
 function turnCondition(p: AcquireParams, values: Record<string, AttributeValue>): string {
   if (p.turn === undefined || p.knobs?.acquireIgnoresTurn === true) return "";
-  values[":waiter"] = S(p.turn.waiter);
-  values[":since"] = N(p.turn.since);
-  const rule =
-    p.knobs?.turnNeverLapses === true
-      ? "(attribute_not_exists(#next) OR #next = :waiter OR #nextSince > :since)"
-      : CONDITION.turnIsMine;
-  return ` AND ${rule}`;
+  return ` AND ${turnRule(p.turn, values, p.knobs)}`;
 }
 
 /**
@@ -157,11 +176,11 @@ export function acquireRequest(schema: KeySchema, id: string, p: AcquireParams):
     // Taking the lock uses up the claim on the turn (ours, a lapsed one, or a younger waiter's, who
     // will claim again).
     UpdateExpression:
-      "SET #owner = :owner, #version = :firstVersion, #leaseMs = :leaseMs, #heartbeatAt = :now, #holder = :holder REMOVE #expiresAt, #next, #nextSince, #nextUntil ADD #fence :one",
+      "SET #owner = :owner, #version = :firstVersion, #leaseMs = :leaseMs, #heartbeatAt = :now, #holder = :holder REMOVE #expiresAt, #next, #nextSince, #nextMs, #nextAt ADD #fence :one",
     ConditionExpression: turn === "" ? taking : `${taking}${turn}`,
     ExpressionAttributeNames: {
       ...names("#owner", "#version", "#leaseMs", "#heartbeatAt", "#holder", "#fence"),
-      ...names("#next", "#nextSince", "#nextUntil"),
+      ...names("#next", "#nextSince", "#nextMs", "#nextAt"),
       ...expiryName(schema),
     },
     ExpressionAttributeValues: values,
@@ -341,7 +360,7 @@ export function pollRequest(schema: KeySchema, id: string): GetItemCommandInput 
     Key: itemKey(schema, id),
     ConsistentRead: true,
     ProjectionExpression:
-      "#owner, #version, #leaseMs, #heartbeatAt, #holder, #fence, #next, #nextSince, #nextUntil, #holdMs",
+      "#owner, #version, #leaseMs, #heartbeatAt, #holder, #fence, #next, #nextSince, #nextMs, #nextAt, #holdMs",
     ExpressionAttributeNames: names(
       "#owner",
       "#version",
@@ -351,34 +370,33 @@ export function pollRequest(schema: KeySchema, id: string): GetItemCommandInput 
       "#fence",
       "#next",
       "#nextSince",
-      "#nextUntil",
+      "#nextMs",
+      "#nextAt",
       "#holdMs",
     ),
   };
 }
 
 /**
- * claim: a waiter records that the next turn is its own (turn.ts), until `until` on its wall clock,
+ * claim: a waiter records that the next turn is its own (turn.ts), counting for `ms` unless renewed,
  * by the same rule the acquire checks, and only while the lock is held (a free lock is taken, not
  * claimed). Touches nothing else, so it can never affect who holds the lock.
  */
 export function claimRequest(
   schema: KeySchema,
   id: string,
-  p: { readonly waiter: string; readonly since: number; readonly until: number; readonly wallNow: number },
+  p: TurnParams & { readonly ms: number; readonly at: number },
+  knobs?: ProtocolKnobs | undefined,
 ): UpdateItemCommandInput {
+  const values: Record<string, AttributeValue> = { ":ms": N(p.ms), ":at": N(p.at) };
+  const rule = turnRule(p, values, knobs);
   return {
     TableName: schema.table,
     Key: itemKey(schema, id),
-    UpdateExpression: "SET #next = :waiter, #nextSince = :since, #nextUntil = :until",
-    ConditionExpression: `${CONDITION.lockIsHeld} AND ${TURN_CLAIMABLE}`,
-    ExpressionAttributeNames: names("#owner", "#next", "#nextSince", "#nextUntil"),
-    ExpressionAttributeValues: {
-      ":waiter": S(p.waiter),
-      ":since": N(p.since),
-      ":until": N(p.until),
-      ":now": N(p.wallNow),
-    },
+    UpdateExpression: "SET #next = :waiter, #nextSince = :since, #nextMs = :ms, #nextAt = :at",
+    ConditionExpression: `${CONDITION.lockIsHeld} AND ${rule}`,
+    ExpressionAttributeNames: names("#owner", "#next", "#nextSince", "#nextMs", "#nextAt"),
+    ExpressionAttributeValues: values,
   };
 }
 
@@ -387,13 +405,12 @@ export function withdrawRequest(schema: KeySchema, id: string, waiter: string): 
   return {
     TableName: schema.table,
     Key: itemKey(schema, id),
-    UpdateExpression: "REMOVE #next, #nextSince, #nextUntil",
+    UpdateExpression: "REMOVE #next, #nextSince, #nextMs, #nextAt",
     ConditionExpression: "#next = :waiter",
-    ExpressionAttributeNames: names("#next", "#nextSince", "#nextUntil"),
+    ExpressionAttributeNames: names("#next", "#nextSince", "#nextMs", "#nextAt"),
     ExpressionAttributeValues: { ":waiter": S(waiter) },
   };
 }
-
 /** What a listing asks the table for: see list.ts. */
 export interface ScanParams {
   readonly pageSize: number;

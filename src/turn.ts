@@ -1,12 +1,18 @@
 /**
  * Turns: how waiters of different processes share a contended lock fairly (docs/protocol.md,
- * "Turns"). The lock item holds at most one claim on the next turn (`next`, `nextSince`,
- * `nextUntil`): the waiter that has waited longest among those that claimed, until a wall-clock
- * instant by which it promises to look again. While a claim counts, only its waiter (or an older
- * one) may take the lock; a releasing holder that comes straight back is younger than every
- * claimant and waits its turn. A claim that is not renewed lapses, so a dead waiter blocks nobody
- * for longer than its claim. All of this decides who goes first, never whether two may hold: a
- * wrong wall clock can only make a turn last longer or shorter.
+ * "Turns"). The lock item holds at most one claim on the next turn: `next` (the waiter's token),
+ * `nextSince` (when its wait began, on its wall clock: the queue order), `nextMs` (how long the
+ * claim counts without renewal) and `nextAt` (the claimant's wall clock at its last claim write,
+ * strictly increasing: any renewal changes it). While a claim counts, only its waiter, or one whose
+ * wait began earlier, may take the lock; a holder that comes straight back after its release has
+ * just begun a new wait, so it queues behind every claimant.
+ *
+ * A claim lapses like a lease, judged on the observer's monotonic clock and never by comparing wall
+ * clocks: the observer remembers the (next, nextAt) pair and when it first saw it, and once `nextMs`
+ * has passed with the pair unchanged, the claimant has stopped looking (dead, or gone). Taking over
+ * a lapsed claim is conditioned on that exact pair. A skewed wall clock can only move a waiter in the
+ * queue (by its error); it can never keep a lock blocked, and turns never decide whether two may
+ * hold the lock: mutual exclusion rests on the ownership conditions alone.
  *
  * Pure functions of the record and clock readings; the requests are built in requests.ts.
  */
@@ -19,20 +25,54 @@ export interface Waiter {
   readonly since: number;
 }
 
+/** A claim as one waiter has watched it: the monotonic arrival of the first response showing it. */
+export interface ClaimObservation {
+  readonly next: string;
+  readonly nextAt: number;
+  readonly nextMs: number;
+  readonly seenAt: number;
+}
+
+/** Records a sighting of the claim in `record` (undefined when there is none). */
+export function observeClaim(
+  previous: ClaimObservation | undefined,
+  record: LockRecord | undefined,
+  arrivedAt: number,
+): ClaimObservation | undefined {
+  if (record?.next === undefined) return undefined;
+  const nextAt = record.nextAt ?? 0;
+  const nextMs = record.nextMs ?? 0;
+  if (previous !== undefined && previous.next === record.next && previous.nextAt === nextAt) {
+    return { ...previous, seenAt: Math.min(previous.seenAt, arrivedAt) };
+  }
+  return { next: record.next, nextAt, nextMs, seenAt: arrivedAt };
+}
+
+/** Whether the watched claim has gone unrenewed for its whole `nextMs`. */
+export function claimLapsed(claim: ClaimObservation, monotonicNow: number): boolean {
+  return monotonicNow >= claim.seenAt + claim.nextMs;
+}
+
 /**
  * - `open`: no claim counts; anyone may take the lock when it is free.
+ * - `lapsed`: a claim is recorded but has lapsed: it may be taken over (conditioned on it exactly).
  * - `mine`: the claim is ours.
- * - `ahead`: someone else's claim counts, but we have waited longer: we may take the lock or the claim.
- * - `behind`: someone who has waited longer has the claim: the lock is theirs to take next.
+ * - `ahead`: someone else's claim counts, but our wait began earlier: we may take the lock or the claim.
+ * - `behind`: someone whose wait began earlier has the claim: the lock is theirs to take next.
  */
-export type Standing = "open" | "mine" | "ahead" | "behind";
+export type Standing = "open" | "lapsed" | "mine" | "ahead" | "behind";
 
-/** Where `me` stands, by the item as read and the wall clock now. Mirrors the acquire condition. */
-export function standing(record: LockRecord | undefined, me: Waiter, wallNow: number): Standing {
+/** Where `me` stands, by the item as read and our watch of its claim. Mirrors the acquire condition. */
+export function standing(
+  record: LockRecord | undefined,
+  me: Waiter,
+  claim: ClaimObservation | undefined,
+  monotonicNow: number,
+): Standing {
   if (record?.next === undefined) return "open";
-  if (record.nextUntil === undefined || record.nextUntil < wallNow) return "open";
   if (record.next === me.token) return "mine";
   if (record.nextSince !== undefined && record.nextSince > me.since) return "ahead";
+  if (claim !== undefined && claim.next === record.next && claimLapsed(claim, monotonicNow)) return "lapsed";
   return "behind";
 }
 
@@ -45,23 +85,24 @@ export const CLAIM_SLACK_MS = 100;
  * few gaps at most.
  */
 export function claimLeaseMs(nextGapMs: number): number {
-  return 3 * Math.max(0, nextGapMs) + CLAIM_SLACK_MS;
+  return Math.ceil(3 * Math.max(0, nextGapMs)) + CLAIM_SLACK_MS;
 }
 
 /**
  * Whether a waiter that sees the lock held should (re)claim the next turn now, given the gap to its
- * next look: when nobody's claim counts, when it has waited longer than the claimant, or when its
- * own claim would lapse before its next look has come back.
+ * next look: when nobody's claim counts, when its wait began before the claimant's, or when its own
+ * claim (last sent at `myClaim.sentAt` on our monotonic clock, for `myClaim.ms`) would lapse before
+ * its next look has come back.
  */
 export function shouldClaim(
-  record: LockRecord | undefined,
-  me: Waiter,
-  wallNow: number,
+  s: Standing,
+  held: boolean,
+  myClaim: { readonly sentAt: number; readonly ms: number } | undefined,
+  monotonicNow: number,
   nextGapMs: number,
 ): boolean {
-  if (record?.owner === undefined) return false; // free: take it (or wait for the claimant) instead
-  const s = standing(record, me, wallNow);
-  if (s === "open" || s === "ahead") return true;
+  if (!held) return false; // free: take it (or wait for the claimant) instead
   if (s === "behind") return false;
-  return (record.nextUntil ?? 0) < wallNow + nextGapMs + CLAIM_SLACK_MS;
+  if (s !== "mine" || myClaim === undefined) return true;
+  return myClaim.sentAt + myClaim.ms < monotonicNow + nextGapMs + CLAIM_SLACK_MS;
 }

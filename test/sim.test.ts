@@ -66,6 +66,8 @@ describe("simulation finds deliberate protocol breaks", () => {
     "force-release-any-owner": 200,
     "reuse-acquire-token": 300,
     "trust-failed-condition": 1_000,
+    "acquire-ignores-turn": 500,
+    "turn-never-lapses": 2_000,
   };
   for (const name of Object.keys(BREAKS) as BreakName[]) {
     it(`${name} (profile ${BREAKS[name].profile})`, async (t) => {
