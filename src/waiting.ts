@@ -55,8 +55,8 @@ export function nextLookMs(i: LookInput): number {
   // in a few ms), but never faster than 1 ms nor slower than pollMinMs.
   const fine = Math.min(i.poll.minMs, Math.max(1, i.holdMs / 4));
   if (i.now < expected) {
-    // A small jitter so that waiters who saw the owner at the same instant do not look in lockstep.
-    return Math.min(longest, Math.max(fine, (expected - i.now) * (1 + 0.1 * i.random)));
+    // No jitter here: waiters first saw the owner at different instants, so they look apart anyway.
+    return Math.min(longest, Math.max(fine, expected - i.now));
   }
   const overdue = i.now - expected;
   return Math.min(longest, Math.max(fine, (overdue / 2) * (1 + 0.5 * i.random)));
