@@ -810,7 +810,17 @@ export class LockClient {
           if (judgeTurn(record, arrivedAt) !== "behind") break;
           const remaining = deadline - arrivedAt;
           if (remaining <= 0) giveUp(this.#heldError(id, record, arrivedAt - started));
-          const delay = waitBeforeNextPoll(backoffDelay(0, poll, runtime.random()), lapsesInMs(), remaining);
+          // The claimant should take it within a request or two: look again at the pace of the
+          // expected release (src/waiting.ts), at the latest when the claim would lapse.
+          const pace = nextLookMs({
+            now: arrivedAt,
+            seenAt: arrivedAt,
+            holdMs: record?.holdMs,
+            attempt: 0,
+            poll,
+            random: runtime.random(),
+          });
+          const delay = waitBeforeNextPoll(pace, lapsesInMs(), remaining);
           await sleep(runtime, delay, signal).catch(giveUp);
           record = await look(pollRequest(schema, id));
           continue;
@@ -862,7 +872,7 @@ export class LockClient {
         });
         const bound = verdict.stale ? lapsesInMs() : Math.min(verdict.staleInMs, lapsesInMs());
         const delay = waitBeforeNextPoll(gap, bound, remaining);
-        if (delay < remaining && shouldClaim(turn, true, myClaim, runtime.monotonicNow(), delay)) {
+        if (delay < remaining && shouldClaim(turn, myClaim, runtime.monotonicNow(), delay)) {
           await claim(delay);
         }
         if (onWait !== undefined) {

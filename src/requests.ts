@@ -379,8 +379,9 @@ export function pollRequest(schema: KeySchema, id: string): GetItemCommandInput 
 
 /**
  * claim: a waiter records that the next turn is its own (turn.ts), counting for `ms` unless renewed,
- * by the same rule the acquire checks, and only while the lock is held (a free lock is taken, not
- * claimed). Touches nothing else, so it can never affect who holds the lock.
+ * by the same rule the acquire checks. Sent when the waiter saw the lock held; it may land after a
+ * release (short holds), and then reserves the free lock for the claimant all the same, so the
+ * releaser cannot come straight back. Touches no lock field, so it never affects who holds the lock.
  */
 export function claimRequest(
   schema: KeySchema,
@@ -394,8 +395,8 @@ export function claimRequest(
     TableName: schema.table,
     Key: itemKey(schema, id),
     UpdateExpression: "SET #next = :waiter, #nextSince = :since, #nextMs = :ms, #nextAt = :at",
-    ConditionExpression: `${CONDITION.lockIsHeld} AND ${rule}`,
-    ExpressionAttributeNames: names("#owner", "#next", "#nextSince", "#nextMs", "#nextAt"),
+    ConditionExpression: rule,
+    ExpressionAttributeNames: names("#next", "#nextSince", "#nextMs", "#nextAt"),
     ExpressionAttributeValues: values,
   };
 }

@@ -79,13 +79,16 @@ export function standing(
 /** Extra life a claim gets beyond the claimant's next look: a request's round trip and a late timer. */
 export const CLAIM_SLACK_MS = 100;
 
+/** A claim counts at least this long: short claims would be renewed on almost every look. */
+export const CLAIM_MIN_MS = 1_000;
+
 /**
- * How long a claim made now should count: three of the claimant's gaps and some slack, so that it
- * is renewed about every other look, and a claimant that stopped looking blocks a free lock for a
- * few gaps at most.
+ * How long a claim made now should count: three of the claimant's gaps (at least CLAIM_MIN_MS) and
+ * some slack, so that it is renewed at most about once a second or every other look, and a claimant
+ * that stopped looking blocks a free lock for that long at most.
  */
 export function claimLeaseMs(nextGapMs: number): number {
-  return Math.ceil(3 * Math.max(0, nextGapMs)) + CLAIM_SLACK_MS;
+  return Math.ceil(Math.max(CLAIM_MIN_MS, 3 * Math.max(0, nextGapMs))) + CLAIM_SLACK_MS;
 }
 
 /**
@@ -96,12 +99,10 @@ export function claimLeaseMs(nextGapMs: number): number {
  */
 export function shouldClaim(
   s: Standing,
-  held: boolean,
   myClaim: { readonly sentAt: number; readonly ms: number } | undefined,
   monotonicNow: number,
   nextGapMs: number,
 ): boolean {
-  if (!held) return false; // free: take it (or wait for the claimant) instead
   if (s === "behind") return false;
   if (s !== "mine" || myClaim === undefined) return true;
   return myClaim.sentAt + myClaim.ms < monotonicNow + nextGapMs + CLAIM_SLACK_MS;
