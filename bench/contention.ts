@@ -64,7 +64,9 @@ function traceRequests(client: DynamoDBClient, worker: string): void {
         outcome = (err as Error).name;
         throw err;
       } finally {
-        process.stderr.write(`${start.toFixed(1)} ${(wallNow() - start).toFixed(1)} ${worker} ${kind} ${outcome}\n`);
+        process.stderr.write(
+          `${start.toFixed(1)} ${(wallNow() - start).toFixed(1)} ${worker} ${kind} ${outcome}\n`,
+        );
       }
     },
     { step: "finalizeRequest", name: "contentionTrace" },

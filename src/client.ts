@@ -649,7 +649,7 @@ export class LockClient {
       const sentAt = runtime.monotonicNow();
       // Strictly increasing, so that every renewal shows watchers a new claim.
       const at = Math.max(runtime.wallNow(), (myClaim?.at ?? 0) + 1);
-      const ms = claimLeaseMs(gapMs);
+      const ms = claimLeaseMs(gapMs, leaseMs);
       const input = claimRequest(schema, id, { ...turnOf(me), ms, at }, this.#options.knobs);
       claimed = true;
       myClaim = { sentAt, ms, at };
@@ -872,7 +872,7 @@ export class LockClient {
         });
         const bound = verdict.stale ? lapsesInMs() : Math.min(verdict.staleInMs, lapsesInMs());
         const delay = waitBeforeNextPoll(gap, bound, remaining);
-        if (delay < remaining && shouldClaim(turn, myClaim, runtime.monotonicNow(), delay)) {
+        if (delay < remaining && shouldClaim(turn, myClaim, runtime.monotonicNow(), delay, leaseMs)) {
           await claim(delay);
         }
         if (onWait !== undefined) {

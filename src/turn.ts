@@ -79,16 +79,23 @@ export function standing(
 /** Extra life a claim gets beyond the claimant's next look: a request's round trip and a late timer. */
 export const CLAIM_SLACK_MS = 100;
 
-/** A claim counts at least this long: short claims would be renewed on almost every look. */
+/** A claim counts at least this long (or a lease, if shorter): short claims would be renewed on almost every look. */
 export const CLAIM_MIN_MS = 1_000;
 
+/** The slack, scaled down for very short leases (the simulation's, mostly). */
+export function claimSlackMs(leaseMs: number): number {
+  return Math.min(CLAIM_SLACK_MS, Math.ceil(leaseMs / 10));
+}
+
 /**
- * How long a claim made now should count: three of the claimant's gaps (at least CLAIM_MIN_MS) and
- * some slack, so that it is renewed at most about once a second or every other look, and a claimant
- * that stopped looking blocks a free lock for that long at most.
+ * How long a claim made now should count: three of the claimant's gaps, at least CLAIM_MIN_MS (or
+ * the lease, if shorter), and some slack. So it is renewed at most about once a second or every other
+ * look, and a claimant that stopped looking blocks a free lock for about that long at most: no
+ * longer than a crashed holder blocks it for a lease, unless its gaps are longer.
  */
-export function claimLeaseMs(nextGapMs: number): number {
-  return Math.ceil(Math.max(CLAIM_MIN_MS, 3 * Math.max(0, nextGapMs))) + CLAIM_SLACK_MS;
+export function claimLeaseMs(nextGapMs: number, leaseMs: number): number {
+  const floor = Math.min(CLAIM_MIN_MS, leaseMs);
+  return Math.ceil(Math.max(floor, 3 * Math.max(0, nextGapMs)) + claimSlackMs(leaseMs));
 }
 
 /**
@@ -102,8 +109,9 @@ export function shouldClaim(
   myClaim: { readonly sentAt: number; readonly ms: number } | undefined,
   monotonicNow: number,
   nextGapMs: number,
+  leaseMs: number,
 ): boolean {
   if (s === "behind") return false;
   if (s !== "mine" || myClaim === undefined) return true;
-  return myClaim.sentAt + myClaim.ms < monotonicNow + nextGapMs + CLAIM_SLACK_MS;
+  return myClaim.sentAt + myClaim.ms < monotonicNow + nextGapMs + claimSlackMs(leaseMs);
 }

@@ -122,15 +122,18 @@ describe("turns", () => {
   });
 
   it("claims when nobody's claim counts or ours would lapse before our next look", () => {
-    assert.equal(shouldClaim("open", undefined, 0, 100), true);
-    assert.equal(shouldClaim("lapsed", undefined, 0, 100), true);
-    assert.equal(shouldClaim("ahead", undefined, 0, 100), true);
-    assert.equal(shouldClaim("behind", undefined, 0, 100), false);
-    const mine = { sentAt: 0, ms: claimLeaseMs(100) };
-    assert.equal(shouldClaim("mine", mine, 0, 100), false);
-    assert.equal(shouldClaim("mine", mine, mine.ms - 100 - CLAIM_SLACK_MS + 1, 100), true);
-    assert.equal(shouldClaim("mine", undefined, 0, 100), true);
-    // A claim counts long enough not to be renewed on every look of a fast waiter.
-    assert.ok(claimLeaseMs(5) >= 1_000);
+    assert.equal(shouldClaim("open", undefined, 0, 100, 30_000), true);
+    assert.equal(shouldClaim("lapsed", undefined, 0, 100, 30_000), true);
+    assert.equal(shouldClaim("ahead", undefined, 0, 100, 30_000), true);
+    assert.equal(shouldClaim("behind", undefined, 0, 100, 30_000), false);
+    const mine = { sentAt: 0, ms: claimLeaseMs(100, 30_000) };
+    assert.equal(shouldClaim("mine", mine, 0, 100, 30_000), false);
+    assert.equal(shouldClaim("mine", mine, mine.ms - 100 - CLAIM_SLACK_MS + 1, 100, 30_000), true);
+    assert.equal(shouldClaim("mine", undefined, 0, 100, 30_000), true);
+    // A claim counts long enough not to be renewed on every look of a fast waiter, but no longer
+    // than a lease (or three gaps) when the lease is short.
+    assert.equal(claimLeaseMs(5, 30_000), 1_000 + CLAIM_SLACK_MS);
+    assert.equal(claimLeaseMs(5, 200), 200 + 20);
+    assert.equal(claimLeaseMs(2_000, 30_000), 6_000 + CLAIM_SLACK_MS);
   });
 });

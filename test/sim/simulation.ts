@@ -82,7 +82,7 @@ export function livenessBounds(s: Scenario): LivenessBounds | undefined {
   // A free (or stale) lock waits for the waiter whose turn it is: a crashed claimant's claim lapses
   // after its claim lease on a watcher's monotonic clock, counted from the watcher's first sight of
   // it (within a stride of the claim), and the watcher then looks (src/turn.ts).
-  const turn = claimLeaseMs(poll) * slow + poll + 4 * d;
+  const turn = claimLeaseMs(poll, lease) * slow + poll + 4 * d;
   return {
     freeMs: turn + poll + 4 * d + 5,
     crashedMs: lease * slow + turn + poll + 6 * d + 5,
