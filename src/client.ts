@@ -592,7 +592,7 @@ export class LockClient {
     /** Claims stop after one fails in a way that retrying cannot fix (an IAM policy without them, say). */
     let claimsRefused = false;
     /** The owner we are waiting for and when we first saw it: the waiting schedule counts from it. */
-    let seen: { owner: string; at: number; looks: number } | undefined;
+    let seen: { owner: string; at: number; looks: number; before: number } | undefined;
     let observation: Observation | undefined;
     let stale: { owner: string; version: number } | undefined;
     /**
@@ -861,10 +861,17 @@ export class LockClient {
         }
         const remaining = deadline - arrivedAt;
         if (remaining <= 0) giveUp(this.#heldError(id, record, arrivedAt - started));
-        if (seen?.owner !== record.owner) seen = { owner: record.owner, at: arrivedAt, looks: 0 };
+        if (seen?.owner !== record.owner) {
+          // At version 1, heartbeatAt is the acquisition's wall clock: how long it had been held
+          // before we saw it (a scheduling hint only; waiting.ts clamps it).
+          const acquiredAt = record.version === 1 ? record.heartbeatAt : undefined;
+          const before = acquiredAt === undefined ? 0 : runtime.wallNow() - acquiredAt;
+          seen = { owner: record.owner, at: arrivedAt, looks: 0, before };
+        }
         const gap = nextLookMs({
           now: arrivedAt,
           seenAt: seen.at,
+          heldBeforeSeenMs: seen.before,
           holdMs: record.holdMs,
           attempt: seen.looks++,
           poll,

@@ -32,6 +32,12 @@ export interface LookInput {
   readonly now: number;
   /** Monotonic instant of the first response that showed the current owner. */
   readonly seenAt: number;
+  /**
+   * How long the owner had already held the lock when first seen, if the item tells (its
+   * `heartbeatAt` while at version 1 is its acquisition's wall clock). Clamped to one recorded hold:
+   * a wrong wall clock can only move a look, by a hold at most.
+   */
+  readonly heldBeforeSeenMs?: number | undefined;
   /** The item's recorded typical hold, if any. */
   readonly holdMs: number | undefined;
   /** Looks so far at this owner (0 for the first gap). */
@@ -50,7 +56,8 @@ export function nextLookMs(i: LookInput): number {
     return backoffDelay(i.attempt, i.poll, i.random);
   }
   const longest = longestGapMs(i.poll, i.holdMs);
-  const expected = i.seenAt + i.holdMs;
+  const before = Math.min(i.holdMs, Math.max(0, i.heldBeforeSeenMs ?? 0));
+  const expected = i.seenAt + i.holdMs - before;
   // Near the expected release, look at a pace proportional to the hold (short holds are handed on
   // in a few ms), but never faster than 1 ms nor slower than pollMinMs.
   const fine = Math.min(i.poll.minMs, Math.max(1, i.holdMs / 4));

@@ -61,6 +61,18 @@ describe("waiting schedule", () => {
     assert.ok(nextLookMs({ now: 0.5, seenAt: 0, holdMs: 0, attempt: 0, poll, random: 0 }) >= 1);
   });
 
+  it("counts the expected release from the acquisition when the item tells, by one hold at most", () => {
+    const base = { now: 100, seenAt: 100, holdMs: 40, attempt: 0, poll, random: 0 };
+    assert.equal(nextLookMs(base), 40);
+    assert.equal(nextLookMs({ ...base, heldBeforeSeenMs: 30 }), 10);
+    // A wall clock far off cannot make a waiter look sooner than "overdue by nothing".
+    assert.equal(
+      nextLookMs({ ...base, heldBeforeSeenMs: 3_600_000 }),
+      nextLookMs({ ...base, heldBeforeSeenMs: 40 }),
+    );
+    assert.equal(nextLookMs({ ...base, heldBeforeSeenMs: -5_000 }), 40);
+  });
+
   it("the longest gap is pollMaxMs until recorded holds are long, then at most a few pollMaxMs", () => {
     assert.equal(longestGapMs(poll, undefined), poll.maxMs);
     assert.equal(longestGapMs(poll, 100), poll.maxMs);
