@@ -55,7 +55,7 @@ import {
   type Waiter,
 } from "./turn.js";
 import { fail, keyString, nonNegativeOrInfinite, optionalSignal, optionsObject } from "./validate.js";
-import { nextLookMs } from "./waiting.js";
+import { looksByWriting, nextLookMs } from "./waiting.js";
 
 export interface AcquireOptions {
   /**
@@ -643,9 +643,15 @@ export class LockClient {
         : {}),
     });
 
-    /** Claims the next turn until our look after next (turn.ts). Best effort: only fairness rides on it. */
-    const claim = async (gapMs: number): Promise<void> => {
-      if (me === undefined || claimsRefused) return;
+    /** Whether the server returns the old item with a failed condition (learned from our first refusal). */
+    let returnsOldItem = false;
+
+    /**
+     * Claims the next turn until our look after next (turn.ts). Best effort: only fairness rides on
+     * it. True if the claim is known to be in place.
+     */
+    const claim = async (gapMs: number): Promise<boolean> => {
+      if (me === undefined || claimsRefused) return false;
       const sentAt = runtime.monotonicNow();
       // Strictly increasing, so that every renewal shows watchers a new claim.
       const at = Math.max(runtime.wallNow(), (myClaim?.at ?? 0) + 1);
@@ -655,9 +661,11 @@ export class LockClient {
       myClaim = { sentAt, ms, at };
       try {
         await bounded((abortSignal) => this.#client.send(new UpdateItemCommand(input), { abortSignal }));
+        return true;
       } catch (err) {
         if (signal.aborted) giveUp(signal.reason);
         if (!isConditionFailed(err) && !isRetryable(err)) claimsRefused = true;
+        return false;
       }
     };
 
@@ -779,6 +787,7 @@ export class LockClient {
           continue;
         }
         record = parseRecord(oldItemOf(err));
+        if (record !== undefined) returnsOldItem = true;
         if (record === undefined) record = await look(pollRequest(schema, id));
       }
       if (acquired !== undefined) {
@@ -879,9 +888,18 @@ export class LockClient {
         });
         const bound = verdict.stale ? lapsesInMs() : Math.min(verdict.staleInMs, lapsesInMs());
         const delay = waitBeforeNextPoll(gap, bound, remaining);
+        let claimedNow = false;
         if (delay < remaining && shouldClaim(turn, myClaim, runtime.monotonicNow(), delay, leaseMs)) {
-          await claim(delay);
+          claimedNow = await claim(delay);
         }
+        const writeNext = looksByWriting({
+          turnIsMine: turn === "mine" || claimedNow,
+          returnsOldItem,
+          holdMs: record.holdMs,
+          gapMs: delay,
+          looks: seen.looks,
+          poll,
+        });
         if (onWait !== undefined) {
           const { holder, fence, heartbeatAt } = record;
           const progress = { lockId: id, holder, fence, heartbeatAt, leaseMs: record.leaseMs };
@@ -895,6 +913,7 @@ export class LockClient {
           if (isThenable(result)) result.then(undefined, (err: unknown) => stop.abort(err));
         }
         await sleep(runtime, delay, signal).catch(giveUp);
+        if (writeNext) break; // look by trying to take it (waiting.ts)
         record = await look(pollRequest(schema, id));
       }
     }

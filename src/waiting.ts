@@ -78,3 +78,27 @@ export function recordedHoldMs(previous: number | undefined, heldMs: number): nu
   if (previous === undefined || !Number.isFinite(previous) || previous < 0) return Math.round(held);
   return Math.round(previous + HOLD_WEIGHT * (held - previous));
 }
+
+/** At most this many looks at one owner are made by writing (see {@link looksByWriting}). */
+export const WRITE_LOOKS = 8;
+
+/**
+ * Whether the next look should be the acquire write itself rather than a read. On servers that
+ * return the old item when a condition fails (DynamoDB, DynamoDB Local), a failed acquire shows the
+ * holder as a read would, and a successful one has taken the lock: a round trip less per hand-off.
+ * Only for the waiter whose turn is next (nobody else could take the lock), only in the dense phase
+ * around the expected release of a recorded hold, and for a few looks: a write costs more than a
+ * read, and a holder that overstays is watched by reads again.
+ */
+export function looksByWriting(i: {
+  readonly turnIsMine: boolean;
+  readonly returnsOldItem: boolean;
+  readonly holdMs: number | undefined;
+  readonly gapMs: number;
+  readonly looks: number;
+  readonly poll: BackoffSettings;
+}): boolean {
+  if (!i.turnIsMine || !i.returnsOldItem || i.holdMs === undefined || i.looks > WRITE_LOOKS) return false;
+  const fine = Math.min(i.poll.minMs, Math.max(1, i.holdMs / 4));
+  return i.gapMs <= 2 * fine;
+}
