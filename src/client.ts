@@ -25,6 +25,7 @@ import { judgeReplication, replicationOf, type TableReplication } from "./global
 import { type LockRecord, parseRecord } from "./item.js";
 import { holderValidUntil, judge, type Observation, observe } from "./lease.js";
 import { type ListOptions, listLocks, resolveListOptions } from "./list.js";
+import { LocalQueues } from "./local-queue.js";
 import {
   abortedAfterSending,
   Lock,
@@ -137,6 +138,8 @@ export class LockClient {
     readonly stop: AbortController;
     readonly settled: Promise<unknown>;
   }>();
+  /** Waiting acquires of one id line up here: only the first talks to the server (local-queue.ts). */
+  readonly #queues = new LocalQueues();
   /** Best-effort cleanups of acquisitions that may have been applied after we gave up. */
   readonly #cleanups = new Set<Promise<void>>();
   #closed = false;
@@ -186,7 +189,7 @@ export class LockClient {
     const acquiring = trace(
       acquireChannel,
       () => ({ table: this.table, lockId: id, waitMs }),
-      () => this.#acquire<Data>(id, waitMs, stop, o.onWait),
+      () => this.#queuedAcquire<Data>(id, waitMs, stop, o.onWait),
     );
     const entry = { id, stop, settled: acquiring.catch(() => undefined) };
     this.#acquiring.add(entry);
@@ -551,7 +554,7 @@ export class LockClient {
     };
   }
 
-  #context(id: string): LockContext {
+  #context(id: string, settled?: () => void): LockContext {
     return {
       schema: this.#options.schema,
       client: this.#client,
@@ -560,9 +563,59 @@ export class LockClient {
       clockDrift: this.#options.clockDrift,
       knobs: this.#options.knobs,
       dataBudgetBytes: dataBudgetBytes(this.#options, id),
-      onSettled: (lock) => this.#held.delete(lock),
+      onSettled: (lock) => {
+        this.#held.delete(lock);
+        settled?.();
+      },
       replicationMode: () => this.#replication?.mode,
     };
+  }
+
+  /**
+   * A waiting acquire first waits for the acquires of the same id before it in this client to be
+   * done with the lock (local-queue.ts), within its own `waitMs` and signal; then it runs the acquire
+   * loop with what is left of its wait, keeping the start of its wait as its place among waiters.
+   * An acquire that does not wait (`waitMs: 0`) makes its one try at once, but takes a place all
+   * the same, so that the acquires after it wait for the lock it may get.
+   */
+  async #queuedAcquire<Data extends object>(
+    id: string,
+    waitMs: number,
+    stop: AbortController,
+    onWait: AcquireOptions["onWait"],
+  ): Promise<Lock<Data>> {
+    const { runtime } = this.#options;
+    const started = runtime.monotonicNow();
+    const since = runtime.wallNow();
+    const place = this.#queues.enter(id);
+    try {
+      if (waitMs === 0) return await this.#acquire<Data>(id, waitMs, stop, onWait, since, place.done);
+      const cut = new AbortController();
+      const outOfTime = Number.isFinite(waitMs)
+        ? sleep(runtime, waitMs, cut.signal).then(() => true)
+        : new Promise<boolean>(() => undefined);
+      let waitedOut: boolean;
+      try {
+        waitedOut = await untilAborted(Promise.race([place.ready.then(() => false), outOfTime]), stop.signal);
+      } finally {
+        cut.abort();
+        outOfTime.catch(() => undefined);
+      }
+      const waited = runtime.monotonicNow() - started;
+      if (waitedOut) {
+        const mine = [...this.#held.keys()].find((lock) => lock.id === id);
+        throw new LockHeldError(
+          id,
+          { holder: mine?.holder, fence: mine?.fence ?? 0, heartbeatAt: undefined, leaseMs: mine?.leaseMs },
+          waited,
+          { heldByThisClient: mine !== undefined },
+        );
+      }
+      return await this.#acquire<Data>(id, Math.max(0, waitMs - waited), stop, onWait, since, place.done);
+    } catch (err) {
+      place.done();
+      throw err;
+    }
   }
 
   /**
@@ -574,13 +627,17 @@ export class LockClient {
     waitMs: number,
     stop: AbortController,
     onWait: AcquireOptions["onWait"],
+    /** Wall clock at which the caller began to wait, if earlier than now (a local queue's follower). */
+    since?: number,
+    /** Called when the lock handed out stops being held (the local queue moves on). */
+    onSettled?: () => void,
   ): Promise<Lock<Data>> {
     const { signal } = stop;
     await this.#checkTableOnce(signal);
     const { runtime, schema, holder, leaseMs, maxClockSkewMs, poll, clockDrift } = this.#options;
     const started = runtime.monotonicNow();
     const deadline = started + waitMs;
-    const startedWall = runtime.wallNow();
+    const startedWall = since ?? runtime.wallNow();
     /** This call as a waiter for the next turn (turn.ts): named by the token of its first write. */
     let me: Waiter | undefined;
     /** A claim of ours may be in the item: withdrawn if we give up, so the lock need not wait it out. */
@@ -683,7 +740,7 @@ export class LockClient {
       }
       const late = runtime.monotonicNow() >= holderValidUntil(sentAt, leaseMs, clockDrift);
       if (!late || this.#options.knobs?.handOutLateAcquisitions === true) {
-        return this.#adopt<Data>(id, owner, record, sentAt);
+        return this.#adopt<Data>(id, owner, record, sentAt, onSettled);
       }
       unanswered.push(owner);
       stale = { owner, version: record.version };
@@ -934,8 +991,14 @@ export class LockClient {
     );
   }
 
-  #adopt<Data extends object>(id: string, owner: string, record: LockRecord, sentAt: number): Lock<Data> {
-    const lock = Lock.adopt<Data>(this.#context(id), {
+  #adopt<Data extends object>(
+    id: string,
+    owner: string,
+    record: LockRecord,
+    sentAt: number,
+    onSettled?: () => void,
+  ): Lock<Data> {
+    const lock = Lock.adopt<Data>(this.#context(id, onSettled), {
       id,
       owner,
       holder: this.#options.holder,
