@@ -590,6 +590,22 @@ export class LockClient {
     const place = this.#queues.enter(id);
     try {
       if (waitMs === 0) return await this.#acquire<Data>(id, waitMs, stop, onWait, since, place.done);
+      const local = () => [...this.#held.keys()].find((lock) => lock.id === id);
+      if (place.behind && onWait !== undefined) {
+        // One report for the whole time in the queue (no looks are made meanwhile): the holder if
+        // it is a lock of this client (else unknown: the acquire ahead of us is the one looking).
+        const holding = local();
+        const result = onWait({
+          lockId: id,
+          holder: holding?.holder,
+          fence: holding?.fence ?? 0,
+          heartbeatAt: undefined,
+          leaseMs: holding?.leaseMs,
+          waitedMs: 0,
+          nextLookInMs: waitMs,
+        });
+        if (isThenable(result)) result.then(undefined, (err: unknown) => stop.abort(err));
+      }
       const cut = new AbortController();
       const outOfTime = Number.isFinite(waitMs)
         ? sleep(runtime, waitMs, cut.signal).then(() => true)
@@ -603,7 +619,7 @@ export class LockClient {
       }
       const waited = runtime.monotonicNow() - started;
       if (waitedOut) {
-        const mine = [...this.#held.keys()].find((lock) => lock.id === id);
+        const mine = local();
         throw new LockHeldError(
           id,
           { holder: mine?.holder, fence: mine?.fence ?? 0, heartbeatAt: undefined, leaseMs: mine?.leaseMs },

@@ -12,7 +12,8 @@ export class LocalQueues {
    * Joins the queue of `id`. `ready` resolves when everyone before has called `done`; `done` must be
    * called exactly when this acquire is done with the lock (calling it again does nothing).
    */
-  enter(id: string): { readonly ready: Promise<void>; readonly done: () => void } {
+  enter(id: string): { readonly ready: Promise<void>; readonly done: () => void; readonly behind: boolean } {
+    const behind = this.#tails.has(id);
     const before = this.#tails.get(id) ?? Promise.resolve();
     let finish: () => void = () => undefined;
     const mine = new Promise<void>((resolve) => {
@@ -22,6 +23,8 @@ export class LocalQueues {
     this.#tails.set(id, tail);
     let called = false;
     return {
+      /** Whether anyone was in the queue before us (else `ready` resolves at once). */
+      behind,
       ready: before,
       done: () => {
         if (called) return;
