@@ -711,7 +711,9 @@ export class LockClient {
     const turnOf = (w: Waiter) => ({
       waiter: w.token,
       since: w.since,
-      ...(claimSeen !== undefined && claimLapsed(claimSeen, runtime.monotonicNow())
+      ...(claimSeen !== undefined &&
+      this.#options.knobs?.turnNeverLapses !== true &&
+      claimLapsed(claimSeen, runtime.monotonicNow())
         ? { lapsed: { next: claimSeen.next, nextAt: claimSeen.nextAt } }
         : {}),
     });
@@ -729,7 +731,7 @@ export class LockClient {
       // Strictly increasing, so that every renewal shows watchers a new claim.
       const at = Math.max(runtime.wallNow(), (myClaim?.at ?? 0) + 1);
       const ms = claimLeaseMs(gapMs, leaseMs);
-      const input = claimRequest(schema, id, { ...turnOf(me), ms, at }, this.#options.knobs);
+      const input = claimRequest(schema, id, { ...turnOf(me), ms, at });
       claimed = true;
       myClaim = { sentAt, ms, at };
       try {

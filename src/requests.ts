@@ -70,15 +70,11 @@ const CONDITION = {
 } as const;
 
 /** The turn condition with its values bound; `lapsed` is the claim the waiter watched lapse, if any. */
-function turnRule(
-  turn: TurnParams,
-  values: Record<string, AttributeValue>,
-  knobs: ProtocolKnobs | undefined,
-): string {
+function turnRule(turn: TurnParams, values: Record<string, AttributeValue>): string {
   values[":waiter"] = S(turn.waiter);
   values[":since"] = N(turn.since);
   let rule: string = CONDITION.turnIsMine;
-  if (turn.lapsed !== undefined && knobs?.turnNeverLapses !== true) {
+  if (turn.lapsed !== undefined) {
     rule += CONDITION.claimObservedLapsed;
     values[":lapsed"] = S(turn.lapsed.next);
     values[":lapsedAt"] = N(turn.lapsed.nextAt);
@@ -141,7 +137,7 @@ export interface AcquireParams {
 /** The turn condition an acquire carries, with its values bound; the knobs break it for the simulation. */
 function turnCondition(p: AcquireParams, values: Record<string, AttributeValue>): string {
   if (p.turn === undefined || p.knobs?.acquireIgnoresTurn === true) return "";
-  return ` AND ${turnRule(p.turn, values, p.knobs)}`;
+  return ` AND ${turnRule(p.turn, values)}`;
 }
 
 /**
@@ -387,10 +383,9 @@ export function claimRequest(
   schema: KeySchema,
   id: string,
   p: TurnParams & { readonly ms: number; readonly at: number },
-  knobs?: ProtocolKnobs | undefined,
 ): UpdateItemCommandInput {
   const values: Record<string, AttributeValue> = { ":ms": N(p.ms), ":at": N(p.at) };
-  const rule = turnRule(p, values, knobs);
+  const rule = turnRule(p, values);
   return {
     TableName: schema.table,
     Key: itemKey(schema, id),
