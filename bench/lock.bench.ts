@@ -1,122 +1,390 @@
 /**
- * `npm run bench`: speed and request cost against dynalite in this process (127.0.0.1), bounded in
- * count. Numbers are for comparing changes on one machine, not promises.
+ * `npm run bench`: this library side by side with the raw SDK v3 floor and the npm peer
+ * dynamodb-lock-client, against servers this script starts itself (dynalite always, DynamoDB Local
+ * when Java is available), each in a process of its own. Sections: the uncontended cycle, client
+ * settings, many locks held at once, multi-process contention (bench/contention.ts, when present),
+ * and the import time of the main entry. Every comparison alternates its rounds. Numbers are for
+ * comparing on one machine in one run (BENCHMARKS.md records one), not promises.
+ *
+ *   npm run bench                         # everything, ~5 minutes on 2 cores
+ *   npm run bench -- --quick              # a ~1 minute smoke run
+ *   npm run bench -- --servers dynalite   # one server only
+ *   npm run bench -- --sections cycle,imports
  */
-import { performance } from "node:perf_hooks";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { Agent } from "node:http";
+import { cpus, loadavg, totalmem } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { DynamoDBClient, type DynamoDBClientConfig } from "@aws-sdk/client-dynamodb";
 import { LockClient } from "../src/index.js";
-import { startLocalDynamoDB } from "../src/testing.js";
+import { localClient } from "../src/testing.js";
+import {
+  type Contender,
+  cycleTable,
+  floorContender,
+  libraryContender,
+  peerContenders,
+  processCpuUs,
+  runCycles,
+  shapedFloorContender,
+} from "./cycle.js";
+import { importTable, measureImports } from "./imports.js";
+import { fixed, jsonIn, rowsFromJson, table } from "./stats.js";
+
+const benchDir = dirname(fileURLToPath(import.meta.url));
+const root = dirname(benchDir);
+const { values } = parseArgs({
+  options: {
+    quick: { type: "boolean", default: false },
+    servers: { type: "string" },
+    sections: { type: "string", default: "cycle,settings,many,contention,imports" },
+  },
+});
+const quick = values.quick === true;
+const sections = new Set(String(values.sections).split(","));
+const started = performance.now();
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = "true";
+process.env.AWS_SDK_JS_SUPPRESS_MAINTENANCE_MODE_MESSAGE = "1";
 
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
-}
-function summary(name: string, samples: number[], extra = ""): void {
-  const sorted = [...samples].sort((a, b) => a - b);
-  const mean = samples.reduce((a, b) => a + b, 0) / samples.length;
-  console.log(
-    `${name.padEnd(44)} n=${String(samples.length).padStart(4)}  mean ${mean.toFixed(2).padStart(7)} ms  p50 ${percentile(sorted, 50).toFixed(2).padStart(7)} ms  p99 ${percentile(sorted, 99).toFixed(2).padStart(7)} ms ${extra}`,
+const say = (text = "") => console.log(text);
+const elapsed = () => `${((performance.now() - started) / 1000).toFixed(0)} s`;
+
+function javaAvailable(): boolean {
+  const run = spawnSync(
+    process.env.JAVA_HOME ? join(process.env.JAVA_HOME, "bin", "java") : "java",
+    ["-version"],
+    {
+      encoding: "utf8",
+    },
   );
+  return run.status === 0;
 }
 
-const db = await startLocalDynamoDB();
-const counts: Record<string, number> = {};
-db.client.middlewareStack.add(
-  (next, context) => async (args) => {
-    const op = String(context.commandName).replace(/Command$/, "");
-    counts[op] = (counts[op] ?? 0) + 1;
-    return next(args);
-  },
-  { step: "finalizeRequest", name: "benchCounter" },
-);
-const requests = () => Object.values(counts).reduce((a, b) => a + b, 0);
-const locks = new LockClient({ table: "bench", client: db.client });
-await locks.createTable();
-
-// 1. Uncontended acquire + release.
-{
-  const samples: number[] = [];
-  for (let i = 0; i < 50; i++) await (await locks.acquire("warm")).release();
-  const before = requests();
-  const started = performance.now();
-  const n = 500;
-  for (let i = 0; i < n; i++) {
-    const t = performance.now();
-    const lock = await locks.acquire(`u-${i % 10}`);
-    await lock.release({ i });
-    samples.push(performance.now() - t);
+function version(modulePath: string): string {
+  try {
+    return JSON.parse(readFileSync(join(modulePath, "package.json"), "utf8")).version;
+  } catch {
+    return "not installed";
   }
-  const seconds = (performance.now() - started) / 1000;
-  summary(
-    "uncontended acquire+release",
-    samples,
-    `  ${(n / seconds).toFixed(0)} cycles/s, ${((requests() - before) / n).toFixed(2)} requests/cycle`,
+}
+
+/** The peer lives in bench/node_modules only (bench/package.json), installed here on first use. */
+function ensurePeers(): boolean {
+  if (existsSync(join(benchDir, "node_modules", "dynamodb-lock-client", "package.json"))) return true;
+  say("Installing the bench's own peers (npm ci --prefix bench) ...");
+  const npm = process.platform === "win32" ? "npm.cmd" : "npm";
+  const run = spawnSync(npm, ["ci", "--prefix", benchDir, "--no-audit", "--no-fund", "--ignore-scripts"], {
+    stdio: "inherit",
+  });
+  return run.status === 0;
+}
+
+/** Starts a server in a child process: its CPU is then not counted as the clients'. */
+async function startServer(engine: string): Promise<{ endpoint: string; pid: number; child: ChildProcess }> {
+  const child = spawn(process.execPath, ["--import", "tsx", join(benchDir, "server.ts"), engine], {
+    cwd: root,
+    stdio: ["pipe", "pipe", "inherit"],
+  });
+  const { endpoint, pid } = await new Promise<{ endpoint: string; pid: number }>((resolve, reject) => {
+    let out = "";
+    child.stdout?.on("data", (chunk: Buffer) => {
+      out += chunk.toString();
+      const line = out.split("\n").find((l) => l.startsWith("{"));
+      if (line !== undefined) resolve(JSON.parse(line));
+    });
+    child.once("exit", (code) => reject(new Error(`${engine} server exited (${code}) before answering`)));
+  });
+  return { endpoint, pid, child };
+}
+
+function stopServer(child: ChildProcess): Promise<void> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null) return resolve();
+    child.once("exit", () => resolve());
+    child.stdin?.end();
+    setTimeout(() => child.kill("SIGKILL"), 15_000).unref();
+  });
+}
+
+const loadAverage = () =>
+  loadavg()
+    .map((l) => l.toFixed(2))
+    .join(" / ");
+
+function header(servers: string[]): void {
+  const sdk = version(join(root, "node_modules", "@aws-sdk", "client-dynamodb"));
+  const cpuModel = cpus()[0]?.model ?? "unknown";
+  say("# dynamolock benchmark");
+  say();
+  say(`- date: ${new Date().toISOString()}`);
+  say(`- command: npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(" ")}` : ""}`);
+  say(
+    `- machine: ${cpus().length} CPUs (${cpuModel}), ${(totalmem() / 2 ** 30).toFixed(1)} GiB memory, ${process.platform} ${process.arch}`,
+  );
+  say(`- Node ${process.version}; @aws-sdk/client-dynamodb ${sdk}`);
+  say(
+    `- peer: dynamodb-lock-client ${version(join(benchDir, "node_modules", "dynamodb-lock-client"))} on aws-sdk ${version(join(benchDir, "node_modules", "aws-sdk"))} (keep-alive agent)`,
+  );
+  say(
+    `- servers: ${servers.map((s) => (s === "dynalite" ? `dynalite ${version(join(root, "node_modules", "dynalite"))}` : "DynamoDB Local 3.3.1")).join(", ")}, each in its own process on 127.0.0.1`,
+  );
+  say(`- mode: ${quick ? "--quick (smoke run: few samples, do not quote)" : "full"}`);
+  say(
+    `- load average at the start (1/5/15 min): ${loadAverage()}${(loadavg()[0] ?? 0) > cpus().length ? ": above the CPU count, so other work shared the machine" : ""}`,
   );
 }
 
-// 2. Failed tryAcquire of a held lock.
-{
-  const held = await locks.acquire("held");
-  const samples: number[] = [];
-  const before = requests();
-  for (let i = 0; i < 200; i++) {
-    const t = performance.now();
-    await locks.tryAcquire("held");
-    samples.push(performance.now() - t);
+/** The library's cycle through user-brought clients with one setting changed each (docs/performance.md). */
+function settingsContenders(): Contender[] {
+  const base: DynamoDBClientConfig = {};
+  const variants: [string, DynamoDBClientConfig][] = [
+    ["client: new DynamoDBClient({}) (SDK defaults)", base],
+    [
+      "client: keep-alive off",
+      { requestHandler: { httpAgent: new Agent({ keepAlive: false, maxSockets: 50 }) } },
+    ],
+    ['client: accountIdEndpointMode "disabled"', { accountIdEndpointMode: "disabled" }],
+    ["client: maxAttempts 1 (no SDK retries)", { maxAttempts: 1 }],
+  ];
+  return variants.map(([name, config]) => libraryContender(name, "bench", new DynamoDBClient(config)));
+}
+
+interface ManyResult {
+  locks: number;
+  leaseMs: number;
+  heartbeatMs: number;
+  holdMs: number;
+  heartbeats: number;
+  heartbeatsPerSecond: number;
+  cpuUsPerHeartbeat: number | null;
+  cpuShare: number;
+  bytesPerLock: number;
+  loopDelayP99Ms: number;
+  loopDelayMaxMs: number;
+  lost: number;
+  lostWhileAcquiring: number;
+  stillHeld: number;
+  acquireMs: number;
+}
+
+function runMany(args: string[]): ManyResult | string {
+  const run = spawnSync(
+    process.execPath,
+    ["--expose-gc", "--import", "tsx", join(benchDir, "many.ts"), ...args],
+    { cwd: root, encoding: "utf8", env: process.env, timeout: 120_000 },
+  );
+  const line = run.stdout?.split("\n").find((l) => l.startsWith("{"));
+  if (run.status !== 0 || line === undefined)
+    return `failed (${run.status ?? run.signal}): ${run.stderr?.slice(-400)}`;
+  return JSON.parse(line) as ManyResult;
+}
+
+function manyTable(rows: (ManyResult | string)[], labels: string[]): string {
+  return table([
+    [
+      "run",
+      "heartbeats/s",
+      "client CPU µs/heartbeat",
+      "CPU share of a core",
+      "heap bytes/held lock",
+      "loop delay p99 ms",
+      "loop delay max ms",
+      "leases lost",
+      "acquire all ms",
+    ],
+    ...rows.map((r, i) =>
+      typeof r === "string"
+        ? [labels[i] ?? "", r, "", "", "", "", "", "", ""]
+        : [
+            labels[i] ?? "",
+            fixed(r.heartbeatsPerSecond, 0),
+            fixed(r.cpuUsPerHeartbeat ?? Number.NaN, 0),
+            fixed(r.cpuShare, 2),
+            fixed(r.bytesPerLock, 0),
+            fixed(r.loopDelayP99Ms, 1),
+            fixed(r.loopDelayMaxMs, 1),
+            `${r.lost}${r.lostWhileAcquiring > 0 ? ` (${r.lostWhileAcquiring} of them while the rest were acquired)` : ""}`,
+            fixed(r.acquireMs, 0),
+          ],
+    ),
+  ]);
+}
+
+/** All contention runs together stay within this (ms), so the whole bench keeps its time budget. */
+let contentionBudgetMs = quick ? 40_000 : 150_000;
+
+/**
+ * Runs bench/contention.ts in a process group of its own, so that a run over budget is stopped with
+ * every process it started (its contenders, its server), not just the first.
+ */
+async function runContention(engine: string, processes: number): Promise<string> {
+  if (contentionBudgetMs < 10_000) return "Skipped: the contention runs used up their time budget.";
+  const script = join(benchDir, "contention.ts");
+  const startedAt = performance.now();
+  const child = spawn(
+    process.execPath,
+    ["--import", "tsx", script, "--processes", String(processes), "--server", engine, "--json"],
+    { cwd: root, env: process.env, detached: true, stdio: ["ignore", "pipe", "pipe"] },
+  );
+  let stdout = "";
+  let stderr = "";
+  child.stdout?.on("data", (chunk: Buffer) => {
+    stdout += chunk.toString();
+  });
+  child.stderr?.on("data", (chunk: Buffer) => {
+    stderr = (stderr + chunk.toString()).slice(-2_000);
+  });
+  const killGroup = () => {
+    try {
+      if (child.pid !== undefined) process.kill(-child.pid, "SIGKILL");
+    } catch {
+      // Already gone.
+    }
+  };
+  const timer = setTimeout(killGroup, contentionBudgetMs);
+  const code = await new Promise<number | null>((resolve) => child.once("exit", (c) => resolve(c)));
+  clearTimeout(timer);
+  killGroup(); // whatever it left behind
+  contentionBudgetMs -= performance.now() - startedAt;
+  const run = {
+    status: code,
+    signal: code === null ? "SIGKILL (over the time budget)" : null,
+    stdout,
+    stderr,
+  };
+  if (run.status !== 0)
+    return `contention.ts failed (${run.status ?? run.signal}): ${run.stderr?.slice(-300)}`;
+  const text = run.stdout.trim();
+  const parsed = jsonIn(text);
+  if (parsed === undefined) return `contention.ts printed no JSON: ${text.slice(-300)}`;
+  const rows = rowsFromJson(parsed);
+  return rows.length > 0 ? table(rows) : `\`\`\`\n${JSON.stringify(parsed, null, 2)}\n\`\`\``;
+}
+
+// ---- main ----
+
+const java = javaAvailable();
+const servers = (values.servers ?? (java ? "dynalite,ddb-local" : "dynalite")).split(",").filter(Boolean);
+const peers = sections.has("cycle") && ensurePeers();
+header(servers);
+if (!java && values.servers === undefined) say("- DynamoDB Local skipped: no Java found (it needs Java 17+)");
+if (sections.has("cycle") && !peers) say("- the npm peer could not be installed: its rows are missing");
+
+for (const engine of servers) {
+  const server = await startServer(engine);
+  // Every "default" client below configures itself from the environment, as a user's would.
+  process.env.AWS_ENDPOINT_URL_DYNAMODB = server.endpoint;
+  process.env.AWS_REGION = "us-east-1";
+  process.env.AWS_ACCESS_KEY_ID = "dynamolocal";
+  process.env.AWS_SECRET_ACCESS_KEY = "dynamolocal";
+  delete process.env.AWS_PROFILE;
+  const admin = localClient(server.endpoint);
+  await new LockClient({ table: "bench", client: admin }).createTable();
+  const title = engine === "dynalite" ? "dynalite" : "DynamoDB Local";
+  const serverCpu = () => processCpuUs(server.pid);
+  try {
+    if (sections.has("cycle")) {
+      const [rounds, perRound] = quick ? [4, 15] : [12, 50];
+      const contenders: Contender[] = [
+        floorContender("floor: 2 conditional UpdateItems, new DynamoDBClient({})", {}, "bench"),
+        shapedFloorContender("dynamolock's two requests, bare, new DynamoDBClient({})", "bench"),
+        libraryContender("dynamolock, its default client", "bench"),
+        ...(peers ? peerContenders(benchDir, server.endpoint, "bench") : []),
+      ];
+      const results = await runCycles(contenders, rounds, perRound, "cycle", serverCpu);
+      for (const c of contenders) await c.close();
+      say();
+      say(
+        `## Uncontended acquire + release, ${title} (${rounds} alternated rounds × ${perRound} cycles each) [${elapsed()}]`,
+      );
+      say();
+      say(cycleTable(results));
+    }
+    if (sections.has("settings")) {
+      const [rounds, perRound] = quick ? [3, 15] : [8, 40];
+      const contenders = [
+        floorContender("floor: 2 conditional UpdateItems, new DynamoDBClient({})", {}, "bench"),
+        ...settingsContenders(),
+      ];
+      const results = await runCycles(contenders, rounds, perRound, "settings", serverCpu);
+      for (const c of contenders) await c.close();
+      say();
+      say(
+        `## dynamolock's cycle through a user-brought client, one setting at a time, ${title} [${elapsed()}]`,
+      );
+      say();
+      say(cycleTable(results));
+    }
+    if (sections.has("many")) {
+      const runs: [string, string[]][] = quick
+        ? [
+            [
+              "1,000 locks, default heartbeat 5 s (lease 30 s), held 6 s",
+              ["--locks", "1000", "--hold-ms", "6000"],
+            ],
+          ]
+        : [
+            [
+              "100 locks, heartbeat 1 s (lease 6 s), held 6 s",
+              ["--locks", "100", "--lease-ms", "6000", "--heartbeat-ms", "1000", "--hold-ms", "6000"],
+            ],
+            [
+              "1,000 locks, heartbeat 1 s (lease 6 s), held 6 s",
+              ["--locks", "1000", "--lease-ms", "6000", "--heartbeat-ms", "1000", "--hold-ms", "6000"],
+            ],
+            [
+              "1,000 locks, default heartbeat 5 s (lease 30 s), held 11 s",
+              ["--locks", "1000", "--hold-ms", "11000"],
+            ],
+          ];
+      const results = runs.map(([, args]) => runMany(args));
+      say();
+      say(`## Many locks held by one process, ${title} [${elapsed()}]`);
+      say();
+      say(
+        manyTable(
+          results,
+          runs.map(([label]) => label),
+        ),
+      );
+    }
+  } finally {
+    admin.destroy();
+    await stopServer(server.child);
   }
-  summary(
-    "tryAcquire of a held lock (dynalite: +GetItem)",
-    samples,
-    `  ${((requests() - before) / 200).toFixed(2)} requests/try`,
-  );
-  await held.release();
-}
-
-// 3. Hand-off: how long after a release does a waiter (default backoff) get the lock?
-{
-  const samples: number[] = [];
-  const before = requests();
-  for (let i = 0; i < 40; i++) {
-    const held = await locks.acquire("handoff");
-    const waiting = locks.acquire("handoff", { waitMs: 10_000 });
-    await new Promise((resolve) => setTimeout(resolve, 20 + (i % 10) * 30));
-    const releasedAt = performance.now();
-    await held.release();
-    const next = await waiting;
-    samples.push(performance.now() - releasedAt);
-    await next.release();
-  }
-  summary(
-    "hand-off latency after release (poll 50ms..1s)",
-    samples,
-    `  ${((requests() - before) / 40).toFixed(1)} requests/hand-off`,
-  );
-}
-
-// 4. Contention: 8 clients, 200 critical sections in all.
-{
-  const clients = Array.from(
-    { length: 8 },
-    (_, i) => new LockClient({ table: "bench", client: db.client, holder: `c${i}` }),
-  );
-  const before = requests();
-  const started = performance.now();
-  let sections = 0;
-  await Promise.all(
-    clients.map(async (c) => {
-      while (sections < 200) {
-        const lock = await c.acquire<{ n: number }>("contended", { waitMs: 60_000 });
-        sections++;
-        await lock.release({ n: (lock.data?.n ?? 0) + 1 });
+  if (sections.has("contention")) {
+    say();
+    say(`## Contention across processes, ${title} (bench/contention.ts) [${elapsed()}]`);
+    say();
+    if (!existsSync(join(benchDir, "contention.ts"))) {
+      say("Skipped: bench/contention.ts is not in this tree.");
+    } else {
+      for (const n of quick ? [2, 8] : [2, 8, 32]) {
+        say(`### ${n} processes`);
+        say();
+        say(await runContention(engine, n));
+        say();
       }
-    }),
-  );
-  const seconds = (performance.now() - started) / 1000;
-  console.log(
-    `${"8 clients contending, 200+ sections".padEnd(44)} ${(sections / seconds).toFixed(0)} sections/s, ${((requests() - before) / sections).toFixed(1)} requests/section`,
-  );
-  await Promise.all(clients.map((c) => c.close()));
+    }
+  }
 }
 
-await locks.close();
-await db.close();
+if (sections.has("imports")) {
+  if (!existsSync(join(root, "dist", "esm", "index.js"))) {
+    spawnSync(process.platform === "win32" ? "npm.cmd" : "npm", ["run", "build"], {
+      cwd: root,
+      stdio: "ignore",
+    });
+  }
+  const results = measureImports(root, quick ? 3 : 7);
+  say();
+  say(`## Import time of the main entry (fresh process each run, alternated) [${elapsed()}]`);
+  say();
+  say(importTable(results));
+}
+say();
+say(`Total: ${elapsed()}; load average at the end: ${loadAverage()}`);

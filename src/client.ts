@@ -8,6 +8,7 @@ import {
   type GetItemCommandInput,
   type TableDescription,
   UpdateItemCommand,
+  type UpdateItemCommandInput,
 } from "@aws-sdk/client-dynamodb";
 import {
   configurationAdvice,
@@ -33,6 +34,8 @@ import {
   type SignalOptions,
   stopWaitingOnAbort,
 } from "./lock.js";
+import { acquireMulti, ExclusiveWait, type MultiContext } from "./multi-acquire.js";
+import { holderKindOf } from "./multi-options.js";
 import { dataBudgetBytes, type LockClientOptions, type ResolvedOptions, resolveOptions } from "./options.js";
 import {
   acquireRequest,
@@ -75,6 +78,18 @@ export interface AcquireOptions {
    * acquire rejects with it. The wait never awaits the promise.
    */
   readonly onWait?: (progress: WaitProgress) => unknown;
+  /**
+   * A counting semaphore: at most this many holders at once (a whole number from 1 to
+   * 1000: every holder's entry lives in the one item). Each holder has its own lease, fence and signal; the data is read-only.
+   * Every caller of one id must ask for the same number (else EMISMATCH).
+   */
+  readonly permits?: number;
+  /**
+   * Reader–writer locks: any number of `"shared"` holders, or one `"exclusive"` holder (the
+   * default, which is the plain mutex). Shared holders' data is read-only.
+   * @default "exclusive"
+   */
+  readonly mode?: "shared" | "exclusive";
 }
 
 /** What a waiting acquire knows: the holder as last read, and the wait so far. */
@@ -132,6 +147,8 @@ export class LockClient {
   readonly #ownsClient: boolean;
   /** The locks this client holds, with their owner tokens. */
   readonly #held = new Map<Lock, string>();
+  /** The owner tokens of those locks, to tell "held by this client" without a scan of them all. */
+  readonly #heldOwners = new Set<string>();
   /** Acquires in progress: `close()` stops each one and waits for it to settle. */
   readonly #acquiring = new Set<{
     readonly id: string;
@@ -148,6 +165,8 @@ export class LockClient {
    * undefined when allowed (or unknown), else why locks on this table are refused.
    */
   #tableCheck: Promise<{ readonly message: string; readonly code: LockErrorCode } | undefined> | undefined;
+  /** The table check has allowed this table for good. */
+  #tableAllowed = false;
   /** The table check saw the table's keys, and they are the expected ones. */
   #keysMatch = false;
   /** What the table check found, for errors that depend on it (an MRSC table's limits). */
@@ -176,7 +195,14 @@ export class LockClient {
    */
   async acquire<Data extends object = LockData>(id: string, options?: AcquireOptions): Promise<Lock<Data>> {
     keyString("id", id, 2048);
-    const o = optionsObject<AcquireOptions>("options", options, ["waitMs", "signal", "onWait"]);
+    const o = optionsObject<AcquireOptions>("options", options, [
+      "waitMs",
+      "signal",
+      "onWait",
+      "permits",
+      "mode",
+    ]);
+    const kind = holderKindOf(o);
     const waitMs = o.waitMs === undefined ? 0 : nonNegativeOrInfinite("waitMs", o.waitMs);
     const signal = optionalSignal("signal", o.signal);
     if (o.onWait !== undefined && typeof o.onWait !== "function") fail("onWait", "a function", o.onWait);
@@ -189,7 +215,10 @@ export class LockClient {
     const acquiring = trace(
       acquireChannel,
       () => ({ table: this.table, lockId: id, waitMs }),
-      () => this.#queuedAcquire<Data>(id, waitMs, stop, o.onWait),
+      () =>
+        kind === undefined
+          ? this.#queuedAcquire<Data>(id, waitMs, stop, o.onWait)
+          : acquireMulti<Lock<Data>>(this.#multiContext(id), id, kind, waitMs, stop, o.onWait),
     );
     const entry = { id, stop, settled: acquiring.catch(() => undefined) };
     this.#acquiring.add(entry);
@@ -211,14 +240,25 @@ export class LockClient {
   /** Takes the lock if it is free (or its holder presumed dead); never waits. */
   async tryAcquire<Data extends object = LockData>(
     id: string,
-    options?: { readonly signal?: AbortSignal },
+    options?: {
+      readonly signal?: AbortSignal;
+      readonly permits?: number;
+      readonly mode?: "shared" | "exclusive";
+    },
   ): Promise<Lock<Data> | undefined> {
-    const signal = optionalSignal(
+    const o = optionsObject<Pick<AcquireOptions, "signal" | "permits" | "mode">>("options", options, [
       "signal",
-      optionsObject<SignalOptions>("options", options, ["signal"]).signal,
-    );
+      "permits",
+      "mode",
+    ]);
+    const signal = optionalSignal("signal", o.signal);
     try {
-      return await this.acquire<Data>(id, { waitMs: 0, ...(signal === undefined ? {} : { signal }) });
+      return await this.acquire<Data>(id, {
+        waitMs: 0,
+        ...(signal === undefined ? {} : { signal }),
+        ...(o.permits === undefined ? {} : { permits: o.permits }),
+        ...(o.mode === undefined ? {} : { mode: o.mode }),
+      });
     } catch (err) {
       if (err instanceof LockHeldError) return undefined;
       throw err;
@@ -409,10 +449,15 @@ export class LockClient {
    */
   async #checkTableOnce(signal: AbortSignal | undefined): Promise<void> {
     if (!this.#options.checkTable) return;
+    if (this.#tableAllowed) return signal?.throwIfAborted();
     this.#tableCheck ??= this.#checkTable();
-    const refusal = await untilAborted(this.#tableCheck, signal);
+    const check = this.#tableCheck;
+    const refusal = await untilAborted(check, signal);
     // A new error for every call: error instances are never shared.
     if (refusal !== undefined) throw new LockError(refusal.message, { code: refusal.code });
+    // Allowed for good (a check whose answer may change is cleared, to be asked again): every later
+    // call skips the wait, a promise and an abort listener per acquire.
+    if (this.#tableCheck === check) this.#tableAllowed = true;
   }
 
   async #checkTable(): Promise<{ readonly message: string; readonly code: LockErrorCode } | undefined> {
@@ -564,6 +609,8 @@ export class LockClient {
       knobs: this.#options.knobs,
       dataBudgetBytes: dataBudgetBytes(this.#options, id),
       onSettled: (lock) => {
+        const owner = this.#held.get(lock);
+        if (owner !== undefined) this.#heldOwners.delete(owner);
         this.#held.delete(lock);
         settled?.();
       },
@@ -686,9 +733,12 @@ export class LockClient {
     let lateWrites = 0;
     let lastSeen: LockRecord | undefined;
 
+    /** The exclusive side of a reader–writer lock (src/multi-acquire.ts); idle for plain mutex ids. */
+    const exclusive = new ExclusiveWait(this.#multiContext(id), id);
     const giveUp = (err: unknown): never => {
       for (const owner of unanswered) this.#cleanUp(id, owner);
       if (claimed && me !== undefined) this.#withdraw(id, me.token);
+      exclusive.withdraw();
       throw err;
     };
 
@@ -888,7 +938,12 @@ export class LockClient {
       for (;;) {
         const arrivedAt = runtime.monotonicNow();
         lastSeen = record;
-        if (record?.owner === undefined) {
+        // Only items a semaphore or a shared holder has used carry a kind: plain mutex ids skip this.
+        const readersIn =
+          record?.kind === undefined
+            ? undefined
+            : await exclusive.step(record, arrivedAt, signal, deadline > arrivedAt).catch(giveUp);
+        if (record?.owner === undefined && readersIn === undefined) {
           // Free: write again, unless a waiter who has waited longer has the next turn. Then look
           // again soon (it should take the lock), and at the latest when its claim lapses.
           if (judgeTurn(record, arrivedAt) !== "behind") break;
@@ -905,6 +960,19 @@ export class LockClient {
             random: runtime.random(),
           });
           const delay = waitBeforeNextPoll(pace, lapsesInMs(), remaining);
+          await sleep(runtime, delay, signal).catch(giveUp);
+          record = await look(pollRequest(schema, id));
+          continue;
+        }
+        if (record?.owner === undefined) {
+          // Shared holders are in: wait for them to leave (or be reclaimed as stale).
+          const remaining = deadline - arrivedAt;
+          if (remaining <= 0) giveUp(this.#heldError(id, record, arrivedAt - started));
+          const delay = waitBeforeNextPoll(
+            backoffDelay(polls++, poll, runtime.random()),
+            readersIn ?? 0,
+            remaining,
+          );
           await sleep(runtime, delay, signal).catch(giveUp);
           record = await look(pollRequest(schema, id));
           continue;
@@ -994,8 +1062,32 @@ export class LockClient {
     }
   }
 
+  #multiContext(id: string): MultiContext {
+    return {
+      options: this.#options,
+      client: this.#client,
+      adopt: <L>(token: string, record: LockRecord, sentAt: number): L => {
+        const lock = Lock.adopt(this.#context(id), {
+          id,
+          owner: token,
+          holder: this.#options.holder,
+          leaseMs: this.#options.leaseMs,
+          record,
+          sentAt,
+          entry: true,
+        });
+        this.#held.set(lock as unknown as Lock, token);
+        return lock as L;
+      },
+      translate: (err, message, lockId, signal) => this.#translate(err, message, lockId, signal),
+      heldError: (lockId, record, waitedMs) => this.#heldError(lockId, record, waitedMs),
+      cleanUp: (input) => this.#sendCleanUp(input),
+      closed: () => (this.#closed ? this.#closedError(id) : undefined),
+    };
+  }
+
   #heldError(id: string, record: LockRecord | undefined, waitedMs: number): LockHeldError {
-    const mine = record?.owner !== undefined && [...this.#held.values()].includes(record.owner);
+    const mine = record?.owner !== undefined && this.#heldOwners.has(record.owner);
     return new LockHeldError(
       id,
       {
@@ -1025,6 +1117,7 @@ export class LockClient {
       sentAt,
     });
     this.#held.set(lock as unknown as Lock, owner);
+    this.#heldOwners.add(owner);
     return lock;
   }
 
@@ -1054,8 +1147,13 @@ export class LockClient {
    * full lease. Best effort: if this fails too, the lease runs out as after a crash.
    */
   #cleanUp(id: string, owner: string): void {
-    const { schema, runtime, leaseMs } = this.#options;
-    const input = releaseRequest(schema, id, { owner, wallNow: runtime.wallNow() });
+    const { schema, runtime } = this.#options;
+    this.#sendCleanUp(releaseRequest(schema, id, { owner, wallNow: runtime.wallNow() }));
+  }
+
+  /** Sends a best-effort write, bounded by a lease, that close() waits for. */
+  #sendCleanUp(input: UpdateItemCommandInput): void {
+    const { runtime, leaseMs } = this.#options;
     // Bounded, as close() waits for it: after a lease the lock frees itself anyway.
     const bound = deadlineSignal(runtime, leaseMs, undefined, () => new Error("no answer"));
     const cleanup = this.#client

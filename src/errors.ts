@@ -42,7 +42,14 @@ export type LockErrorCode =
    * is true, `cause` is the signal's reason). An abort before anything was sent rejects with the
    * signal's reason itself.
    */
-  | "EABORTED";
+  | "EABORTED"
+  /**
+   * The id is in use as another kind of lock than this call asks for (a mutex, a semaphore of
+   * another size, a reader–writer lock), as the stored item shows (docs/protocol.md).
+   */
+  | "EMISMATCH"
+  /** The data of a lock with several holders (permits, shared) is read-only: nothing was sent. */
+  | "EREADONLY";
 
 /** The `name` of each dynamolock error class. */
 export type LockErrorName = "LockError" | "LockHeldError" | "LockLostError" | "TransactionCanceledError";

@@ -34,6 +34,12 @@ export const FIELD = {
   nextAt: "nextAt",
   /** How long holds of this lock last, in ms (a moving average written by each release): when to look. */
   holdMs: "holdMs",
+  /** Multi-holder locks (src/holders.ts): token → entry of each permit or shared holder. */
+  holders: "holders",
+  /** Multi-holder locks: "permits:N" or "shared", what the entries in `holders` are. */
+  kind: "kind",
+  /** Reader–writer locks: a waiting writer's intent, with its own lease. */
+  intent: "intent",
 } as const;
 
 /** Where lock items live: the table and how an id maps to a key. */
@@ -89,12 +95,18 @@ export interface LockRecord {
   readonly releasedBy: string | undefined;
   readonly releasedAt: number | undefined;
   /** The next turn's claim (docs/protocol.md, "Turns"), if any was ever made. */
-  readonly next: string | undefined;
-  readonly nextSince: number | undefined;
-  readonly nextMs: number | undefined;
-  readonly nextAt: number | undefined;
+  readonly next?: string | undefined;
+  readonly nextSince?: number | undefined;
+  readonly nextMs?: number | undefined;
+  readonly nextAt?: number | undefined;
   /** The recorded typical hold, in ms, if any release has recorded one. */
-  readonly holdMs: number | undefined;
+  readonly holdMs?: number | undefined;
+  /** Multi-holder locks: the entries of `holders`, by token; undefined if the item has no map. */
+  readonly holders?: ReadonlyMap<string, HolderEntry> | undefined;
+  /** Multi-holder locks: the stored kind ("permits:N" or "shared"). */
+  readonly kind?: string | undefined;
+  /** Reader–writer locks: the waiting writer's intent. */
+  readonly intent?: (HolderEntry & { readonly token: string }) | undefined;
 }
 
 function num(value: AttributeValue | undefined): number | undefined {
@@ -120,5 +132,45 @@ export function parseRecord(item: Record<string, AttributeValue> | undefined): L
     nextMs: num(item[FIELD.nextMs]),
     nextAt: num(item[FIELD.nextAt]),
     holdMs: num(item[FIELD.holdMs]),
+    holders: parseHolders(item[FIELD.holders]),
+    kind: item[FIELD.kind]?.S,
+    intent: parseIntent(item[FIELD.intent]),
   };
+}
+
+/** One entry of `holders` (or the intent), as read. */
+export interface HolderEntry {
+  readonly version: number;
+  readonly leaseMs: number | undefined;
+  readonly heartbeatAt: number | undefined;
+  readonly holder: string | undefined;
+}
+
+export function parseEntry(value: AttributeValue | undefined): HolderEntry | undefined {
+  const m = value?.M;
+  if (m === undefined) return undefined;
+  return {
+    version: num(m[FIELD.version]) ?? 0,
+    leaseMs: num(m[FIELD.leaseMs]),
+    heartbeatAt: num(m[FIELD.heartbeatAt]),
+    holder: m[FIELD.holder]?.S,
+  };
+}
+
+export function parseHolders(v: AttributeValue | undefined): ReadonlyMap<string, HolderEntry> | undefined {
+  if (v?.M === undefined) return undefined;
+  const out = new Map<string, HolderEntry>();
+  for (const [token, value] of Object.entries(v.M)) {
+    const entry = parseEntry(value);
+    if (entry !== undefined) out.set(token, entry);
+  }
+  return out;
+}
+
+export function parseIntent(
+  v: AttributeValue | undefined,
+): (HolderEntry & { readonly token: string }) | undefined {
+  const entry = parseEntry(v);
+  const token = v?.M?.token?.S;
+  return entry === undefined || token === undefined ? undefined : { ...entry, token };
 }

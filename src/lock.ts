@@ -34,6 +34,7 @@ import {
 import { LockError, LockLostError, type LockLostReason } from "./errors.js";
 import type { ReplicationMode } from "./global-table.js";
 import { checkTransactItems, guardedTransaction, guardedWriteFailure } from "./guard.js";
+import { guardEntryCheck, removeEntryRequest, renewEntryRequest } from "./holders.js";
 import { type KeySchema, type LockRecord, parseRecord } from "./item.js";
 import { holderValidUntil } from "./lease.js";
 import type { ProtocolKnobs } from "./options.js";
@@ -68,6 +69,11 @@ export interface Acquisition {
   readonly record: LockRecord;
   /** Monotonic send time of the earliest acquire attempt that may have been the one applied. */
   readonly sentAt: number;
+  /**
+   * A permit or shared holder (src/holders.ts): the lock heartbeats, guards and releases its own
+   * entry of the `holders` map instead of the mutex fields, and its data is read-only.
+   */
+  readonly entry?: boolean | undefined;
 }
 
 type State = "held" | "released" | "lost";
@@ -159,6 +165,8 @@ export class Lock<Data extends object = LockData> implements AsyncDisposable {
 
   readonly #context: LockContext;
   readonly #owner: string;
+  /** A permit or shared holder: see {@link Acquisition.entry}. */
+  readonly #entry: boolean;
   readonly #lost = new AbortController();
   #data: Data | undefined;
   #state: State = "held";
@@ -190,6 +198,7 @@ export class Lock<Data extends object = LockData> implements AsyncDisposable {
     this.#context = context;
     this.id = acquisition.id;
     this.#owner = acquisition.owner;
+    this.#entry = acquisition.entry === true;
     this.holder = acquisition.holder;
     this.leaseMs = acquisition.leaseMs;
     this.fence = acquisition.record.fence;
@@ -231,6 +240,7 @@ export class Lock<Data extends object = LockData> implements AsyncDisposable {
    * Rejects with LockLostError (writing nothing) if the lock is no longer ours.
    */
   async update(data: Data, options?: SignalOptions): Promise<void> {
+    this.#throwIfReadOnly("update");
     const encoded = encodeData("data", data, this.#context.dataBudgetBytes);
     const signal = optionalSignal(
       "signal",
@@ -269,6 +279,7 @@ export class Lock<Data extends object = LockData> implements AsyncDisposable {
     let encoded: ReturnType<typeof encodeData> | undefined;
     let signal: AbortSignal | undefined;
     try {
+      if (data !== undefined) this.#throwIfReadOnly("release");
       encoded = data === undefined ? undefined : encodeData("data", data, this.#context.dataBudgetBytes);
       signal = optionalSignal("signal", optionsObject<SignalOptions>("options", options, ["signal"]).signal);
       signal?.throwIfAborted();
@@ -326,6 +337,7 @@ export class Lock<Data extends object = LockData> implements AsyncDisposable {
    */
   guard(): TransactWriteItem {
     this.#throwIfNotHeld();
+    if (this.#entry) return guardEntryCheck(this.#context.schema, this.id, this.#owner);
     return guardCheck(this.#context.schema, this.id, this.#owner, this.fence);
   }
 
@@ -409,6 +421,15 @@ export class Lock<Data extends object = LockData> implements AsyncDisposable {
     return new LockError(
       `${error.message}. Table "${this.#context.schema.table}" is a global table with multi-Region strong consistency, where AWS does not offer every operation: guarded writes need TransactWriteItems (see docs/global-tables.md)`,
       { code: "EUNSUPPORTED", cause, lockId: this.id, writeUncertain: error.writeUncertain },
+    );
+  }
+
+  /** A permit or shared holder's data is read-only: several holders cannot all write it safely. */
+  #throwIfReadOnly(what: string): void {
+    if (!this.#entry) return;
+    throw new LockError(
+      `Lock "${this.id}" (fence ${this.fence}) has several holders (permits or shared mode), whose data is read-only; this ${what} sent nothing. Use an exclusive lock to write data`,
+      { code: "EREADONLY", lockId: this.id },
     );
   }
 
@@ -534,14 +555,16 @@ export class Lock<Data extends object = LockData> implements AsyncDisposable {
     const wallFirst = this.#context.knobs?.wallStampBeforeSend === true ? runtime.wallNow() : undefined;
     const firstSentAt = runtime.monotonicNow();
     const wallNow = wallFirst ?? runtime.wallNow();
-    const input = renewRequest(schema, this.id, {
-      owner: this.#owner,
-      fence: this.fence,
-      version,
-      wallNow,
-      data,
-      knobs: this.#context.knobs,
-    });
+    const input = this.#entry
+      ? renewEntryRequest(schema, this.id, { token: this.#owner, version, wallNow })
+      : renewRequest(schema, this.id, {
+          owner: this.#owner,
+          fence: this.fence,
+          version,
+          wallNow,
+          data,
+          knobs: this.#context.knobs,
+        });
     /** The last failure, for the report if the lease runs out while retrying. */
     let lastError: unknown;
     /** Whether an attempt may have been applied without our hearing of it (no answer, a 5xx). */
@@ -672,6 +695,16 @@ export class Lock<Data extends object = LockData> implements AsyncDisposable {
    */
   #reportLoss(err: unknown, record: LockRecord | undefined, note: string): void {
     const uncertain = note !== "";
+    if (this.#entry && record !== undefined) {
+      // Only a waiter that judged our entry stale removes it (or replaces it, a late copy of our acquire).
+      this.#lose(
+        "taken",
+        `this holder's entry was reclaimed as stale by another acquirer${note}`,
+        err,
+        uncertain,
+      );
+      return;
+    }
     if (record === undefined) {
       this.#lose(
         "taken",
@@ -693,14 +726,16 @@ export class Lock<Data extends object = LockData> implements AsyncDisposable {
 
   async #sendRelease(data: ReturnType<typeof encodeData> | undefined): Promise<void> {
     const { runtime, schema, heartbeatMs } = this.#context;
-    const input = releaseRequest(schema, this.id, {
-      owner: this.#owner,
-      fence: this.fence,
-      wallNow: runtime.wallNow(),
-      data,
-      // How long this hold lasted, folded into the item's typical hold: waiters look around it.
-      holdMs: recordedHoldMs(this.#recordedHoldMs, runtime.monotonicNow() - this.#acquiredAt),
-    });
+    const input = this.#entry
+      ? removeEntryRequest(schema, this.id, this.#owner)
+      : releaseRequest(schema, this.id, {
+          owner: this.#owner,
+          fence: this.fence,
+          wallNow: runtime.wallNow(),
+          data,
+          // How long this hold lasted, folded into the item's typical hold: waiters look around it.
+          holdMs: recordedHoldMs(this.#recordedHoldMs, runtime.monotonicNow() - this.#acquiredAt),
+        });
     let lastError: unknown;
     /** Whether an attempt may have been applied without our hearing of it. */
     let uncertain = false;
@@ -713,6 +748,13 @@ export class Lock<Data extends object = LockData> implements AsyncDisposable {
           await this.#send(input, Math.min(this.#validUntil - runtime.monotonicNow(), heartbeatMs));
           return;
         } catch (err) {
+          if (isConditionFailed(err) && this.#entry) {
+            // Our entry is gone. Nobody may reclaim it before our validity ends (the stale rules),
+            // and this attempt was sent while valid: an earlier attempt of ours removed it.
+            if (runtime.monotonicNow() < this.#validUntil) return;
+            this.#reportLoss(err, await this.#currentRecord(oldItemOf(err)), "");
+            throw this.#lost.signal.reason;
+          }
           if (isConditionFailed(err)) {
             // The SDK, or we, may have retried a release that was applied but not acknowledged. Only
             // our release writes our token into `releasedBy`: if it is there, an attempt of ours went
@@ -773,11 +815,13 @@ export class Lock<Data extends object = LockData> implements AsyncDisposable {
   async #sendQuietRelease(): Promise<void> {
     const { runtime, schema, heartbeatMs } = this.#context;
     try {
-      const input = releaseRequest(schema, this.id, {
-        owner: this.#owner,
-        fence: this.fence,
-        wallNow: runtime.wallNow(),
-      });
+      const input = this.#entry
+        ? removeEntryRequest(schema, this.id, this.#owner)
+        : releaseRequest(schema, this.id, {
+            owner: this.#owner,
+            fence: this.fence,
+            wallNow: runtime.wallNow(),
+          });
       await this.#send(input, heartbeatMs);
     } catch {
       // Best effort, see #lose.

@@ -155,6 +155,13 @@ export interface ProtocolKnobs {
   readonly acquireIgnoresTurn?: boolean;
   /** A claim on the next turn never lapses: a waiter that stopped looking keeps its turn. */
   readonly turnNeverLapses?: boolean;
+  // Multi-holder locks (src/holders.ts).
+  /** A stale permit or shared entry is reclaimed without the check on its exact version. */
+  readonly evictIgnoresVersion?: boolean;
+  /** A permit is taken without the `size(holders) < N` condition. */
+  readonly permitsUncounted?: boolean;
+  /** Shared acquisitions ignore a waiting writer's intent. */
+  readonly sharedIgnoresIntent?: boolean;
 }
 
 /** @internal The options key under which test/sim passes {@link ProtocolKnobs}. */

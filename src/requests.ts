@@ -28,6 +28,9 @@ const NAMES = {
   "#nextMs": FIELD.nextMs,
   "#nextAt": FIELD.nextAt,
   "#holdMs": FIELD.holdMs,
+  "#holders": FIELD.holders,
+  "#kind": FIELD.kind,
+  "#intent": FIELD.intent,
 } as const;
 type Name = keyof typeof NAMES;
 
@@ -67,6 +70,11 @@ const CONDITION = {
   turnIsMine: "(attribute_not_exists(#next) OR #next = :waiter OR #nextSince > :since",
   /** ... or the exact claim we watched lapse: a renewal since (a new nextAt) defeats the takeover. */
   claimObservedLapsed: " OR (#next = :lapsed AND #nextAt = :lapsedAt)",
+  /**
+   * No permit or shared holder is in (src/holders.ts): the mutex, which is also the exclusive mode
+   * of a reader–writer lock, never coexists with them.
+   */
+  noHolders: "(attribute_not_exists(#holders) OR size(#holders) = :zero)",
 } as const;
 
 /** The turn condition with its values bound; `lapsed` is the claim the waiter watched lapse, if any. */
@@ -160,6 +168,7 @@ export function acquireRequest(schema: KeySchema, id: string, p: AcquireParams):
     ":now": N(p.wallNow),
     ":holder": S(p.holder),
     ":one": N(1),
+    ":zero": N(0),
   };
   if (p.stale !== undefined) {
     values[":staleOwner"] = S(p.stale.owner);
@@ -172,10 +181,11 @@ export function acquireRequest(schema: KeySchema, id: string, p: AcquireParams):
     // Taking the lock uses up the claim on the turn (ours, a lapsed one, or a younger waiter's, who
     // will claim again).
     UpdateExpression:
-      "SET #owner = :owner, #version = :firstVersion, #leaseMs = :leaseMs, #heartbeatAt = :now, #holder = :holder REMOVE #expiresAt, #next, #nextSince, #nextMs, #nextAt ADD #fence :one",
-    ConditionExpression: turn === "" ? taking : `${taking}${turn}`,
+      // A writer that gets in has had its turn: its intent (or any other) goes (docs/protocol.md).
+      "SET #owner = :owner, #version = :firstVersion, #leaseMs = :leaseMs, #heartbeatAt = :now, #holder = :holder REMOVE #expiresAt, #intent, #next, #nextSince, #nextMs, #nextAt ADD #fence :one",
+    ConditionExpression: `${taking} AND ${CONDITION.noHolders}${turn}`,
     ExpressionAttributeNames: {
-      ...names("#owner", "#version", "#leaseMs", "#heartbeatAt", "#holder", "#fence"),
+      ...names("#owner", "#version", "#leaseMs", "#heartbeatAt", "#holder", "#fence", "#holders", "#intent"),
       ...names("#next", "#nextSince", "#nextMs", "#nextAt"),
       ...expiryName(schema),
     },
@@ -356,7 +366,7 @@ export function pollRequest(schema: KeySchema, id: string): GetItemCommandInput 
     Key: itemKey(schema, id),
     ConsistentRead: true,
     ProjectionExpression:
-      "#owner, #version, #leaseMs, #heartbeatAt, #holder, #fence, #next, #nextSince, #nextMs, #nextAt, #holdMs",
+      "#owner, #version, #leaseMs, #heartbeatAt, #holder, #fence, #holders, #kind, #intent, #next, #nextSince, #nextMs, #nextAt, #holdMs",
     ExpressionAttributeNames: names(
       "#owner",
       "#version",
@@ -364,6 +374,9 @@ export function pollRequest(schema: KeySchema, id: string): GetItemCommandInput 
       "#heartbeatAt",
       "#holder",
       "#fence",
+      "#holders",
+      "#kind",
+      "#intent",
       "#next",
       "#nextSince",
       "#nextMs",

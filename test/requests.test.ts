@@ -42,7 +42,8 @@ describe("request shapes", () => {
       input.ConditionExpression ?? "",
       // No clause lets a retry re-apply an earlier acquire: a late duplicate could then re-install a
       // released token. A retry recognises its own earlier write by the token the failure returns.
-      /^attribute_not_exists\(#owner\)$/,
+      // The holders part: a mutex (the exclusive mode) never comes in while permit or shared holders are in.
+      /^attribute_not_exists\(#owner\) AND \(attribute_not_exists\(#holders\) OR size\(#holders\) = :zero\)$/,
     );
     assert.match(input.UpdateExpression ?? "", /ADD #fence :one$/);
     assert.deepEqual(input.ExpressionAttributeValues?.[":firstVersion"], { N: String(FIRST_VERSION) });
@@ -57,7 +58,10 @@ describe("request shapes", () => {
       wallNow: 5,
       stale: { owner: "old", version: 7 },
     });
-    assert.match(input.ConditionExpression ?? "", /^\(#owner = :staleOwner AND #version = :staleVersion\)$/);
+    assert.match(
+      input.ConditionExpression ?? "",
+      /^\(#owner = :staleOwner AND #version = :staleVersion\) AND \(attribute_not_exists\(#holders\) OR size\(#holders\) = :zero\)$/,
+    );
     assert.deepEqual(input.ExpressionAttributeValues?.[":staleOwner"], { S: "old" });
     assert.deepEqual(input.ExpressionAttributeValues?.[":staleVersion"], { N: "7" });
     assertBindings(input);

@@ -12,6 +12,14 @@ import {
   GetItemCommand,
   UpdateItemCommand,
 } from "@aws-sdk/client-dynamodb";
+import {
+  evictOwnerRequest,
+  intentRequest,
+  removeEntryRequest,
+  renewEntryRequest,
+  takeRequest,
+  withdrawIntentRequest,
+} from "../src/holders.js";
 import type { KeySchema } from "../src/item.js";
 import {
   acquireRequest,
@@ -320,6 +328,85 @@ describe("store model against dynalite", () => {
           input = forceReleaseRequest(schema, id, step);
           break;
         case 5:
+          input = pollRequest(schema, id);
+          get = true;
+          break;
+        default:
+          input = readRequest(schema, id);
+          get = true;
+      }
+      const fromModel = (() => {
+        try {
+          return {
+            ok: get ? model.getItem(input) : model.updateItem(input as Parameters<Store["updateItem"]>[0]),
+          };
+        } catch (err) {
+          return { error: (err as Error).name };
+        }
+      })();
+      const fromDynalite = await (async () => {
+        try {
+          const out = get
+            ? await client.send(new GetItemCommand(input as Parameters<Store["getItem"]>[0]))
+            : await client.send(new UpdateItemCommand(input as Parameters<Store["updateItem"]>[0]));
+          const { $metadata: _, ...rest } = out;
+          return { ok: rest };
+        } catch (err) {
+          return { error: (err as Error).name };
+        }
+      })();
+      assert.deepEqual(fromModel, fromDynalite, `step ${step}: ${JSON.stringify(input)}`);
+    }
+  });
+
+  it("agrees with dynalite on 400 random requests of locks with several holders (nested map paths)", async () => {
+    const schema: KeySchema = { table: "locks", partitionKey: "id", sortKey: undefined };
+    const model = new Store({ returnsOldItemOnConditionFailure: false });
+    model.createTable("locks", { partitionKey: "id" });
+    const r = new Random(11, "differential-multi");
+    const tokens = ["a", "b", "c", "d"];
+    for (let step = 0; step < 400; step++) {
+      const id = r.pick(["m1", "m2"]);
+      const token = r.pick(tokens);
+      const version = r.int(1, 3);
+      const kind = r.pick([{ permits: 1 }, { permits: 2 }, { shared: true as const }]);
+      const p = { token, holder: token, leaseMs: 1000, wallNow: step };
+      const stale = r.chance(0.5) ? { token: r.pick(tokens), version } : undefined;
+      let input: Parameters<Store["updateItem"]>[0] | Parameters<Store["getItem"]>[0];
+      let get = false;
+      switch (r.int(0, 10)) {
+        case 0:
+        case 1:
+          input = takeRequest(schema, id, {
+            ...p,
+            kind,
+            create: r.chance(0.3),
+            stale,
+            staleIntent: r.chance(0.3) ? stale : undefined,
+          });
+          break;
+        case 2:
+          input = renewEntryRequest(schema, id, { token, version, wallNow: step });
+          break;
+        case 3:
+          input = removeEntryRequest(schema, id, token, r.chance(0.5) ? version : undefined);
+          break;
+        case 4:
+          input = intentRequest(schema, id, { ...p, version, stale: r.chance(0.3) ? stale : undefined });
+          break;
+        case 5:
+          input = withdrawIntentRequest(schema, id, token);
+          break;
+        case 6:
+          input = evictOwnerRequest(schema, id, { owner: token, version });
+          break;
+        case 7:
+          input = acquireRequest(schema, id, { owner: token, holder: token, leaseMs: 1000, wallNow: step });
+          break;
+        case 8:
+          input = releaseRequest(schema, id, { owner: token, wallNow: step });
+          break;
+        case 9:
           input = pollRequest(schema, id);
           get = true;
           break;

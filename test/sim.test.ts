@@ -40,6 +40,20 @@ describe("simulation", () => {
     );
     assert.equal(outcome.ran, QUICK_SCHEDULES);
   });
+
+  it(`finds no violation in ${QUICK_SCHEDULES / 2} schedules of semaphores and reader–writer locks`, async (t) => {
+    const outcome = await search({ from: 1, count: QUICK_SCHEDULES / 2, profile: "multi" });
+    const found = outcome.found;
+    assert.ok(
+      found === undefined,
+      found &&
+        `${found.result.violation?.invariant}: ${found.result.violation?.detail}\nreplay: ${replayCommand(found.name)}`,
+    );
+    assert.equal(outcome.ran, QUICK_SCHEDULES / 2);
+    t.diagnostic(
+      "invariants: permits bound, exclusive alone, holder learns first, fences, intent, writer wait",
+    );
+  });
 });
 
 /**
@@ -72,6 +86,9 @@ describe("simulation finds deliberate protocol breaks", () => {
     "trust-failed-condition": 1_000,
     "acquire-ignores-turn": 500,
     "turn-never-lapses": 2_000,
+    "evict-ignores-version": 1_000,
+    "permits-uncounted": 300,
+    "shared-ignores-intent": 300,
   };
   for (const name of Object.keys(BREAKS) as BreakName[]) {
     it(`${name} (profile ${BREAKS[name].profile})`, async (t) => {

@@ -3,7 +3,8 @@
  *
  *   --schedules N       how many schedules to run (default 10000)
  *   --seed S            first seed (default 1); seeds S, S+1, ... are run
- *   --profile P         mixed | calm | stormy | tight | margin | forceful | skewed, or a rotation:
+ *   --profile P         mixed | calm | stormy | tight | margin | forceful | skewed | permits | rw, or a rotation
+ *                       ("multi" alternates permits and rw):
  *                       rotate (every supported profile, the default) or quick (the quick mode's)
  *   --break NAME        run with a deliberate protocol break (see test/sim/replay.ts)
  *   --minutes M         stop after M minutes of wall time (checked between schedules)
@@ -100,7 +101,7 @@ async function main(): Promise<number> {
   const count = Number(a.get("schedules") ?? 10_000);
   const from = Number(a.get("seed") ?? 1);
   const profile = (a.get("profile") ?? "rotate") as Rotation;
-  if (profile !== "rotate" && profile !== "quick" && !PROFILES.includes(profile))
+  if (profile !== "rotate" && profile !== "quick" && profile !== "multi" && !PROFILES.includes(profile))
     throw new Error(`Unknown profile ${profile}`);
   const brk = a.get("break") as BreakName | undefined;
   if (brk !== undefined && !(brk in BREAKS))
@@ -111,6 +112,8 @@ async function main(): Promise<number> {
   const tally = new MixTally();
   let lastReport = started;
   const coverage = a.get("coverage") === "true" ? new ConditionCoverage() : undefined;
+  /** Runs with several holders per lock: sums, and maxima where the name says so. */
+  const multi = new Map<string, number>();
   const outcome = await search({
     from,
     count,
@@ -120,6 +123,10 @@ async function main(): Promise<number> {
     shouldStop: () => minutes !== undefined && performance.now() - started > minutes * 60_000,
     onRun: (_name: RunName, result, scenario) => {
       tally.add(scenario, result);
+      for (const [k, v] of Object.entries(result.multi ?? {})) {
+        multi.set(k, k.startsWith("max") ? Math.max(multi.get(k) ?? 0, v) : (multi.get(k) ?? 0) + v);
+      }
+      if (result.multi !== undefined) multi.set("schedules", (multi.get("schedules") ?? 0) + 1);
       const now = performance.now();
       if (now - lastReport > 10_000) {
         lastReport = now;
@@ -137,6 +144,7 @@ async function main(): Promise<number> {
   table("fault mix (schedules exercising each):", tally.counts, tally.schedules);
   table("network totals:", tally.network);
   table("lock totals:", tally.checker);
+  if (multi.size > 0) table("several holders (test/sim/multi.ts):", multi);
   console.log(
     `  ${"stalls right after a clock read".padEnd(28)} ${String(tally.midTurnStalls).padStart(10)}`,
   );

@@ -6,8 +6,9 @@
  * Covered: comparisons (= <> < <= > >=), BETWEEN, IN, AND / OR / NOT, parentheses, the functions
  * attribute_exists, attribute_not_exists, attribute_type, begins_with, contains and size; SET (with
  * `+`, `-`, if_not_exists, list_append), REMOVE, ADD (numbers and sets), DELETE (sets). Paths are
- * top-level attribute names only, which is all a lock item needs; anything else is refused loudly
- * rather than modelled wrongly.
+ * attribute names, or map paths `a.b.c` (for the holders map of multi-holder locks: reading, size(),
+ * SET and REMOVE of a nested entry, whose parent map must exist, as DynamoDB requires); list indexes
+ * are refused loudly rather than modelled wrongly.
  */
 import type { AttributeValue } from "@aws-sdk/client-dynamodb";
 
@@ -58,8 +59,9 @@ function tokenize(text: string): Token[] {
       i++;
       continue;
     }
-    if (c === "." || c === "[") throw new ExpressionError(`Nested paths are not modelled: ${text}`);
-    const match = /^[#:]?[A-Za-z0-9_]+/.exec(text.slice(i));
+    if (c === "." || c === "[") throw new ExpressionError(`List indexes are not modelled: ${text}`);
+    const match =
+      /^#[A-Za-z0-9_]+(\.#?[A-Za-z0-9_]+)+/.exec(text.slice(i)) ?? /^[#:]?[A-Za-z0-9_]+/.exec(text.slice(i));
     if (match === null) throw new ExpressionError(`Invalid expression: unexpected "${c}" in ${text}`);
     const word = match[0];
     i += word.length;
@@ -156,7 +158,7 @@ class Parser {
   name(): string {
     const t = this.take();
     if (t.kind !== "name") this.fail(`expected an attribute name, got "${t.text}"`);
-    if (t.text.startsWith("#")) this.names.add(t.text);
+    for (const part of t.text.split(".")) if (part.startsWith("#")) this.names.add(part);
     return t.text;
   }
 
@@ -383,7 +385,13 @@ export class Bindings {
     }
   }
 
+  /** A document path: its top-level attribute, then map keys. */
+  path(token: string): string[] {
+    return token.split(".").map((part) => this.attribute(part));
+  }
+
   attribute(token: string): string {
+    if (token.includes(".")) throw new ExpressionError(`A nested path is not allowed here: ${token}`);
     if (!token.startsWith("#")) return token;
     const name = this.#names[token];
     if (name === undefined) {
@@ -410,13 +418,20 @@ function operandValue(item: Item | undefined, operand: Operand, b: Bindings): At
     case "value":
       return b.value(operand.ref);
     case "path":
-      return item?.[b.attribute(operand.name)];
+      return getPath(item, b.path(operand.name));
     case "size": {
-      const v = item?.[b.attribute(operand.name)];
+      const v = getPath(item, b.path(operand.name));
       const n = v === undefined ? undefined : sizeOf(v);
       return n === undefined ? undefined : { N: String(n) };
     }
   }
+}
+
+/** The value at a document path, or undefined if any step is missing or not a map. */
+function getPath(item: Item | undefined, path: readonly string[]): AttributeValue | undefined {
+  let v: AttributeValue | undefined = item?.[path[0] as string];
+  for (const key of path.slice(1)) v = v?.M?.[key];
+  return v;
 }
 
 function sizeOf(v: AttributeValue): number | undefined {
@@ -599,7 +614,7 @@ function computeValue(old: Item | undefined, v: ValueExpr, b: Bindings): Attribu
       return addNumbers(left.N, right.N, v.kind === "minus");
     }
     case "if_not_exists":
-      return old?.[b.attribute(v.name)] ?? computeValue(old, v.fallback, b);
+      return getPath(old, b.path(v.name)) ?? computeValue(old, v.fallback, b);
     case "list_append": {
       const first = computeValue(old, v.first, b);
       const second = computeValue(old, v.second, b);
@@ -662,6 +677,28 @@ function setDifference(
 }
 
 /**
+ * The static checks DynamoDB makes before it evaluates the condition: overlapping document paths
+ * (including two placeholders that name the same path) are a ValidationException even when the
+ * condition would fail.
+ */
+export function checkPaths(update: Update, b: Bindings): void {
+  const paths: string[][] = [];
+  for (const token of [
+    ...update.set.map((x) => x.name),
+    ...update.remove,
+    ...update.add.map((x) => x.name),
+    ...update.delete.map((x) => x.name),
+  ]) {
+    const path = b.path(token);
+    const prefix = (a: string[], c: string[]) => a.slice(0, c.length).every((x, i) => x === c[i]);
+    if (paths.some((o) => prefix(o, path) || prefix(path, o))) {
+      throw new ExpressionError("Two document paths overlap with each other");
+    }
+    paths.push(path);
+  }
+}
+
+/**
  * Applies an update to `old` (undefined: the item does not exist yet) and returns the new item and
  * the names of the attributes it touched. Every right-hand side is read from the old item, as
  * DynamoDB does; key attributes and overlapping paths are refused.
@@ -673,22 +710,60 @@ export function applyUpdate(
   b: Bindings,
 ): { readonly item: Item; readonly touched: readonly string[] } {
   const touched: string[] = [];
-  const claim = (token: string): string => {
-    const name = b.attribute(token);
+  const paths: string[][] = [];
+  const claim = (token: string): string[] => {
+    const path = b.path(token);
+    const name = path[0] as string;
     if (key[name] !== undefined) {
       throw new ExpressionError(`Cannot update attribute ${name}. This attribute is part of the key`);
     }
-    if (touched.includes(name)) throw new ExpressionError("Two document paths overlap with each other");
-    touched.push(name);
-    return name;
+    const overlaps = (a: string[], c: string[]) =>
+      a.slice(0, c.length).every((x, i) => x === c[i]) || c.slice(0, a.length).every((x, i) => x === a[i]);
+    if (paths.some((other) => overlaps(other, path)))
+      throw new ExpressionError("Two document paths overlap with each other");
+    paths.push(path);
+    if (!touched.includes(name)) touched.push(name);
+    return path;
+  };
+  const topLevel = (path: string[]): string => {
+    if (path.length > 1) throw new ExpressionError("ADD and DELETE of a nested path are not modelled");
+    return path[0] as string;
   };
   const item: Item = { ...(old ?? {}), ...key };
-  const computed = update.set.map((s) => ({ name: claim(s.name), value: computeValue(old, s.value, b) }));
+  /** The map that holds a nested path's last key, copied on write; DynamoDB refuses a missing parent. */
+  const parentOf = (path: string[]): Record<string, AttributeValue> => {
+    let container: Record<string, AttributeValue> = item;
+    for (const step of path.slice(0, -1)) {
+      const next = container[step];
+      if (next?.M === undefined) {
+        throw new ExpressionError(
+          "The document path provided in the update expression is invalid for update",
+        );
+      }
+      const copy = { M: { ...next.M } };
+      container[step] = copy;
+      container = copy.M;
+    }
+    return container;
+  };
+  const computed = update.set.map((s) => ({ path: claim(s.name), value: computeValue(old, s.value, b) }));
   const removed = update.remove.map(claim);
-  const added = update.add.map((a) => ({ name: claim(a.name), value: operandValue(old, a.value, b) }));
-  const deleted = update.delete.map((d) => ({ name: claim(d.name), value: operandValue(old, d.value, b) }));
-  for (const { name, value } of computed) item[name] = value;
-  for (const name of removed) delete item[name];
+  const added = update.add.map((a) => ({
+    name: topLevel(claim(a.name)),
+    value: operandValue(old, a.value, b),
+  }));
+  const deleted = update.delete.map((d) => ({
+    name: topLevel(claim(d.name)),
+    value: operandValue(old, d.value, b),
+  }));
+  // Parents are checked against the old item before anything changes, as one request is all or nothing.
+  for (const path of [...computed.map((c) => c.path), ...removed]) {
+    if (path.length > 1 && getPath(old, path.slice(0, -1))?.M === undefined) {
+      throw new ExpressionError("The document path provided in the update expression is invalid for update");
+    }
+  }
+  for (const { path, value } of computed) parentOf(path)[path[path.length - 1] as string] = value;
+  for (const path of removed) delete parentOf(path)[path[path.length - 1] as string];
   for (const { name, value } of added) item[name] = setUnion(old?.[name], value as AttributeValue);
   for (const { name, value } of deleted) {
     const left = setDifference(old?.[name], value as AttributeValue);

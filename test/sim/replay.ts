@@ -38,6 +38,13 @@ export const BREAKS = {
   "acquire-ignores-turn": { profile: "calm", knobs: { acquireIgnoresTurn: true } },
   /** A claim on the next turn never lapses: a crashed waiter's claim blocks the lock for ever. */
   "turn-never-lapses": { profile: "calm", knobs: { turnNeverLapses: true } },
+  // Locks with several holders (test/sim/multi.ts).
+  /** A stale permit is reclaimed without the check on its exact version. */
+  "evict-ignores-version": { profile: "permits", knobs: { evictIgnoresVersion: true } },
+  /** A permit is taken without the count in the condition. */
+  "permits-uncounted": { profile: "permits", knobs: { permitsUncounted: true } },
+  /** Shared acquisitions ignore a waiting writer's intent. */
+  "shared-ignores-intent": { profile: "rw", knobs: { sharedIgnoresIntent: true } },
 } as const satisfies Record<string, { profile: ProfileName; knobs: Knobs | undefined }>;
 export type BreakName = keyof typeof BREAKS;
 

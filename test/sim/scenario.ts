@@ -5,6 +5,7 @@
  */
 import { CLOCK_RATE_DRIFT } from "../../src/lease.js";
 import type { ProtocolKnobs } from "../../src/options.js";
+import type { MultiSetting } from "./multi.js";
 import { type NetworkSettings, QUIET_NETWORK } from "./network.js";
 import type { ClockSetting, StallSettings } from "./process.js";
 import { Random } from "./random.js";
@@ -102,6 +103,8 @@ export interface Scenario {
   readonly plans?: readonly ProcessPlan[] | undefined;
   /** The administrator force-releases often (the forceful profile). */
   readonly eagerAdmin?: boolean | undefined;
+  /** Locks with several holders (profiles "permits" and "rw", test/sim/multi.ts). */
+  readonly multi?: MultiSetting | undefined;
 }
 
 /** The clients of worker `i`: its plan's, or one with the scenario's settings. */
@@ -126,7 +129,17 @@ export function allClients(s: Scenario): ClientSettings[] {
   return out;
 }
 
-export const PROFILES = ["mixed", "calm", "stormy", "tight", "margin", "skewed", "forceful"] as const;
+export const PROFILES = [
+  "mixed",
+  "calm",
+  "stormy",
+  "tight",
+  "margin",
+  "skewed",
+  "forceful",
+  "permits",
+  "rw",
+] as const;
 export type ProfileName = (typeof PROFILES)[number];
 
 const NO_STALLS: StallSettings = {
@@ -151,6 +164,36 @@ const NO_STALLS: StallSettings = {
  *   supported configuration, used to show the shortcut's assumption matters.
  */
 export function generateScenario(seed: number, profile: ProfileName, knobs?: Knobs): Scenario {
+  if (profile === "permits" || profile === "rw") {
+    // The mixed, stormy or tight profile's worlds, without the administrator (forceRelease
+    // is the mutex's), with more workers than permits.
+    const m = new Random(seed, `scenario-multi/${profile}`);
+    const base = generateScenario(seed, m.pick(["mixed", "stormy", "tight"] as const), knobs);
+    const multi: MultiSetting = profile === "permits" ? { permits: m.int(1, 3) } : { rw: true };
+    const workers = "permits" in multi ? multi.permits + m.int(1, 2) : m.int(3, 5);
+    const clocks = Array.from(
+      { length: workers },
+      (_, i) => base.clocks[i % base.clocks.length] as ClockSetting,
+    );
+    // Replies that come back a lease late make a waiter act on an old look: what the version check
+    // of a reclaim is for.
+    const network =
+      base.calm || m.chance(0.5)
+        ? base.network
+        : { ...base.network, spikeChance: 0.1, spikeMaxMs: 2 * base.leaseMs };
+    return {
+      ...base,
+      network,
+      profile,
+      workers,
+      admin: false,
+      clocks,
+      faults: base.faults.filter((f) => f.process < workers && f.kind !== "ghost"),
+      plans: undefined,
+      eagerAdmin: undefined,
+      multi,
+    };
+  }
   const r = new Random(seed, `scenario/${profile}`);
   const kind =
     profile === "mixed" ? (r.chance(1 / 3) ? "calm" : "faulty") : profile === "forceful" ? "stormy" : profile;

@@ -30,11 +30,12 @@ const QUICK_ROTATION: readonly ProfileName[] = [
   "mixed",
 ];
 
-export type Rotation = ProfileName | "rotate" | "quick";
+export type Rotation = ProfileName | "rotate" | "quick" | "multi";
 
 export function profileFor(seed: number, profile: Rotation): ProfileName {
   if (profile === "rotate") return ROTATION[seed % ROTATION.length] as ProfileName;
   if (profile === "quick") return QUICK_ROTATION[seed % QUICK_ROTATION.length] as ProfileName;
+  if (profile === "multi") return seed % 2 === 0 ? "rw" : "permits";
   return profile;
 }
 

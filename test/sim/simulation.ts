@@ -11,6 +11,7 @@ import { PROTOCOL_KNOBS } from "../../src/options.js";
 import { claimLeaseMs } from "../../src/turn.js";
 import { longestGapMs } from "../../src/waiting.js";
 import { Checker, type LivenessBounds, type Violation } from "./checker.js";
+import { MultiChecker, multiWorker } from "./multi.js";
 import { Network, type NetworkStats } from "./network.js";
 import { type Owner, SimProcess } from "./process.js";
 import { Random } from "./random.js";
@@ -27,6 +28,8 @@ export interface RunResult {
   readonly simulatedMs: number;
   readonly network: NetworkStats;
   readonly checker: Checker["stats"];
+  /** Runs with several holders per lock (test/sim/multi.ts). */
+  readonly multi?: MultiChecker["stats"] | undefined;
   readonly midTurnStalls: number;
   readonly trace: readonly string[];
 }
@@ -136,12 +139,25 @@ export async function runScenario(s: Scenario, options: RunOptions = {}): Promis
     waitGraceMs: waitGraceMs(s),
     calm: s.calm,
     signalSlackMs: s.stalls.timerLagChance > 0 ? s.stalls.timerLagMaxMs : 0,
+    multiHolders: s.multi !== undefined,
   });
+  const multi =
+    s.multi === undefined
+      ? undefined
+      : new MultiChecker({
+          main: checker,
+          scheduler,
+          setting: s.multi,
+          partitionKey: s.partitionKey,
+          liveness: livenessBounds(s),
+          maxDelayMs: s.network.maxDelayMs,
+        });
   const store = new Store({
     returnsOldItemOnConditionFailure: s.returnsOldItem,
     ...(options.coverage === undefined ? {} : { coverage: options.coverage }),
     onWrite: (w) => {
       checker.onWrite(w);
+      if (w.table === TABLE) multi?.onWrite(w);
       // Waiting ghosts watch the store's writes (the network is made after the store).
       network.storeWritten(w.table);
     },
@@ -240,7 +256,11 @@ export async function runScenario(s: Scenario, options: RunOptions = {}): Promis
             return users[c] === 0;
           },
         };
-        const script = isAdmin ? admin(ctx) : worker(ctx);
+        const script = isAdmin
+          ? admin(ctx)
+          : multi !== undefined && s.multi !== undefined
+            ? multiWorker(ctx, s.multi, multi)
+            : worker(ctx);
         script.then(
           () => {
             if (p.incarnation !== life || --left > 0) return;
@@ -292,6 +312,7 @@ export async function runScenario(s: Scenario, options: RunOptions = {}): Promis
           p.crash();
           running.delete(p);
           checker.crashed(p, life);
+          multi?.crashed();
           log?.(
             `${p.name} crashes${f.restartAfterMs === undefined ? "" : `, restarts in ${f.restartAfterMs.toFixed(1)} ms`}`,
           );
@@ -336,6 +357,7 @@ export async function runScenario(s: Scenario, options: RunOptions = {}): Promis
           owner.process.stall(owner.process.localNow);
         }
         checker.afterEvent();
+        multi?.afterEvent();
         // A Node process whose work is done exits once nothing keeps it alive (heartbeats do not).
         for (const p of finished) {
           if (p.alive && p.idle) {
@@ -360,6 +382,7 @@ export async function runScenario(s: Scenario, options: RunOptions = {}): Promis
     simulatedMs: scheduler.now,
     network: network.stats,
     checker: checker.stats,
+    multi: multi?.stats,
     midTurnStalls: processes.reduce((sum, p) => sum + p.midTurnStalls, 0),
     trace,
   };

@@ -21,6 +21,7 @@ import {
   applyUpdate,
   Bindings,
   type Condition,
+  checkPaths,
   conditionParts,
   conditionText,
   ExpressionError,
@@ -265,6 +266,7 @@ export class Store {
         throw validationError("UpdateExpression is required by this model");
       const update = parseUpdate(input.UpdateExpression);
       const old = t.items.get(k);
+      checkPaths(update.tree, new Bindings(input.ExpressionAttributeNames, input.ExpressionAttributeValues));
       const b = this.#checkWrite(input, old, update);
       const { item, touched } = applyUpdate(old, input.Key as Item, update.tree, b);
       return { k, old, next: item, touched };
