@@ -5,9 +5,11 @@ import { LockClient } from "dynamolock";
 // Created once per execution environment, reused by every invocation it serves.
 const locks = new LockClient({
   table: process.env.LOCK_TABLE ?? "locks",
-  // Short lease: a frozen or killed invocation blocks the key for about 10 s, not 30.
+  // Short lease: a killed invocation blocks the key for about 10 s, not 30.
   leaseMs: 10_000,
-  heartbeatMs: 1_000,
+  // No heartbeat timers: a frozen environment runs none, and the work here is shorter than the
+  // lease. Longer work renews between steps with lock.extend() (docs/lambda.md, lambda-steps.ts).
+  heartbeat: false,
   // Lambda hosts keep their clocks in sync; a holder silent for lease + 1 s is taken over at once.
   maxClockSkewMs: 1_000,
 });

@@ -90,6 +90,12 @@ export interface AcquireOptions {
    * @default "exclusive"
    */
   readonly mode?: "shared" | "exclusive";
+  /**
+   * `false`: this lock renews its lease only through `lock.extend()` (or `update()`), never on a
+   * timer (docs/lambda.md). Overrides the client's `heartbeat` option for this lock.
+   * @default the client's `heartbeat` (true unless set)
+   */
+  readonly heartbeat?: boolean;
 }
 
 /** What a waiting acquire knows: the holder as last read, and the wait so far. */
@@ -201,11 +207,15 @@ export class LockClient {
       "onWait",
       "permits",
       "mode",
+      "heartbeat",
     ]);
     const kind = holderKindOf(o);
     const waitMs = o.waitMs === undefined ? 0 : nonNegativeOrInfinite("waitMs", o.waitMs);
     const signal = optionalSignal("signal", o.signal);
     if (o.onWait !== undefined && typeof o.onWait !== "function") fail("onWait", "a function", o.onWait);
+    if (o.heartbeat !== undefined && typeof o.heartbeat !== "boolean")
+      fail("heartbeat", "a boolean", o.heartbeat);
+    const heartbeat = o.heartbeat ?? this.#options.heartbeat;
     this.#throwIfClosed();
     signal?.throwIfAborted();
     // One signal for every way the wait can end early: the caller's signal, close(), or onWait.
@@ -217,8 +227,8 @@ export class LockClient {
       () => ({ table: this.table, lockId: id, waitMs }),
       () =>
         kind === undefined
-          ? this.#queuedAcquire<Data>(id, waitMs, stop, o.onWait)
-          : acquireMulti<Lock<Data>>(this.#multiContext(id), id, kind, waitMs, stop, o.onWait),
+          ? this.#queuedAcquire<Data>(id, waitMs, stop, o.onWait, heartbeat)
+          : acquireMulti<Lock<Data>>(this.#multiContext(id, heartbeat), id, kind, waitMs, stop, o.onWait),
     );
     const entry = { id, stop, settled: acquiring.catch(() => undefined) };
     this.#acquiring.add(entry);
@@ -240,17 +250,13 @@ export class LockClient {
   /** Takes the lock if it is free (or its holder presumed dead); never waits. */
   async tryAcquire<Data extends object = LockData>(
     id: string,
-    options?: {
-      readonly signal?: AbortSignal;
-      readonly permits?: number;
-      readonly mode?: "shared" | "exclusive";
-    },
+    options?: Pick<AcquireOptions, "signal" | "permits" | "mode" | "heartbeat">,
   ): Promise<Lock<Data> | undefined> {
-    const o = optionsObject<Pick<AcquireOptions, "signal" | "permits" | "mode">>("options", options, [
-      "signal",
-      "permits",
-      "mode",
-    ]);
+    const o = optionsObject<Pick<AcquireOptions, "signal" | "permits" | "mode" | "heartbeat">>(
+      "options",
+      options,
+      ["signal", "permits", "mode", "heartbeat"],
+    );
     const signal = optionalSignal("signal", o.signal);
     try {
       return await this.acquire<Data>(id, {
@@ -258,6 +264,7 @@ export class LockClient {
         ...(signal === undefined ? {} : { signal }),
         ...(o.permits === undefined ? {} : { permits: o.permits }),
         ...(o.mode === undefined ? {} : { mode: o.mode }),
+        ...(o.heartbeat === undefined ? {} : { heartbeat: o.heartbeat }),
       });
     } catch (err) {
       if (err instanceof LockHeldError) return undefined;
@@ -280,6 +287,9 @@ export class LockClient {
   ): Promise<T> {
     if (typeof fn !== "function") throw new TypeError(`Expected \`fn\` to be a function, got ${typeof fn}`);
     const lock = await this.acquire<Data>(id, options);
+    // A freeze (a stopped process, a frozen Lambda) between the acquisition and here may have used
+    // up the lease: fn must not start on a lock that is no longer ours. `held` declares the loss.
+    if (!lock.held) throw lock.signal.reason;
     let result: T;
     try {
       result = await fn(lock);
@@ -599,12 +609,13 @@ export class LockClient {
     };
   }
 
-  #context(id: string, settled?: () => void): LockContext {
+  #context(id: string, heartbeat: boolean, settled?: () => void): LockContext {
     return {
       schema: this.#options.schema,
       client: this.#client,
       runtime: this.#options.runtime,
       heartbeatMs: this.#options.heartbeatMs,
+      heartbeat,
       clockDrift: this.#options.clockDrift,
       knobs: this.#options.knobs,
       dataBudgetBytes: dataBudgetBytes(this.#options, id),
@@ -630,13 +641,15 @@ export class LockClient {
     waitMs: number,
     stop: AbortController,
     onWait: AcquireOptions["onWait"],
+    heartbeat: boolean,
   ): Promise<Lock<Data>> {
     const { runtime } = this.#options;
     const started = runtime.monotonicNow();
     const since = runtime.wallNow();
     const place = this.#queues.enter(id);
     try {
-      if (waitMs === 0) return await this.#acquire<Data>(id, waitMs, stop, onWait, since, place.done);
+      if (waitMs === 0)
+        return await this.#acquire<Data>(id, waitMs, stop, onWait, heartbeat, since, place.done);
       const local = () => [...this.#held.keys()].find((lock) => lock.id === id);
       if (place.behind && onWait !== undefined) {
         // One report for the whole time in the queue (no looks are made meanwhile): the holder if
@@ -674,7 +687,15 @@ export class LockClient {
           { heldByThisClient: mine !== undefined },
         );
       }
-      return await this.#acquire<Data>(id, Math.max(0, waitMs - waited), stop, onWait, since, place.done);
+      return await this.#acquire<Data>(
+        id,
+        Math.max(0, waitMs - waited),
+        stop,
+        onWait,
+        heartbeat,
+        since,
+        place.done,
+      );
     } catch (err) {
       place.done();
       throw err;
@@ -690,6 +711,7 @@ export class LockClient {
     waitMs: number,
     stop: AbortController,
     onWait: AcquireOptions["onWait"],
+    heartbeat: boolean,
     /** Wall clock at which the caller began to wait, if earlier than now (a local queue's follower). */
     since?: number,
     /** Called when the lock handed out stops being held (the local queue moves on). */
@@ -734,7 +756,7 @@ export class LockClient {
     let lastSeen: LockRecord | undefined;
 
     /** The exclusive side of a reader–writer lock (src/multi-acquire.ts); idle for plain mutex ids. */
-    const exclusive = new ExclusiveWait(this.#multiContext(id), id);
+    const exclusive = new ExclusiveWait(this.#multiContext(id, heartbeat), id);
     const giveUp = (err: unknown): never => {
       for (const owner of unanswered) this.#cleanUp(id, owner);
       if (claimed && me !== undefined) this.#withdraw(id, me.token);
@@ -808,7 +830,7 @@ export class LockClient {
       }
       const late = runtime.monotonicNow() >= holderValidUntil(sentAt, leaseMs, clockDrift);
       if (!late || this.#options.knobs?.handOutLateAcquisitions === true) {
-        return this.#adopt<Data>(id, owner, record, sentAt, onSettled);
+        return this.#adopt<Data>(id, owner, record, sentAt, heartbeat, onSettled);
       }
       unanswered.push(owner);
       stale = { owner, version: record.version };
@@ -1062,12 +1084,12 @@ export class LockClient {
     }
   }
 
-  #multiContext(id: string): MultiContext {
+  #multiContext(id: string, heartbeat: boolean): MultiContext {
     return {
       options: this.#options,
       client: this.#client,
       adopt: <L>(token: string, record: LockRecord, sentAt: number): L => {
-        const lock = Lock.adopt(this.#context(id), {
+        const lock = Lock.adopt(this.#context(id, heartbeat), {
           id,
           owner: token,
           holder: this.#options.holder,
@@ -1106,9 +1128,10 @@ export class LockClient {
     owner: string,
     record: LockRecord,
     sentAt: number,
+    heartbeat: boolean,
     onSettled?: () => void,
   ): Lock<Data> {
-    const lock = Lock.adopt<Data>(this.#context(id, onSettled), {
+    const lock = Lock.adopt<Data>(this.#context(id, heartbeat, onSettled), {
       id,
       owner,
       holder: this.#options.holder,

@@ -49,6 +49,11 @@ export interface LockContext {
   readonly client: DynamoDBSender;
   readonly runtime: Runtime;
   readonly heartbeatMs: number;
+  /**
+   * false: no heartbeat timer; the lease is renewed only by `extend()` and `update()` (for
+   * environments that freeze between invocations, docs/lambda.md).
+   */
+  readonly heartbeat: boolean;
   readonly clockDrift: number;
   /** @internal Deliberate faults for the simulation's tests; undefined in normal use. */
   readonly knobs?: ProtocolKnobs | undefined;
@@ -148,6 +153,23 @@ function sameValue(a: AttributeValue | undefined, b: AttributeValue | undefined)
   return a === undefined || b === undefined ? a === b : canonical(a) === canonical(b);
 }
 
+/** How many {@link inspectLocks} calls are running: the getters then report without acting. */
+let inspecting = 0;
+
+/**
+ * @internal Runs `read` with every Lock's getters side-effect free: `held`, `signal` and
+ * `remainingMs` report the lease by the clock but do not declare an expiry. For an observer outside
+ * the holder's process (the simulation's checker), whose looking must not change what it watches.
+ */
+export function inspectLocks<T>(read: () => T): T {
+  inspecting++;
+  try {
+    return read();
+  } finally {
+    inspecting--;
+  }
+}
+
 /** Quick retries of a failed heartbeat, well inside the remaining lease. */
 const RETRY_BACKOFF = { minMs: 50, maxMs: 1_000 };
 
@@ -156,8 +178,6 @@ export class Lock<Data extends object = LockData> implements AsyncDisposable {
   readonly id: string;
   /** Fencing token: strictly increases with every acquisition of this id. Pass it to what you protect. */
   readonly fence: number;
-  /** Aborts, with a {@link LockLostError} as its reason, when the lock is lost. */
-  readonly signal: AbortSignal;
   /** This holder's name as recorded in the item. */
   readonly holder: string;
   /** The lease this holder promised, in ms. */
@@ -204,7 +224,6 @@ export class Lock<Data extends object = LockData> implements AsyncDisposable {
     this.fence = acquisition.record.fence;
     this.#version = acquisition.record.version;
     this.#data = decodeData<Data>(acquisition.record.data);
-    this.signal = this.#lost.signal;
     this.#confirmedAt = acquisition.sentAt;
     this.#acquiredAt = acquisition.sentAt;
     this.#recordedHoldMs = acquisition.record.holdMs;
@@ -224,15 +243,100 @@ export class Lock<Data extends object = LockData> implements AsyncDisposable {
     return this.#data;
   }
 
-  /** True while the lock is held and its lease, by our own clock, has not run out. */
-  get held(): boolean {
-    return this.#state === "held" && this.#context.runtime.monotonicNow() < this.#validUntil;
+  /**
+   * Aborts, with a {@link LockLostError} as its reason, when the lock is lost. Reading it checks the
+   * lease on the monotonic clock first: after a freeze (a stopped process, a frozen Lambda
+   * environment) whose timers have not fired yet, it is already aborted when you look.
+   */
+  get signal(): AbortSignal {
+    this.#checkExpiry();
+    return this.#lost.signal;
   }
 
-  /** How long (ms) the lease is still ours without another confirmed heartbeat; 0 once lost. */
+  /**
+   * True while the lock is held and its lease, by our own monotonic clock, has not run out. Once
+   * it has, reading this declares the loss at once (`signal` aborts), timer or not.
+   */
+  get held(): boolean {
+    return this.#checkExpiry();
+  }
+
+  /** How long (ms) the lease is still ours without another confirmed renewal; 0 once lost. */
   get remainingMs(): number {
-    if (this.#state !== "held") return 0;
-    return Math.max(0, this.#validUntil - this.#context.runtime.monotonicNow());
+    // One clock reading for both: a stall between two readings could make the answer negative.
+    const now = this.#context.runtime.monotonicNow();
+    if (!this.#checkExpiry(now)) return 0;
+    return Math.max(0, this.#validUntil - now);
+  }
+
+  /**
+   * Renews the lease now: one UpdateItem with a heartbeat's conditions (this acquisition still owns
+   * the item, and no newer write of ours is in place), retried on transient failures while the
+   * lease lasts. Resolves with how long the lease is ours from here, in ms, counted from the send
+   * time of the request. For locks acquired with `heartbeat: false`, this (or `update()`) is the
+   * only thing that renews them; on heartbeating locks it renews early.
+   *
+   * Rejects without sending anything with LockLostError if the lock is lost (also when its lease
+   * has run out by the monotonic clock, a freeze included), and with a LockError (`ERELEASED`) if
+   * it was released or is being released. Rejects with LockLostError if the lease ran out before
+   * the answer came back, or the item is no longer ours.
+   */
+  async extend(options?: SignalOptions): Promise<number> {
+    const signal = optionalSignal(
+      "signal",
+      optionsObject<SignalOptions>("options", options, ["signal"]).signal,
+    );
+    signal?.throwIfAborted();
+    this.#throwIfNotRenewable();
+    let sent = false;
+    const write = trace(heartbeatChannel, this.#traced, () =>
+      this.#enqueue(async () => {
+        // The caller stopped waiting while this extend was queued: send nothing.
+        signal?.throwIfAborted();
+        this.#throwIfNotRenewable();
+        sent = true;
+        await this.#renew(undefined, "extend");
+        // The answer may have come back after the lease ran out: then the lock is lost, not renewed.
+        const now = this.#context.runtime.monotonicNow();
+        if (!this.#checkExpiry(now)) throw this.#lost.signal.reason;
+        if (this.#context.heartbeat && this.#release === undefined) this.#schedule();
+        return Math.max(0, this.#validUntil - now);
+      }),
+    );
+    return stopWaitingOnAbort(write, signal, () => sent, this.id, "extend");
+  }
+
+  /** Like #throwIfNotHeld, and a lock being released is not renewed either. */
+  #throwIfNotRenewable(): void {
+    this.#throwIfNotHeld();
+    if (this.#release !== undefined) {
+      throw new LockError(`Lock "${this.id}" (fence ${this.fence}) is being released; it was not extended`, {
+        code: "ERELEASED",
+        lockId: this.id,
+      });
+    }
+  }
+
+  /**
+   * Whether the lock is held, declaring the loss first if the lease has run out by the monotonic
+   * clock. The expiry timer does the same, but timers fire late after a freeze (and not at all
+   * while frozen): every getter the caller acts on checks synchronously, so no code of the caller
+   * runs on a belief the clock has already ended.
+   */
+  #checkExpiry(now = this.#context.runtime.monotonicNow()): boolean {
+    if (this.#state !== "held") return false;
+    if (this.#context.knobs?.heldIgnoresClock === true) return true;
+    if (now < this.#validUntil) return true;
+    if (inspecting === 0) this.#expire();
+    return false;
+  }
+
+  /** Declares the loss by expiry, naming the last failed renewal if there was one. */
+  #expire(): void {
+    const failure = this.#heartbeatFailure;
+    const why = failure === undefined ? "" : ` (the last heartbeat failed: ${(failure as Error).message})`;
+    const what = this.#context.heartbeat ? "heartbeat" : "renewal (extend or update)";
+    this.#lose("expired", `the lease ran out without a confirmed ${what}${why}`, failure);
   }
 
   /**
@@ -484,7 +588,11 @@ export class Lock<Data extends object = LockData> implements AsyncDisposable {
   #schedule(): void {
     const { runtime, heartbeatMs } = this.#context;
     this.#armExpiry();
-    this.#scheduleHeartbeat(this.#confirmedAt + heartbeatMs - runtime.monotonicNow());
+    // Without heartbeats only the expiry timer is armed, and it is unref'd: nothing of this lock
+    // keeps the process alive or writes on its own. The getters check the lease lazily as well.
+    if (this.#context.heartbeat) {
+      this.#scheduleHeartbeat(this.#confirmedAt + heartbeatMs - runtime.monotonicNow());
+    }
   }
 
   /** (Re)arms the timer that declares the loss the instant our lease runs out. */
@@ -492,12 +600,7 @@ export class Lock<Data extends object = LockData> implements AsyncDisposable {
     const { runtime } = this.#context;
     this.#expiryTimer?.cancel();
     this.#expiryTimer = runtime.setTimer(
-      () => {
-        const failure = this.#heartbeatFailure;
-        const why =
-          failure === undefined ? "" : ` (the last heartbeat failed: ${(failure as Error).message})`;
-        this.#lose("expired", `the lease ran out without a confirmed heartbeat${why}`, failure);
-      },
+      () => this.#expire(),
       this.#validUntil - runtime.monotonicNow(),
       false,
     );
@@ -545,7 +648,10 @@ export class Lock<Data extends object = LockData> implements AsyncDisposable {
    * retrying cannot fix (a refused request, missing credentials) ends the call at once with a
    * LockError: the lock itself is still ours until its lease runs out.
    */
-  async #renew(data: ReturnType<typeof encodeData> | undefined, what: "heartbeat" | "update"): Promise<void> {
+  async #renew(
+    data: ReturnType<typeof encodeData> | undefined,
+    what: "heartbeat" | "update" | "extend",
+  ): Promise<void> {
     const { runtime, schema, heartbeatMs } = this.#context;
     const version = this.#version + 1;
     // Our validity counts from this instant, which must not come after the heartbeatAt we record:
@@ -575,6 +681,10 @@ export class Lock<Data extends object = LockData> implements AsyncDisposable {
         const sentAt = runtime.monotonicNow();
         try {
           await this.#send(input, Math.min(this.#validUntil - sentAt, heartbeatMs));
+          if (what === "extend" && this.#context.knobs?.extendCountsFromReply === true) {
+            this.#confirm(version, runtime.monotonicNow());
+            return;
+          }
           this.#confirm(version, firstSentAt);
           return;
         } catch (err) {
@@ -615,7 +725,12 @@ export class Lock<Data extends object = LockData> implements AsyncDisposable {
       : "; nothing was written";
     return new LockError(
       `The ${what} of lock "${this.id}" (fence ${this.fence}) failed with ${name}, which retrying cannot fix${maybe}: ${(cause as Error)?.message ?? String(cause)}`,
-      { code: "EDYNAMODB", cause, lockId: this.id, writeUncertain: what !== "heartbeat" && uncertain },
+      {
+        code: "EDYNAMODB",
+        cause,
+        lockId: this.id,
+        writeUncertain: what !== "heartbeat" && what !== "extend" && uncertain,
+      },
     );
   }
 

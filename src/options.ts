@@ -41,6 +41,14 @@ export interface LockClientOptions {
    * @default leaseMs / 6 (5_000 for the default lease)
    */
   readonly heartbeatMs?: number;
+  /**
+   * `false`: locks renew their lease only when you call `lock.extend()` (or `update()`), never on a
+   * timer, for environments that freeze between invocations such as AWS Lambda (docs/lambda.md).
+   * `held` and `signal` still turn false / abort once the lease has run out on the monotonic clock.
+   * Each acquire may override it.
+   * @default true
+   */
+  readonly heartbeat?: boolean;
   /** @default "id" — the table's partition key attribute (type S); lock ids are its values. */
   readonly partitionKey?: string;
   /**
@@ -143,6 +151,10 @@ export interface ProtocolKnobs {
   readonly forgetUncertainWrites?: boolean;
   /** A heartbeat reads its wall clock (heartbeatAt) before its monotonic send time. */
   readonly wallStampBeforeSend?: boolean;
+  /** `held` and `signal` trust the lock's state alone, not the monotonic clock (only timers declare expiry). */
+  readonly heldIgnoresClock?: boolean;
+  /** `extend()` counts the renewed lease from the arrival of its answer, not from its send. */
+  readonly extendCountsFromReply?: boolean;
   /** Heartbeats and updates are not conditioned on the fence of their acquisition. */
   readonly renewIgnoresFence?: boolean;
   /** forceRelease removes whoever owns the lock when its write lands, not the owner it read. */
@@ -173,6 +185,7 @@ export interface ResolvedOptions {
   readonly client: DynamoDBSender | undefined;
   readonly leaseMs: number;
   readonly heartbeatMs: number;
+  readonly heartbeat: boolean;
   readonly holder: string;
   readonly maxClockSkewMs: number;
   readonly poll: BackoffSettings;
@@ -215,6 +228,7 @@ export const LOCK_CLIENT_OPTIONS = [
   "client",
   "leaseMs",
   "heartbeatMs",
+  "heartbeat",
   "partitionKey",
   "sortKey",
   "holder",
@@ -270,6 +284,8 @@ export function resolveOptions(input: unknown): ResolvedOptions {
   if (o.client !== undefined && typeof (o.client as DynamoDBSender).send !== "function") {
     fail("client", "a DynamoDBClient", o.client);
   }
+  if (o.heartbeat !== undefined && typeof o.heartbeat !== "boolean")
+    fail("heartbeat", "a boolean", o.heartbeat);
   if (o.checkTable !== undefined && typeof o.checkTable !== "boolean")
     fail("checkTable", "a boolean", o.checkTable);
   const singleWriterRegion =
@@ -290,6 +306,7 @@ export function resolveOptions(input: unknown): ResolvedOptions {
     client: o.client,
     leaseMs,
     heartbeatMs,
+    heartbeat: o.heartbeat ?? true,
     holder,
     maxClockSkewMs,
     poll: { minMs: pollMinMs, maxMs: pollMaxMs },

@@ -85,7 +85,10 @@ export async function lock<Data extends object = LockData>(
   return {
     data: held.data,
     fence: held.fence,
-    signal: held.signal,
+    // A getter, not a copy: reading it checks the lease on the monotonic clock (after a freeze).
+    get signal() {
+      return held.signal;
+    },
     update: (data, options) => held.update(data, options),
     unlock: (data, options) => held.release(data, options),
     lock: held,

@@ -29,8 +29,11 @@ before(async () => {
 });
 after(() => db.close());
 
-async function example(file: string, args: string[] = []): Promise<string> {
-  const { stdout } = await run(process.execPath, [...args, file], { cwd: new URL("examples/", root), env });
+async function example(file: string, args: string[] = [], extraEnv: NodeJS.ProcessEnv = {}): Promise<string> {
+  const { stdout } = await run(process.execPath, [...args, file], {
+    cwd: new URL("examples/", root),
+    env: { ...env, ...extraEnv },
+  });
   return stdout.trim();
 }
 
@@ -65,6 +68,20 @@ describe("examples", { skip: built ? false : "dist/ is not built (npm test build
 
   it("lambda-handler.mjs: one of two concurrent invocations runs, the other gets 409", async () => {
     assert.equal(await example("lambda-handler.mjs"), JSON.stringify({ concurrent: [200, 409], later: 200 }));
+  });
+
+  it("lambda-steps.ts: one invocation per key at a time, and a killed invocation's lock taken over", async () => {
+    // A short timeout for the run: the lease (3 steps) then comes to 600 ms.
+    const out = await example("lambda-steps.ts", ["--import", "tsx"], {
+      FUNCTION_TIMEOUT_MS: "3000",
+      STEP_MS: "200",
+    });
+    assert.deepEqual(JSON.parse(out), {
+      concurrent: [200, 200],
+      mostInFlight: 1,
+      afterKill: 200,
+      takenOver: true,
+    });
   });
 
   it("fenced-worker.mjs: the paused holder's write is refused by its fence", async () => {

@@ -35,7 +35,7 @@ import { decodeData } from "../../src/data.js";
 import { LockError, LockHeldError, LockLostError } from "../../src/errors.js";
 import { FIELD } from "../../src/item.js";
 import { CLOCK_RATE_DRIFT } from "../../src/lease.js";
-import type { Lock } from "../../src/lock.js";
+import { inspectLocks, type Lock } from "../../src/lock.js";
 import { FORCED_RELEASE } from "../../src/requests.js";
 import { SimProcess } from "./process.js";
 import type { Scheduler } from "./scheduler.js";
@@ -214,6 +214,9 @@ export class Checker {
     takeovers: 0,
     forcedReleases: 0,
     losses: 0,
+    /** extend() calls of holders without heartbeats: renewed, and refused (lost, released, refused). */
+    extended: 0,
+    extendRefused: 0,
     acked: 0,
     rejected: 0,
     /** Writes to a protected resource: guarded by the lock, and unguarded ones that landed after a newer holder's. */
@@ -245,10 +248,17 @@ export class Checker {
   #peek<T>(read: () => T): T {
     SimProcess.peeking = true;
     try {
-      return read();
+      // Looking must not change what is watched: the lock's getters would otherwise declare an
+      // expiry (and send a release) from inside the checker, at an instant the process never ran.
+      return inspectLocks(read);
     } finally {
       SimProcess.peeking = false;
     }
+  }
+
+  /** Whether the holding's signal has aborted, read without side effects. */
+  #aborted(h: Holding): boolean {
+    return this.#peek(() => h.lock.signal.aborted);
   }
 
   #alive(h: Holding): boolean {
@@ -407,7 +417,7 @@ export class Checker {
     const within = this.#o.liveness?.forceLearnMs;
     if (within === undefined) return;
     this.#o.scheduler.at(Math.max(this.#now, removedAt + within), () => {
-      if (!this.#alive(h) || h.lock.signal.aborted) return;
+      if (!this.#alive(h) || this.#aborted(h)) return;
       this.fail(
         "force-released holder learns",
         `${this.#describe(h)} was force-released at t=${removedAt.toFixed(3)} and has not been told ${within.toFixed(1)} ms later`,
@@ -437,7 +447,7 @@ export class Checker {
       if (h.id !== id || h.owner === owner || this.#excused(h) || !this.#valid(h)) continue;
       this.fail(
         "holder learns first",
-        `"${id}" was acquired by ${owner}${previous === undefined ? "" : ` (taking over from ${previous})`} while ${this.#describe(h)} still considered itself the holder${h.lock.signal.aborted ? "" : " and had not been told"}`,
+        `"${id}" was acquired by ${owner}${previous === undefined ? "" : ` (taking over from ${previous})`} while ${this.#describe(h)} still considered itself the holder${this.#aborted(h) ? "" : " and had not been told"}`,
       );
     }
     const known = this.#owners.get(owner);
@@ -539,7 +549,7 @@ export class Checker {
     this.#watch.add(h);
     const forced = this.#removals(h).find((r) => r.by === "force");
     if (forced !== undefined) this.#expectToLearn(h, forced.at);
-    lock.signal.addEventListener("abort", () => this.#lost(h), { once: true });
+    this.#peek(() => lock.signal).addEventListener("abort", () => this.#lost(h), { once: true });
     if (h.adoptedAt > this.#now) {
       // Handed out in the middle of a stall: check exclusion again at the instant it really happened.
       this.#o.scheduler.at(h.adoptedAt, () => undefined);
@@ -667,13 +677,13 @@ export class Checker {
   /** Errors the API documents for a call; anything else is a defect. */
   static expectedError(
     err: unknown,
-    what: "acquire" | "update" | "release" | "admin",
+    what: "acquire" | "update" | "extend" | "release" | "admin",
     signal?: AbortSignal,
   ): boolean {
     if (signal?.aborted && err === signal.reason) return true;
     if (what === "acquire") return err instanceof LockHeldError || err instanceof LockError;
     // A failure retrying cannot fix (a refused request) ends an update or release with a LockError.
-    if (what === "update" || what === "release") return err instanceof LockError;
+    if (what === "update" || what === "extend" || what === "release") return err instanceof LockError;
     return err instanceof LockError;
   }
 
@@ -826,7 +836,7 @@ export class Checker {
     const slack = this.#o.signalSlackMs;
     const now = this.#now;
     for (const h of this.#watch) {
-      if (!this.#alive(h) || h.releasing === true || h.lock.signal.aborted) {
+      if (!this.#alive(h) || h.releasing === true || this.#aborted(h)) {
         this.#watch.delete(h);
         continue;
       }

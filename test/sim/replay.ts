@@ -45,6 +45,10 @@ export const BREAKS = {
   "permits-uncounted": { profile: "permits", knobs: { permitsUncounted: true } },
   /** Shared acquisitions ignore a waiting writer's intent. */
   "shared-ignores-intent": { profile: "rw", knobs: { sharedIgnoresIntent: true } },
+  /** `held` and `signal` trust the timers alone: a frozen holder believes in its lock until they run. */
+  "held-ignores-clock": { profile: "serverless", knobs: { heldIgnoresClock: true } },
+  /** `extend()` counts the renewed lease from its answer's arrival, not from its send. */
+  "extend-counts-from-reply": { profile: "serverless", knobs: { extendCountsFromReply: true } },
 } as const satisfies Record<string, { profile: ProfileName; knobs: Knobs | undefined }>;
 export type BreakName = keyof typeof BREAKS;
 
@@ -99,6 +103,7 @@ export function applyEdit(s: Scenario, edit: Edit): Scenario {
       return {
         ...s,
         workers: s.workers - 1,
+        noHeartbeat: s.noHeartbeat?.slice(0, last),
         clocks: s.clocks.filter((_, i) => i !== last),
         faults: s.faults.flatMap((f) =>
           f.process === last ? [] : [f.process > last ? { ...f, process: f.process - 1 } : f],

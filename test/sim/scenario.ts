@@ -105,6 +105,11 @@ export interface Scenario {
   readonly eagerAdmin?: boolean | undefined;
   /** Locks with several holders (profiles "permits" and "rw", test/sim/multi.ts). */
   readonly multi?: MultiSetting | undefined;
+  /**
+   * Per worker process (workers first): its acquires pass `heartbeat: false`, and its critical
+   * sections renew by `extend()` at random points instead (the serverless profile).
+   */
+  readonly noHeartbeat?: readonly boolean[] | undefined;
 }
 
 /** The clients of worker `i`: its plan's, or one with the scenario's settings. */
@@ -139,6 +144,7 @@ export const PROFILES = [
   "forceful",
   "permits",
   "rw",
+  "serverless",
 ] as const;
 export type ProfileName = (typeof PROFILES)[number];
 
@@ -160,6 +166,9 @@ const NO_STALLS: StallSettings = {
  *   heartbeat. The one place a takeover a millisecond too early shows.
  * - forceful: stormy, with an administrator that force-releases often (every half lease or so), so
  *   that its requests meet holders' writes in flight, retried by the SDK or answered late.
+ * - serverless: mixed faults, with most workers holding locks without heartbeats (`heartbeat:
+ *   false`), renewing them by `extend()` at random points, and frozen (paused) for up to two leases
+ *   at random instants, as frozen Lambda environments are.
  * - skewed: wall clocks beyond `maxClockSkewMs` (only meaningful with the shortcut on): not a
  *   supported configuration, used to show the shortcut's assumption matters.
  */
@@ -196,7 +205,15 @@ export function generateScenario(seed: number, profile: ProfileName, knobs?: Kno
   }
   const r = new Random(seed, `scenario/${profile}`);
   const kind =
-    profile === "mixed" ? (r.chance(1 / 3) ? "calm" : "faulty") : profile === "forceful" ? "stormy" : profile;
+    profile === "mixed"
+      ? r.chance(1 / 3)
+        ? "calm"
+        : "faulty"
+      : profile === "forceful"
+        ? "stormy"
+        : profile === "serverless"
+          ? "faulty"
+          : profile;
   const leaseMs = r.pick([300, 1_000, 3_000, 10_000]);
   const heartbeatMs = Math.max(1, Math.round(leaseMs / r.pick([3, 4, 6, 10])));
   let pollMinMs = Math.max(1, Math.round(leaseMs * r.pick([0.002, 0.01, 0.05])));
@@ -404,6 +421,21 @@ export function generateScenario(seed: number, profile: ProfileName, knobs?: Kno
     for (const [i, f] of faults.entries())
       if (f.kind === "pause" && x.chance(0.7)) faults[i] = { ...f, afterHeartbeat: true };
   }
+  let noHeartbeat: boolean[] | undefined;
+  if (profile === "serverless") {
+    // A stream of its own again: the other profiles' scenarios stay what they were for each seed.
+    const z = new Random(seed, "scenario-serverless");
+    noHeartbeat = Array.from({ length: workers }, () => z.chance(0.75));
+    // Freezes: a frozen environment's timers and code stop, its monotonic clock runs on.
+    for (let i = z.int(2, 6); i > 0; i--) {
+      faults.push({
+        kind: "pause",
+        process: z.int(0, workers - 1),
+        at: z.between(0, 15 * leaseMs),
+        ms: z.between(0, 2 * leaseMs),
+      });
+    }
+  }
   faults.sort((a, b) => a.at - b.at);
   return {
     seed,
@@ -428,6 +460,7 @@ export function generateScenario(seed: number, profile: ProfileName, knobs?: Kno
     knobs,
     plans,
     eagerAdmin: profile === "forceful" ? true : undefined,
+    noHeartbeat,
   };
 }
 

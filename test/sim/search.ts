@@ -10,7 +10,16 @@ import { type RunResult, runScenario } from "./simulation.js";
 import type { ConditionCoverage } from "./store.js";
 
 /** The profile rotation of a plain search: a seed picks one of these. */
-const ROTATION: readonly ProfileName[] = ["mixed", "stormy", "tight", "calm", "mixed", "margin", "forceful"];
+const ROTATION: readonly ProfileName[] = [
+  "mixed",
+  "stormy",
+  "tight",
+  "calm",
+  "mixed",
+  "margin",
+  "forceful",
+  "serverless",
+];
 
 /**
  * The quick mode's rotation, weighted towards the profiles that find defects in the fewest
@@ -28,6 +37,7 @@ const QUICK_ROTATION: readonly ProfileName[] = [
   "margin",
   "calm",
   "mixed",
+  "serverless",
 ];
 
 export type Rotation = ProfileName | "rotate" | "quick" | "multi";

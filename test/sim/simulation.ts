@@ -246,6 +246,7 @@ export async function runScenario(s: Scenario, options: RunOptions = {}): Promis
           ids: s.ids,
           leaseMs: cs.leaseMs,
           heartbeatMs: cs.heartbeatMs,
+          heartbeat: isAdmin || s.noHeartbeat?.[p.index] !== true,
           abortWaits: !s.calm,
           table: TABLE,
           keyOf,

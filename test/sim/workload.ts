@@ -31,6 +31,11 @@ export interface WorkerContext {
   readonly ids: readonly string[];
   readonly leaseMs: number;
   readonly heartbeatMs: number;
+  /**
+   * false: every acquire passes `heartbeat: false`, and critical sections renew by `extend()` at
+   * random points instead (a serverless holder).
+   */
+  readonly heartbeat: boolean;
   /** Aborting acquires by signal is allowed (not in runs that check liveness bounds). */
   readonly abortWaits: boolean;
   /** The table, and the key of an item: the resource each lock protects lives beside it. */
@@ -63,6 +68,9 @@ const pause = (ctx: WorkerContext, ms: number) => sleep(ctx.runtime, ms);
 /** How long a step of work takes: mostly short, sometimes longer than the lease (heartbeats must carry it). */
 function workMs(ctx: WorkerContext): number {
   const r = ctx.random;
+  // Without heartbeats a step longer than the lease loses the lock: rarer, and then expected.
+  if (!ctx.heartbeat)
+    return r.chance(0.05) ? r.between(ctx.leaseMs, 2 * ctx.leaseMs) : r.between(0, ctx.leaseMs / 3);
   return r.chance(0.15) ? r.between(ctx.leaseMs, 3 * ctx.leaseMs) : r.between(0, 2 * ctx.heartbeatMs);
 }
 
@@ -107,7 +115,10 @@ function maybeAbort(ctx: WorkerContext): { signal: AbortSignal | undefined; afte
 async function acquireRound(ctx: WorkerContext, id: string, trying: boolean): Promise<"done" | "abandoned"> {
   const waitMs = trying ? 0 : waitMsFor(ctx);
   const abort = maybeAbort(ctx);
-  const options = abort.signal === undefined ? {} : { signal: abort.signal };
+  const options = {
+    ...(abort.signal === undefined ? {} : { signal: abort.signal }),
+    ...(ctx.heartbeat ? {} : { heartbeat: false }),
+  };
   const finished = ctx.checker.acquireStarted(ctx.process, id, Math.min(waitMs, abort.afterMs));
   let lock: Lock<CounterData> | undefined;
   try {
@@ -143,7 +154,7 @@ async function withLockRound(ctx: WorkerContext, id: string): Promise<void> {
         ctx.checker.releasing(lock as unknown as Lock);
         if (userError !== undefined) throw userError;
       },
-      { waitMs },
+      { waitMs, ...(ctx.heartbeat ? {} : { heartbeat: false }) },
     );
     if (userError !== undefined)
       ctx.checker.unexpected(ctx.process, "withLock", new Error("resolved although fn threw"));
@@ -170,7 +181,10 @@ async function criticalSection(
   const careful = r.chance(0.5);
   const updates = r.int(0, 3);
   for (let k = 0; k < updates; k++) {
+    if (!ctx.heartbeat && r.chance(0.7) && (await extend(ctx, lock)) === "lost") return "done";
     await pause(ctx, workMs(ctx));
+    // Now and then an extend not awaited, racing the step's own write (both go through the queue).
+    if (!ctx.heartbeat && r.chance(0.1)) void extend(ctx, lock);
     // A careful caller stops when told; a careless one learns from the rejected write.
     if (careful && lock.signal.aborted) return "done";
     const kind = r.next();
@@ -234,6 +248,21 @@ async function criticalSection(
   }
   await inFlight;
   return "done";
+}
+
+/** A serverless holder's explicit renewal: how much lease it reports, or that the lock is gone. */
+async function extend(ctx: WorkerContext, lock: Lock<CounterData>): Promise<"extended" | "lost"> {
+  try {
+    const left = await lock.extend();
+    ctx.checker.stats.extended++;
+    if (!(left > 0 && left <= lock.leaseMs))
+      ctx.checker.unexpected(ctx.process, "extend", new Error(`reported ${left} ms of lease left`));
+    return "extended";
+  } catch (err) {
+    ctx.checker.stats.extendRefused++;
+    if (!Checker.expectedError(err, "extend")) ctx.checker.unexpected(ctx.process, "extend", err);
+    return err instanceof LockLostError || lock.signal.aborted ? "lost" : "extended";
+  }
 }
 
 /** The administrator: force-releases and reads, now and then. */

@@ -44,6 +44,20 @@ export class FakeRuntime implements Runtime {
     return { cancel: () => this.#timers.delete(seq) };
   }
 
+  /**
+   * Moves time forward by `ms` without firing any timer: a frozen process (SIGSTOP, a frozen Lambda
+   * environment) whose clock ran on while nothing of it ran. Due timers fire at the next `advance`,
+   * as they would after the thaw, possibly after other code has run.
+   */
+  freeze(ms: number): void {
+    this.#now += ms;
+  }
+
+  /** Timers not yet fired or cancelled, and how many of them would keep a process alive. */
+  get keepAliveTimers(): number {
+    return [...this.#timers.values()].filter((t) => t.keepAlive).length;
+  }
+
   /** Timers not yet fired or cancelled. */
   get pendingTimers(): number {
     return this.#timers.size;
