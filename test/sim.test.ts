@@ -76,8 +76,7 @@ describe("simulation finds deliberate protocol breaks", () => {
     "late-acquisition-handed-out": 2_000,
     "release-ignores-released-by": 200,
     "forget-uncertain-writes": 300,
-    // Found after 3,035 schedules since the getters began reading the clock (2,098 with the local
-    // queue alone): see docs/safety.md.
+    // Found after 926 to 3,035 schedules as the code changed (docs/safety.md).
     "wall-stamp-before-send": 4_000,
     "renew-ignores-fence": 200,
     "force-release-any-owner": 200,
