@@ -71,7 +71,8 @@ describe("simulation finds deliberate protocol breaks", () => {
     "renew-exact-version": 200,
     "release-races-heartbeat": 1_000,
     "takeover-ignores-version": 2_000,
-    // Found after 1,954 schedules since the local queue (see below); 217 before.
+    // Found after 1,954 schedules since waiters time their looks by the recorded holds
+    // (src/waiting.ts: fewer, later looks, so fewer observations start right after a write); 217 before.
     "takeover-early": 4_000,
     "late-acquisition-handed-out": 2_000,
     "release-ignores-released-by": 200,
@@ -80,7 +81,8 @@ describe("simulation finds deliberate protocol breaks", () => {
     "wall-stamp-before-send": 4_000,
     "renew-ignores-fence": 200,
     "force-release-any-owner": 200,
-    // Found after 536 schedules since the local queue (see above).
+    // Found after 536 schedules since waiting acquires of one id in one client queue locally
+    // (src/local-queue.ts): fewer acquires of one client race each other at the server.
     "reuse-acquire-token": 1_500,
     "trust-failed-condition": 1_000,
     "acquire-ignores-turn": 500,
