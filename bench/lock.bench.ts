@@ -230,7 +230,18 @@ async function runContention(engine: string, processes: number): Promise<string>
   const startedAt = performance.now();
   const child = spawn(
     process.execPath,
-    ["--import", "tsx", script, "--processes", String(processes), "--server", engine, "--json"],
+    // The waiting-cost table (about 25 s) once per server, with the first (smallest) run.
+    [
+      "--import",
+      "tsx",
+      script,
+      "--processes",
+      String(processes),
+      "--server",
+      engine,
+      "--json",
+      ...(processes === 2 ? [] : ["--no-waiting"]),
+    ],
     { cwd: root, env: process.env, detached: true, stdio: ["ignore", "pipe", "pipe"] },
   );
   let stdout = "";
@@ -265,7 +276,11 @@ async function runContention(engine: string, processes: number): Promise<string>
   const parsed = jsonIn(text);
   if (parsed === undefined) return `contention.ts printed no JSON: ${text.slice(-300)}`;
   const rows = rowsFromJson(parsed);
-  return rows.length > 0 ? table(rows) : `\`\`\`\n${JSON.stringify(parsed, null, 2)}\n\`\`\``;
+  const waiting = rowsFromJson((parsed as { waiting?: unknown }).waiting ?? []);
+  const contention = rows.length > 0 ? table(rows) : `\`\`\`\n${JSON.stringify(parsed, null, 2)}\n\`\`\``;
+  return waiting.length > 0
+    ? `${contention}\n\nWaiting cost (one waiter while a live holder holds; docs/performance.md):\n\n${table(waiting)}`
+    : contention;
 }
 
 // ---- main ----

@@ -36,6 +36,7 @@ import {
 import { type LockRecord, parseRecord } from "./item.js";
 import { holderValidUntil, judge, type Observation, observe } from "./lease.js";
 import { type ListOptions, listLocks, resolveListOptions } from "./list.js";
+import { LocalQueues } from "./local-queue.js";
 import {
   abortedAfterSending,
   Lock,
@@ -48,15 +49,27 @@ import { holderKindOf } from "./multi-options.js";
 import { dataBudgetBytes, type LockClientOptions, type ResolvedOptions, resolveOptions } from "./options.js";
 import {
   acquireRequest,
+  claimRequest,
   FORCED_RELEASE,
   forceReleaseRequest,
   pollRequest,
   readRequest,
   releaseRequest,
+  withdrawRequest,
 } from "./requests.js";
 import { deadlineSignal, sleep, untilAborted } from "./runtime.js";
 import { type CreateTableOptions, createLockTable, keySchemaMismatch, tableError } from "./table.js";
+import {
+  type ClaimObservation,
+  claimLapsed,
+  claimLeaseMs,
+  observeClaim,
+  shouldClaim,
+  standing,
+  type Waiter,
+} from "./turn.js";
 import { fail, keyString, nonNegativeOrInfinite, optionalSignal, optionsObject } from "./validate.js";
+import { looksByWriting, nextLookMs } from "./waiting.js";
 
 export interface AcquireOptions {
   /**
@@ -173,6 +186,8 @@ export class LockClient {
     readonly stop: AbortController;
     readonly settled: Promise<unknown>;
   }>();
+  /** Waiting acquires of one id line up here: only the first talks to the server (local-queue.ts). */
+  readonly #queues = new LocalQueues();
   /** Best-effort cleanups of acquisitions that may have been applied after we gave up. */
   readonly #cleanups = new Set<Promise<void>>();
   #closed = false;
@@ -237,7 +252,7 @@ export class LockClient {
       () => ({ table: this.table, lockId: id, waitMs }),
       () =>
         kind === undefined
-          ? this.#acquire<Data>(id, waitMs, stop, o.onWait, heartbeat)
+          ? this.#queuedAcquire<Data>(id, waitMs, stop, o.onWait, heartbeat)
           : acquireMulti<Lock<Data>>(this.#multiContext(id, heartbeat), id, kind, waitMs, stop, o.onWait),
     );
     const entry = { id, stop, settled: acquiring.catch(() => undefined) };
@@ -707,7 +722,7 @@ export class LockClient {
     return { wallNow: runtime.wallNow(), maxClockSkewMs, leaseMs };
   }
 
-  #context(id: string, heartbeat: boolean): LockContext {
+  #context(id: string, heartbeat: boolean, settled?: () => void): LockContext {
     return {
       schema: this.#options.schema,
       client: this.#client,
@@ -721,9 +736,83 @@ export class LockClient {
         const owner = this.#held.get(lock);
         if (owner !== undefined) this.#heldOwners.delete(owner);
         this.#held.delete(lock);
+        settled?.();
       },
       replicationMode: () => this.#replication?.mode,
     };
+  }
+
+  /**
+   * A waiting acquire first waits for the acquires of the same id before it in this client to be
+   * done with the lock (local-queue.ts), within its own `waitMs` and signal; then it runs the acquire
+   * loop with what is left of its wait, keeping the start of its wait as its place among waiters.
+   * An acquire that does not wait (`waitMs: 0`) makes its one try at once, but takes a place all
+   * the same, so that the acquires after it wait for the lock it may get.
+   */
+  async #queuedAcquire<Data extends object>(
+    id: string,
+    waitMs: number,
+    stop: AbortController,
+    onWait: AcquireOptions["onWait"],
+    heartbeat: boolean,
+  ): Promise<Lock<Data>> {
+    const { runtime } = this.#options;
+    const started = runtime.monotonicNow();
+    const since = runtime.wallNow();
+    const place = this.#queues.enter(id);
+    try {
+      if (waitMs === 0)
+        return await this.#acquire<Data>(id, waitMs, stop, onWait, heartbeat, since, place.done);
+      const local = () => [...this.#held.keys()].find((lock) => lock.id === id);
+      if (place.behind && onWait !== undefined) {
+        // One report for the whole time in the queue (no looks are made meanwhile): the holder if
+        // it is a lock of this client (else unknown: the acquire ahead of us is the one looking).
+        const holding = local();
+        const result = onWait({
+          lockId: id,
+          holder: holding?.holder,
+          fence: holding?.fence ?? 0,
+          heartbeatAt: undefined,
+          leaseMs: holding?.leaseMs,
+          waitedMs: 0,
+          nextLookInMs: waitMs,
+        });
+        if (isThenable(result)) result.then(undefined, (err: unknown) => stop.abort(err));
+      }
+      const cut = new AbortController();
+      const outOfTime = Number.isFinite(waitMs)
+        ? sleep(runtime, waitMs, cut.signal).then(() => true)
+        : new Promise<boolean>(() => undefined);
+      let waitedOut: boolean;
+      try {
+        waitedOut = await untilAborted(Promise.race([place.ready.then(() => false), outOfTime]), stop.signal);
+      } finally {
+        cut.abort();
+        outOfTime.catch(() => undefined);
+      }
+      const waited = runtime.monotonicNow() - started;
+      if (waitedOut) {
+        const mine = local();
+        throw new LockHeldError(
+          id,
+          { holder: mine?.holder, fence: mine?.fence ?? 0, heartbeatAt: undefined, leaseMs: mine?.leaseMs },
+          waited,
+          { heldByThisClient: mine !== undefined },
+        );
+      }
+      return await this.#acquire<Data>(
+        id,
+        Math.max(0, waitMs - waited),
+        stop,
+        onWait,
+        heartbeat,
+        since,
+        place.done,
+      );
+    } catch (err) {
+      place.done();
+      throw err;
+    }
   }
 
   /**
@@ -736,12 +825,29 @@ export class LockClient {
     stop: AbortController,
     onWait: AcquireOptions["onWait"],
     heartbeat: boolean,
+    /** Wall clock at which the caller began to wait, if earlier than now (a local queue's follower). */
+    since?: number,
+    /** Called when the lock handed out stops being held (the local queue moves on). */
+    onSettled?: () => void,
   ): Promise<Lock<Data>> {
     const { signal } = stop;
     await this.#checkTableOnce(signal);
     const { runtime, schema, holder, leaseMs, maxClockSkewMs, poll, clockDrift } = this.#options;
     const started = runtime.monotonicNow();
     const deadline = started + waitMs;
+    const startedWall = since ?? runtime.wallNow();
+    /** This call as a waiter for the next turn (turn.ts): named by the token of its first write. */
+    let me: Waiter | undefined;
+    /** A claim of ours may be in the item: withdrawn if we give up, so the lock need not wait it out. */
+    let claimed = false;
+    /** Our last claim: monotonic send time and how long it counts, to renew it before it lapses. */
+    let myClaim: { sentAt: number; ms: number; at: number } | undefined;
+    /** The claim in the item as we have watched it, to judge its lapse on our own clock. */
+    let claimSeen: ClaimObservation | undefined;
+    /** Claims stop after one fails in a way that retrying cannot fix (an IAM policy without them, say). */
+    let claimsRefused = false;
+    /** The owner we are waiting for and when we first saw it: the waiting schedule counts from it. */
+    let seen: { owner: string; at: number; looks: number; before: number } | undefined;
     let observation: Observation | undefined;
     let stale: { owner: string; version: number } | undefined;
     /**
@@ -766,8 +872,61 @@ export class LockClient {
     const exclusive = new ExclusiveWait(this.#multiContext(id, heartbeat), id);
     const giveUp = (err: unknown): never => {
       for (const owner of unanswered) this.#cleanUp(id, owner);
+      if (claimed && me !== undefined) this.#withdraw(id, me.token);
       exclusive.withdraw();
       throw err;
+    };
+
+    /**
+     * Where we stand for the next turn, by the item as read at `arrivedAt` (watching its claim), and
+     * the lapsed claim a write of ours may take over. (A break for the simulation: claims never lapse.)
+     */
+    const judgeTurn = (record: LockRecord | undefined, arrivedAt: number) => {
+      claimSeen = observeClaim(claimSeen, record, arrivedAt);
+      const watched = this.#options.knobs?.turnNeverLapses === true ? undefined : claimSeen;
+      const s = standing(record, me as Waiter, watched, runtime.monotonicNow());
+      return s;
+    };
+    /** Ms until the watched claim would lapse (Infinity if none is watched). */
+    const lapsesInMs = (): number =>
+      claimSeen === undefined || this.#options.knobs?.turnNeverLapses === true
+        ? Number.POSITIVE_INFINITY
+        : Math.max(0, claimSeen.seenAt + claimSeen.nextMs - runtime.monotonicNow()) + 1;
+    /** The turn our next write carries: the lapsed claim it may take over, if we watched one lapse. */
+    const turnOf = (w: Waiter) => ({
+      waiter: w.token,
+      since: w.since,
+      ...(claimSeen !== undefined &&
+      this.#options.knobs?.turnNeverLapses !== true &&
+      claimLapsed(claimSeen, runtime.monotonicNow())
+        ? { lapsed: { next: claimSeen.next, nextAt: claimSeen.nextAt } }
+        : {}),
+    });
+
+    /** Whether the server returns the old item with a failed condition (learned from our first refusal). */
+    let returnsOldItem = false;
+
+    /**
+     * Claims the next turn until our look after next (turn.ts). Best effort: only fairness rides on
+     * it. True if the claim is known to be in place.
+     */
+    const claim = async (gapMs: number): Promise<boolean> => {
+      if (me === undefined || claimsRefused) return false;
+      const sentAt = runtime.monotonicNow();
+      // Strictly increasing, so that every renewal shows watchers a new claim.
+      const at = Math.max(runtime.wallNow(), (myClaim?.at ?? 0) + 1);
+      const ms = claimLeaseMs(gapMs, leaseMs);
+      const input = claimRequest(schema, id, { ...turnOf(me), ms, at });
+      claimed = true;
+      myClaim = { sentAt, ms, at };
+      try {
+        await bounded((abortSignal) => this.#client.send(new UpdateItemCommand(input), { abortSignal }));
+        return true;
+      } catch (err) {
+        if (signal.aborted) giveUp(signal.reason);
+        if (!isConditionFailed(err) && !isRetryable(err)) claimsRefused = true;
+        return false;
+      }
     };
 
     /**
@@ -784,7 +943,7 @@ export class LockClient {
       }
       const late = runtime.monotonicNow() >= holderValidUntil(sentAt, leaseMs, clockDrift);
       if (!late || this.#options.knobs?.handOutLateAcquisitions === true) {
-        return this.#adopt<Data>(id, owner, record, sentAt, heartbeat);
+        return this.#adopt<Data>(id, owner, record, sentAt, heartbeat, onSettled);
       }
       unanswered.push(owner);
       stale = { owner, version: record.version };
@@ -843,6 +1002,7 @@ export class LockClient {
           ? ([...written.keys()][0] ?? runtime.token())
           : runtime.token();
       written.set(owner, sentAt);
+      me ??= { token: owner, since: startedWall };
       let record: LockRecord | undefined;
       let acquired: LockRecord | undefined;
       try {
@@ -852,6 +1012,7 @@ export class LockClient {
           leaseMs,
           wallNow: runtime.wallNow(),
           stale,
+          turn: turnOf(me),
           knobs: this.#options.knobs,
         });
         const out = await bounded((abortSignal) =>
@@ -886,6 +1047,7 @@ export class LockClient {
           continue;
         }
         record = parseRecord(oldItemOf(err));
+        if (record !== undefined) returnsOldItem = true;
         if (record === undefined) record = await look(pollRequest(schema, id));
       }
       if (acquired !== undefined) {
@@ -916,7 +1078,27 @@ export class LockClient {
           record?.kind === undefined
             ? undefined
             : await exclusive.step(record, arrivedAt, signal, deadline > arrivedAt).catch(giveUp);
-        if (record?.owner === undefined && readersIn === undefined) break; // free: write again
+        if (record?.owner === undefined && readersIn === undefined) {
+          // Free: write again, unless a waiter who has waited longer has the next turn. Then look
+          // again soon (it should take the lock), and at the latest when its claim lapses.
+          if (judgeTurn(record, arrivedAt) !== "behind") break;
+          const remaining = deadline - arrivedAt;
+          if (remaining <= 0) giveUp(this.#heldError(id, record, arrivedAt - started));
+          // The claimant should take it within a request or two: look again at the pace of the
+          // expected release (src/waiting.ts), at the latest when the claim would lapse.
+          const pace = nextLookMs({
+            now: arrivedAt,
+            seenAt: arrivedAt,
+            holdMs: record?.holdMs,
+            attempt: 0,
+            poll,
+            random: runtime.random(),
+          });
+          const delay = waitBeforeNextPoll(pace, lapsesInMs(), remaining);
+          await sleep(runtime, delay, signal).catch(giveUp);
+          record = await look(pollRequest(schema, id));
+          continue;
+        }
         if (record?.owner === undefined) {
           // Shared holders are in: wait for them to leave (or be reclaimed as stale).
           const remaining = deadline - arrivedAt;
@@ -956,17 +1138,46 @@ export class LockClient {
         );
         const early = this.#options.knobs?.takeoverEarlyMs ?? 0;
         const verdict = judge(observation, arrivedAt + early, runtime.wallNow() + early, maxClockSkewMs);
-        if (verdict.stale) {
+        // The takeover carries the turn condition too: a waiter behind the claimant leaves it to them
+        // (and waits until the claim lapses at the latest).
+        const turn = judgeTurn(record, arrivedAt);
+        const behind = turn === "behind";
+        if (verdict.stale && !behind) {
           stale = { owner: observation.owner, version: observation.version };
           break;
         }
         const remaining = deadline - arrivedAt;
         if (remaining <= 0) giveUp(this.#heldError(id, record, arrivedAt - started));
-        const delay = waitBeforeNextPoll(
-          backoffDelay(polls++, poll, runtime.random()),
-          verdict.staleInMs,
-          remaining,
-        );
+        if (seen?.owner !== record.owner) {
+          // At version 1, heartbeatAt is the acquisition's wall clock: how long it had been held
+          // before we saw it (a scheduling hint only; waiting.ts clamps it).
+          const acquiredAt = record.version === 1 ? record.heartbeatAt : undefined;
+          const before = acquiredAt === undefined ? 0 : runtime.wallNow() - acquiredAt;
+          seen = { owner: record.owner, at: arrivedAt, looks: 0, before };
+        }
+        const gap = nextLookMs({
+          now: arrivedAt,
+          seenAt: seen.at,
+          heldBeforeSeenMs: seen.before,
+          holdMs: record.holdMs,
+          attempt: seen.looks++,
+          poll,
+          random: runtime.random(),
+        });
+        const bound = verdict.stale ? lapsesInMs() : Math.min(verdict.staleInMs, lapsesInMs());
+        const delay = waitBeforeNextPoll(gap, bound, remaining);
+        let claimedNow = false;
+        if (delay < remaining && shouldClaim(turn, myClaim, runtime.monotonicNow(), delay, leaseMs)) {
+          claimedNow = await claim(delay);
+        }
+        const writeNext = looksByWriting({
+          turnIsMine: turn === "mine" || claimedNow,
+          returnsOldItem,
+          holdMs: record.holdMs,
+          gapMs: delay,
+          looks: seen.looks,
+          poll,
+        });
         if (onWait !== undefined) {
           const { holder, fence, heartbeatAt } = record;
           const progress = { lockId: id, holder, fence, heartbeatAt, leaseMs: record.leaseMs };
@@ -980,6 +1191,7 @@ export class LockClient {
           if (isThenable(result)) result.then(undefined, (err: unknown) => stop.abort(err));
         }
         await sleep(runtime, delay, signal).catch(giveUp);
+        if (writeNext) break; // look by trying to take it (waiting.ts)
         record = await look(pollRequest(schema, id));
       }
     }
@@ -1030,8 +1242,9 @@ export class LockClient {
     record: LockRecord,
     sentAt: number,
     heartbeat: boolean,
+    onSettled?: () => void,
   ): Lock<Data> {
-    const lock = Lock.adopt<Data>(this.#context(id, heartbeat), {
+    const lock = Lock.adopt<Data>(this.#context(id, heartbeat, onSettled), {
       id,
       owner,
       holder: this.#options.holder,
@@ -1042,6 +1255,26 @@ export class LockClient {
     this.#held.set(lock as unknown as Lock, owner);
     this.#heldOwners.add(owner);
     return lock;
+  }
+
+  /**
+   * A waiter that gives up withdraws its claim on the next turn (turn.ts), conditioned on the claim
+   * still being its own. Best effort and bounded like a cleanup: if it fails, the claim lapses.
+   */
+  #withdraw(id: string, waiter: string): void {
+    const { schema, runtime, leaseMs } = this.#options;
+    const bound = deadlineSignal(runtime, leaseMs, undefined, () => new Error("no answer"));
+    const withdrawal = this.#client
+      .send(new UpdateItemCommand(withdrawRequest(schema, id, waiter)), { abortSignal: bound.signal })
+      .then(
+        () => undefined,
+        () => undefined,
+      )
+      .finally(() => {
+        bound.dispose();
+        this.#cleanups.delete(withdrawal);
+      });
+    this.#cleanups.add(withdrawal);
   }
 
   /**
