@@ -2,7 +2,8 @@
  * `npm run bench`: this library side by side with the raw SDK v3 floor and the npm peer
  * dynamodb-lock-client, against servers this script starts itself (dynalite always, DynamoDB Local
  * when Java is available), each in a process of its own. Sections: the uncontended cycle, client
- * settings, many locks held at once, multi-process contention (bench/contention.ts, when present),
+ * settings, permits (semaphores and shared holds next to the mutex: bench/permits.ts), many locks
+ * held at once, multi-process contention (bench/contention.ts, when present),
  * and the import time of the main entry. Every comparison alternates its rounds. Numbers are for
  * comparing on one machine in one run (BENCHMARKS.md records one), not promises.
  *
@@ -10,6 +11,7 @@
  *   npm run bench -- --quick              # a ~1 minute smoke run
  *   npm run bench -- --servers dynalite   # one server only
  *   npm run bench -- --sections cycle,imports
+ *   npm run bench -- --quick --sections permits --servers dynalite
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
@@ -32,6 +34,7 @@ import {
   shapedFloorContender,
 } from "./cycle.js";
 import { importTable, measureImports } from "./imports.js";
+import { permitCycles, permitCycleTable, permitThroughput, throughputTable } from "./permits.js";
 import { fixed, jsonIn, rowsFromJson, table } from "./stats.js";
 
 const benchDir = dirname(fileURLToPath(import.meta.url));
@@ -40,7 +43,7 @@ const { values } = parseArgs({
   options: {
     quick: { type: "boolean", default: false },
     servers: { type: "string" },
-    sections: { type: "string", default: "cycle,settings,many,contention,imports" },
+    sections: { type: "string", default: "cycle,permits,settings,many,contention,imports" },
   },
 });
 const quick = values.quick === true;
@@ -227,7 +230,18 @@ async function runContention(engine: string, processes: number): Promise<string>
   const startedAt = performance.now();
   const child = spawn(
     process.execPath,
-    ["--import", "tsx", script, "--processes", String(processes), "--server", engine, "--json"],
+    // The waiting-cost table (about 25 s) once per server, with the first (smallest) run.
+    [
+      "--import",
+      "tsx",
+      script,
+      "--processes",
+      String(processes),
+      "--server",
+      engine,
+      "--json",
+      ...(processes === 2 ? [] : ["--no-waiting"]),
+    ],
     { cwd: root, env: process.env, detached: true, stdio: ["ignore", "pipe", "pipe"] },
   );
   let stdout = "";
@@ -262,7 +276,11 @@ async function runContention(engine: string, processes: number): Promise<string>
   const parsed = jsonIn(text);
   if (parsed === undefined) return `contention.ts printed no JSON: ${text.slice(-300)}`;
   const rows = rowsFromJson(parsed);
-  return rows.length > 0 ? table(rows) : `\`\`\`\n${JSON.stringify(parsed, null, 2)}\n\`\`\``;
+  const waiting = rowsFromJson((parsed as { waiting?: unknown }).waiting ?? []);
+  const contention = rows.length > 0 ? table(rows) : `\`\`\`\n${JSON.stringify(parsed, null, 2)}\n\`\`\``;
+  return waiting.length > 0
+    ? `${contention}\n\nWaiting cost (one waiter while a live holder holds; docs/performance.md):\n\n${table(waiting)}`
+    : contention;
 }
 
 // ---- main ----
@@ -303,6 +321,31 @@ for (const engine of servers) {
       );
       say();
       say(cycleTable(results));
+    }
+    if (sections.has("permits")) {
+      // Bounded: about 12 s per server in the full run, 3 s with --quick.
+      const [rounds, perRound] = quick ? [3, 10] : [8, 30];
+      const cycles = await permitCycles("bench", rounds, perRound, serverCpu);
+      say();
+      say(
+        `## A permit and a shared hold next to the mutex, uncontended, ${title} (${rounds} alternated rounds × ${perRound} cycles each) [${elapsed()}]`,
+      );
+      say();
+      say(permitCycleTable(cycles));
+      const options = {
+        permits: [1, 4],
+        acquirers: 8,
+        rounds: quick ? 1 : 2,
+        roundMs: quick ? 800 : 2_000,
+        holdMs: 2,
+      };
+      const throughput = await permitThroughput("bench", options);
+      say();
+      say(
+        `## N permits under contention: ${options.acquirers} concurrent acquirers in one process, ${title} (${options.rounds} alternated rounds × ${options.roundMs / 1000} s per N) [${elapsed()}]`,
+      );
+      say();
+      say(throughputTable(throughput, options.holdMs));
     }
     if (sections.has("settings")) {
       const [rounds, perRound] = quick ? [3, 15] : [8, 40];

@@ -23,9 +23,20 @@ import { decodeData, type LockData } from "./data.js";
 import { acquireChannel, type TakeoverMessage, takeoverChannel, trace } from "./diagnostics.js";
 import { type HolderInfo, LockError, type LockErrorCode, LockHeldError } from "./errors.js";
 import { judgeReplication, replicationOf, type TableReplication } from "./global-table.js";
+import {
+  forceRemoveEntryRequest,
+  holdersOf,
+  intentOf,
+  kindOf,
+  type LockHolderInfo,
+  type LockIntentInfo,
+  pickHolder,
+  type StaleRule,
+} from "./holder-info.js";
 import { type LockRecord, parseRecord } from "./item.js";
 import { holderValidUntil, judge, type Observation, observe } from "./lease.js";
 import { type ListOptions, listLocks, resolveListOptions } from "./list.js";
+import { LocalQueues } from "./local-queue.js";
 import {
   abortedAfterSending,
   Lock,
@@ -38,15 +49,27 @@ import { HOLDERS_ROOM_BYTES, holderKindOf } from "./multi-options.js";
 import { dataBudgetBytes, type LockClientOptions, type ResolvedOptions, resolveOptions } from "./options.js";
 import {
   acquireRequest,
+  claimRequest,
   FORCED_RELEASE,
   forceReleaseRequest,
   pollRequest,
   readRequest,
   releaseRequest,
+  withdrawRequest,
 } from "./requests.js";
 import { deadlineSignal, sleep, untilAborted } from "./runtime.js";
 import { type CreateTableOptions, createLockTable, keySchemaMismatch, tableError } from "./table.js";
+import {
+  type ClaimObservation,
+  claimLapsed,
+  claimLeaseMs,
+  observeClaim,
+  shouldClaim,
+  standing,
+  type Waiter,
+} from "./turn.js";
 import { fail, keyString, nonNegativeOrInfinite, optionalSignal, optionsObject } from "./validate.js";
+import { looksByWriting, nextLookMs } from "./waiting.js";
 
 export interface AcquireOptions {
   /**
@@ -117,6 +140,21 @@ export interface LockInfo<Data> {
   readonly stale: boolean;
   /** Wall clock (ms since epoch) of the last release, if any. */
   readonly releasedAt: number | undefined;
+  /**
+   * What the id is used as: a mutex, a semaphore of `permits` permits, or a reader–writer lock
+   * ("shared": its shared holders and, one at a time, its exclusive writer).
+   */
+  readonly kind: "mutex" | "permits" | "shared";
+  /** The number of permits, when `kind` is "permits". */
+  readonly permits?: number | undefined;
+  /**
+   * Every holder, one element each: the exclusive owner (`mode` "exclusive", the fields above) and
+   * each permit or shared holder. `held` is true when this is not empty; the fields above stay the
+   * exclusive owner's alone.
+   */
+  readonly holders: readonly LockHolderInfo[];
+  /** A reader–writer lock's waiting writer, whose intent keeps new shared holders out. */
+  readonly intent?: LockIntentInfo | undefined;
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
@@ -148,6 +186,8 @@ export class LockClient {
     readonly stop: AbortController;
     readonly settled: Promise<unknown>;
   }>();
+  /** Waiting acquires of one id line up here: only the first talks to the server (local-queue.ts). */
+  readonly #queues = new LocalQueues();
   /** Best-effort cleanups of acquisitions that may have been applied after we gave up. */
   readonly #cleanups = new Set<Promise<void>>();
   #closed = false;
@@ -212,7 +252,7 @@ export class LockClient {
       () => ({ table: this.table, lockId: id, waitMs }),
       () =>
         kind === undefined
-          ? this.#acquire<Data>(id, waitMs, stop, o.onWait, heartbeat)
+          ? this.#queuedAcquire<Data>(id, waitMs, stop, o.onWait, heartbeat)
           : acquireMulti<Lock<Data>>(this.#multiContext(id, heartbeat), id, kind, waitMs, stop, o.onWait),
     );
     const entry = { id, stop, settled: acquiring.catch(() => undefined) };
@@ -341,16 +381,35 @@ export class LockClient {
    */
   async forceRelease<Data extends object = LockData>(
     id: string,
-    options?: SignalOptions,
-  ): Promise<LockInfo<Data> | undefined> {
+    options?: SignalOptions & { readonly holder?: undefined },
+  ): Promise<LockInfo<Data> | undefined>;
+  /**
+   * Administrative: removes ONE holder of the lock, named by `holder`: its `key` or its name, as
+   * `read()` lists them in `holders` (several holders of that name: an `EAMBIGUOUS` LockError,
+   * nothing removed). A permit or shared holder's entry is removed at the exact version just read,
+   * the other holders untouched; the exclusive owner as by `forceRelease(id)`. The removed holder
+   * learns at its next heartbeat (its signal aborts with reason "released"). Resolves to the
+   * removed holder as read just before, or undefined if no holder matched.
+   */
+  async forceRelease(
+    id: string,
+    options: SignalOptions & { readonly holder: string },
+  ): Promise<LockHolderInfo | undefined>;
+  async forceRelease<Data extends object = LockData>(
+    id: string,
+    options?: SignalOptions & { readonly holder?: string | undefined },
+  ): Promise<LockInfo<Data> | LockHolderInfo | undefined> {
     keyString("id", id, 2048);
-    const signal = optionalSignal(
+    const o = optionsObject<SignalOptions & { readonly holder?: string }>("options", options, [
       "signal",
-      optionsObject<SignalOptions>("options", options, ["signal"]).signal,
-    );
+      "holder",
+    ]);
+    const signal = optionalSignal("signal", o.signal);
+    const target = o.holder === undefined ? undefined : keyString("options.holder", o.holder, 1024);
     this.#throwIfClosed();
     signal?.throwIfAborted();
     await this.#checkTableOnce(signal);
+    if (target !== undefined) return this.#forceReleaseOne(id, target, signal);
     const { schema, runtime } = this.#options;
     // Aimed at the owner read just before, not at whoever owns the lock when the write lands: a late
     // duplicate of it (an SDK retry whose first try arrives late) must not remove a later holder,
@@ -390,6 +449,67 @@ export class LockClient {
       }
     }
     throw new LockError(`Force-releasing lock "${id}" failed: it kept changing hands`, {
+      code: "ECONTENDED",
+      lockId: id,
+    });
+  }
+
+  /** forceRelease(id, { holder }): read, pick the one holder, remove it at what was read. */
+  async #forceReleaseOne(
+    id: string,
+    target: string,
+    signal: AbortSignal | undefined,
+  ): Promise<LockHolderInfo | undefined> {
+    const { schema, runtime } = this.#options;
+    let chosen: { token: string; version: number; info: LockHolderInfo; fence: number } | undefined;
+    for (let round = 0; round < 5; round++) {
+      const seen = await this.#get(readRequest(schema, id), signal);
+      const holders = seen === undefined ? [] : holdersOf(seen, this.#staleRule());
+      const picked = pickHolder(holders, target);
+      if (picked === undefined || seen === undefined) {
+        // Gone since we chose it: removed by an attempt of ours we did not hear back from, if the
+        // item carries our marks (an entry: its token in forcedOut; the owner: a forced release and
+        // no acquisition since). Otherwise it left by itself, or was never there.
+        const ours =
+          chosen !== undefined &&
+          (chosen.info.mode === "exclusive"
+            ? seen?.owner === undefined && seen?.releasedBy === FORCED_RELEASE && seen.fence === chosen.fence
+            : seen?.forcedOut === chosen.token);
+        return ours ? chosen?.info : undefined;
+      }
+      if ("ambiguous" in picked) {
+        const keys = picked.ambiguous.map((h) => `${h.info.key} (${h.info.mode})`).join(", ");
+        throw new LockError(
+          `Force-releasing a holder of lock "${id}" refused: ${picked.ambiguous.length} holders are named "${target}" (keys ${keys}); name one by its key`,
+          { code: "EAMBIGUOUS", lockId: id },
+        );
+      }
+      const found = picked.found;
+      chosen = { ...found, fence: seen.fence };
+      const input =
+        found.info.mode === "exclusive"
+          ? forceReleaseRequest(schema, id, runtime.wallNow(), found.token)
+          : forceRemoveEntryRequest(schema, id, found);
+      try {
+        await stopWaitingOnAbort(
+          this.#client.send(
+            new UpdateItemCommand(input),
+            signal === undefined ? {} : { abortSignal: signal },
+          ),
+          signal,
+          () => true,
+          id,
+          "force-release",
+        );
+        return found.info;
+      } catch (err) {
+        if (err instanceof LockError && err.code === "EABORTED") throw err;
+        if (signal?.aborted) throw abortedAfterSending(signal, id, "force-release");
+        if (!isConditionFailed(err)) throw await this.#translate(err, `Force-releasing lock "${id}" failed`);
+        // That holder heartbeated (or left) between our read and our write: look again.
+      }
+    }
+    throw new LockError(`Force-releasing a holder of lock "${id}" failed: it kept changing`, {
       code: "ECONTENDED",
       lockId: id,
     });
@@ -575,26 +695,34 @@ export class LockClient {
   }
 
   #info<Data>(id: string, record: LockRecord): LockInfo<Data> {
-    const held = record.owner !== undefined;
-    const { maxClockSkewMs, runtime } = this.#options;
-    const stale =
-      held &&
-      record.heartbeatAt !== undefined &&
-      runtime.wallNow() > record.heartbeatAt + (record.leaseMs ?? this.#options.leaseMs) + maxClockSkewMs;
+    const owned = record.owner !== undefined;
+    const rule = this.#staleRule();
+    const holders = holdersOf(record, rule).map((h) => h.info);
+    const { kind, permits } = kindOf(record);
+    const intent = intentOf(record, rule);
     return {
       lockId: id,
       data: decodeData<Data>(record.data),
-      held,
-      holder: held ? record.holder : undefined,
+      held: holders.length > 0,
+      holder: owned ? record.holder : undefined,
       fence: record.fence,
-      heartbeatAt: held ? record.heartbeatAt : undefined,
-      leaseMs: held ? record.leaseMs : undefined,
-      stale,
+      heartbeatAt: owned ? record.heartbeatAt : undefined,
+      leaseMs: owned ? record.leaseMs : undefined,
+      stale: owned && (holders[0]?.stale ?? false),
       releasedAt: record.releasedAt,
+      kind,
+      ...(permits === undefined ? {} : { permits }),
+      holders,
+      ...(intent === undefined ? {} : { intent }),
     };
   }
 
-  #context(id: string, heartbeat: boolean): LockContext {
+  #staleRule(): StaleRule {
+    const { maxClockSkewMs, runtime, leaseMs } = this.#options;
+    return { wallNow: runtime.wallNow(), maxClockSkewMs, leaseMs };
+  }
+
+  #context(id: string, heartbeat: boolean, settled?: () => void): LockContext {
     return {
       schema: this.#options.schema,
       client: this.#client,
@@ -608,9 +736,83 @@ export class LockClient {
         const owner = this.#held.get(lock);
         if (owner !== undefined) this.#heldOwners.delete(owner);
         this.#held.delete(lock);
+        settled?.();
       },
       replicationMode: () => this.#replication?.mode,
     };
+  }
+
+  /**
+   * A waiting acquire first waits for the acquires of the same id before it in this client to be
+   * done with the lock (local-queue.ts), within its own `waitMs` and signal; then it runs the acquire
+   * loop with what is left of its wait, keeping the start of its wait as its place among waiters.
+   * An acquire that does not wait (`waitMs: 0`) makes its one try at once, but takes a place all
+   * the same, so that the acquires after it wait for the lock it may get.
+   */
+  async #queuedAcquire<Data extends object>(
+    id: string,
+    waitMs: number,
+    stop: AbortController,
+    onWait: AcquireOptions["onWait"],
+    heartbeat: boolean,
+  ): Promise<Lock<Data>> {
+    const { runtime } = this.#options;
+    const started = runtime.monotonicNow();
+    const since = runtime.wallNow();
+    const place = this.#queues.enter(id);
+    try {
+      if (waitMs === 0)
+        return await this.#acquire<Data>(id, waitMs, stop, onWait, heartbeat, since, place.done);
+      const local = () => [...this.#held.keys()].find((lock) => lock.id === id);
+      if (place.behind && onWait !== undefined) {
+        // One report for the whole time in the queue (no looks are made meanwhile): the holder if
+        // it is a lock of this client (else unknown: the acquire ahead of us is the one looking).
+        const holding = local();
+        const result = onWait({
+          lockId: id,
+          holder: holding?.holder,
+          fence: holding?.fence ?? 0,
+          heartbeatAt: undefined,
+          leaseMs: holding?.leaseMs,
+          waitedMs: 0,
+          nextLookInMs: waitMs,
+        });
+        if (isThenable(result)) result.then(undefined, (err: unknown) => stop.abort(err));
+      }
+      const cut = new AbortController();
+      const outOfTime = Number.isFinite(waitMs)
+        ? sleep(runtime, waitMs, cut.signal).then(() => true)
+        : new Promise<boolean>(() => undefined);
+      let waitedOut: boolean;
+      try {
+        waitedOut = await untilAborted(Promise.race([place.ready.then(() => false), outOfTime]), stop.signal);
+      } finally {
+        cut.abort();
+        outOfTime.catch(() => undefined);
+      }
+      const waited = runtime.monotonicNow() - started;
+      if (waitedOut) {
+        const mine = local();
+        throw new LockHeldError(
+          id,
+          { holder: mine?.holder, fence: mine?.fence ?? 0, heartbeatAt: undefined, leaseMs: mine?.leaseMs },
+          waited,
+          { heldByThisClient: mine !== undefined },
+        );
+      }
+      return await this.#acquire<Data>(
+        id,
+        Math.max(0, waitMs - waited),
+        stop,
+        onWait,
+        heartbeat,
+        since,
+        place.done,
+      );
+    } catch (err) {
+      place.done();
+      throw err;
+    }
   }
 
   /**
@@ -623,12 +825,29 @@ export class LockClient {
     stop: AbortController,
     onWait: AcquireOptions["onWait"],
     heartbeat: boolean,
+    /** Wall clock at which the caller began to wait, if earlier than now (a local queue's follower). */
+    since?: number,
+    /** Called when the lock handed out stops being held (the local queue moves on). */
+    onSettled?: () => void,
   ): Promise<Lock<Data>> {
     const { signal } = stop;
     await this.#checkTableOnce(signal);
     const { runtime, schema, holder, leaseMs, maxClockSkewMs, poll, clockDrift } = this.#options;
     const started = runtime.monotonicNow();
     const deadline = started + waitMs;
+    const startedWall = since ?? runtime.wallNow();
+    /** This call as a waiter for the next turn (turn.ts): named by the token of its first write. */
+    let me: Waiter | undefined;
+    /** A claim of ours may be in the item: withdrawn if we give up, so the lock need not wait it out. */
+    let claimed = false;
+    /** Our last claim: monotonic send time and how long it counts, to renew it before it lapses. */
+    let myClaim: { sentAt: number; ms: number; at: number } | undefined;
+    /** The claim in the item as we have watched it, to judge its lapse on our own clock. */
+    let claimSeen: ClaimObservation | undefined;
+    /** Claims stop after one fails in a way that retrying cannot fix (an IAM policy without them, say). */
+    let claimsRefused = false;
+    /** The owner we are waiting for and when we first saw it: the waiting schedule counts from it. */
+    let seen: { owner: string; at: number; looks: number; before: number } | undefined;
     let observation: Observation | undefined;
     let stale: { owner: string; version: number } | undefined;
     /**
@@ -653,8 +872,61 @@ export class LockClient {
     const exclusive = new ExclusiveWait(this.#multiContext(id, heartbeat), id);
     const giveUp = (err: unknown): never => {
       for (const owner of unanswered) this.#cleanUp(id, owner);
+      if (claimed && me !== undefined) this.#withdraw(id, me.token);
       exclusive.withdraw();
       throw err;
+    };
+
+    /**
+     * Where we stand for the next turn, by the item as read at `arrivedAt` (watching its claim), and
+     * the lapsed claim a write of ours may take over. (A break for the simulation: claims never lapse.)
+     */
+    const judgeTurn = (record: LockRecord | undefined, arrivedAt: number) => {
+      claimSeen = observeClaim(claimSeen, record, arrivedAt);
+      const watched = this.#options.knobs?.turnNeverLapses === true ? undefined : claimSeen;
+      const s = standing(record, me as Waiter, watched, runtime.monotonicNow());
+      return s;
+    };
+    /** Ms until the watched claim would lapse (Infinity if none is watched). */
+    const lapsesInMs = (): number =>
+      claimSeen === undefined || this.#options.knobs?.turnNeverLapses === true
+        ? Number.POSITIVE_INFINITY
+        : Math.max(0, claimSeen.seenAt + claimSeen.nextMs - runtime.monotonicNow()) + 1;
+    /** The turn our next write carries: the lapsed claim it may take over, if we watched one lapse. */
+    const turnOf = (w: Waiter) => ({
+      waiter: w.token,
+      since: w.since,
+      ...(claimSeen !== undefined &&
+      this.#options.knobs?.turnNeverLapses !== true &&
+      claimLapsed(claimSeen, runtime.monotonicNow())
+        ? { lapsed: { next: claimSeen.next, nextAt: claimSeen.nextAt } }
+        : {}),
+    });
+
+    /** Whether the server returns the old item with a failed condition (learned from our first refusal). */
+    let returnsOldItem = false;
+
+    /**
+     * Claims the next turn until our look after next (turn.ts). Best effort: only fairness rides on
+     * it. True if the claim is known to be in place.
+     */
+    const claim = async (gapMs: number): Promise<boolean> => {
+      if (me === undefined || claimsRefused) return false;
+      const sentAt = runtime.monotonicNow();
+      // Strictly increasing, so that every renewal shows watchers a new claim.
+      const at = Math.max(runtime.wallNow(), (myClaim?.at ?? 0) + 1);
+      const ms = claimLeaseMs(gapMs, leaseMs);
+      const input = claimRequest(schema, id, { ...turnOf(me), ms, at });
+      claimed = true;
+      myClaim = { sentAt, ms, at };
+      try {
+        await bounded((abortSignal) => this.#client.send(new UpdateItemCommand(input), { abortSignal }));
+        return true;
+      } catch (err) {
+        if (signal.aborted) giveUp(signal.reason);
+        if (!isConditionFailed(err) && !isRetryable(err)) claimsRefused = true;
+        return false;
+      }
     };
 
     /**
@@ -671,7 +943,7 @@ export class LockClient {
       }
       const late = runtime.monotonicNow() >= holderValidUntil(sentAt, leaseMs, clockDrift);
       if (!late || this.#options.knobs?.handOutLateAcquisitions === true) {
-        const lock = this.#adopt<Data>(id, owner, record, sentAt, heartbeat);
+        const lock = this.#adopt<Data>(id, owner, record, sentAt, heartbeat, onSettled);
         exclusive.adopted(); // a writer that recorded an intent takes it away: it had its turn
         return lock;
       }
@@ -732,6 +1004,7 @@ export class LockClient {
           ? ([...written.keys()][0] ?? runtime.token())
           : runtime.token();
       written.set(owner, sentAt);
+      me ??= { token: owner, since: startedWall };
       let record: LockRecord | undefined;
       let acquired: LockRecord | undefined;
       try {
@@ -741,6 +1014,7 @@ export class LockClient {
           leaseMs,
           wallNow: runtime.wallNow(),
           stale,
+          turn: turnOf(me),
           knobs: this.#options.knobs,
         });
         const out = await bounded((abortSignal) =>
@@ -775,6 +1049,7 @@ export class LockClient {
           continue;
         }
         record = parseRecord(oldItemOf(err));
+        if (record !== undefined) returnsOldItem = true;
         if (record === undefined) record = await look(pollRequest(schema, id));
       }
       if (acquired !== undefined) {
@@ -806,7 +1081,27 @@ export class LockClient {
           record?.kind === undefined || (record.owner !== undefined && written.has(record.owner))
             ? undefined
             : await exclusive.step(record, arrivedAt, signal, deadline > arrivedAt).catch(giveUp);
-        if (record?.owner === undefined && readersIn === undefined) break; // free: write again
+        if (record?.owner === undefined && readersIn === undefined) {
+          // Free: write again, unless a waiter who has waited longer has the next turn. Then look
+          // again soon (it should take the lock), and at the latest when its claim lapses.
+          if (judgeTurn(record, arrivedAt) !== "behind") break;
+          const remaining = deadline - arrivedAt;
+          if (remaining <= 0) giveUp(this.#heldError(id, record, arrivedAt - started));
+          // The claimant should take it within a request or two: look again at the pace of the
+          // expected release (src/waiting.ts), at the latest when the claim would lapse.
+          const pace = nextLookMs({
+            now: arrivedAt,
+            seenAt: arrivedAt,
+            holdMs: record?.holdMs,
+            attempt: 0,
+            poll,
+            random: runtime.random(),
+          });
+          const delay = waitBeforeNextPoll(pace, lapsesInMs(), remaining);
+          await sleep(runtime, delay, signal).catch(giveUp);
+          record = await look(pollRequest(schema, id));
+          continue;
+        }
         if (record?.owner === undefined) {
           // Shared holders are in: wait for them to leave (or be reclaimed as stale). Once the wait
           // is over, a round that reclaimed (0) looks once more: a try that removed the last dead
@@ -848,17 +1143,49 @@ export class LockClient {
         );
         const early = this.#options.knobs?.takeoverEarlyMs ?? 0;
         const verdict = judge(observation, arrivedAt + early, runtime.wallNow() + early, maxClockSkewMs);
-        if (verdict.stale) {
+        // The takeover carries the turn condition too: a waiter behind the claimant leaves it to them
+        // (and waits until the claim lapses at the latest).
+        const turn = judgeTurn(record, arrivedAt);
+        const behind = turn === "behind";
+        if (verdict.stale && !behind) {
           stale = { owner: observation.owner, version: observation.version };
           break;
         }
         const remaining = deadline - arrivedAt;
         if (remaining <= 0) giveUp(this.#heldError(id, record, arrivedAt - started));
-        const delay = waitBeforeNextPoll(
-          backoffDelay(polls++, poll, runtime.random()),
-          Math.min(verdict.staleInMs, exclusive.refreshDueInMs(arrivedAt)), // a recorded intent's refresh
-          remaining,
+        if (seen?.owner !== record.owner) {
+          // At version 1, heartbeatAt is the acquisition's wall clock: how long it had been held
+          // before we saw it (a scheduling hint only; waiting.ts clamps it).
+          const acquiredAt = record.version === 1 ? record.heartbeatAt : undefined;
+          const before = acquiredAt === undefined ? 0 : runtime.wallNow() - acquiredAt;
+          seen = { owner: record.owner, at: arrivedAt, looks: 0, before };
+        }
+        const gap = nextLookMs({
+          now: arrivedAt,
+          seenAt: seen.at,
+          heldBeforeSeenMs: seen.before,
+          holdMs: record.holdMs,
+          attempt: seen.looks++,
+          poll,
+          random: runtime.random(),
+        });
+        const bound = Math.min(
+          verdict.stale ? lapsesInMs() : Math.min(verdict.staleInMs, lapsesInMs()),
+          exclusive.refreshDueInMs(arrivedAt), // a recorded intent's refresh
         );
+        const delay = waitBeforeNextPoll(gap, bound, remaining);
+        let claimedNow = false;
+        if (delay < remaining && shouldClaim(turn, myClaim, runtime.monotonicNow(), delay, leaseMs)) {
+          claimedNow = await claim(delay);
+        }
+        const writeNext = looksByWriting({
+          turnIsMine: turn === "mine" || claimedNow,
+          returnsOldItem,
+          holdMs: record.holdMs,
+          gapMs: delay,
+          looks: seen.looks,
+          poll,
+        });
         if (onWait !== undefined) {
           const { holder, fence, heartbeatAt } = record;
           const progress = { lockId: id, holder, fence, heartbeatAt, leaseMs: record.leaseMs };
@@ -872,6 +1199,7 @@ export class LockClient {
           if (isThenable(result)) result.then(undefined, (err: unknown) => stop.abort(err));
         }
         await sleep(runtime, delay, signal).catch(giveUp);
+        if (writeNext) break; // look by trying to take it (waiting.ts)
         record = await look(pollRequest(schema, id));
       }
     }
@@ -926,8 +1254,9 @@ export class LockClient {
     record: LockRecord,
     sentAt: number,
     heartbeat: boolean,
+    onSettled?: () => void,
   ): Lock<Data> {
-    const context = this.#context(id, heartbeat);
+    const context = this.#context(id, heartbeat, onSettled);
     // The exclusive holder of an id used with several holders leaves room for their entries.
     const budget = context.dataBudgetBytes - (record.kind === undefined ? 0 : HOLDERS_ROOM_BYTES);
     const lock = Lock.adopt<Data>(
@@ -944,6 +1273,26 @@ export class LockClient {
     this.#held.set(lock as unknown as Lock, owner);
     this.#heldOwners.add(owner);
     return lock;
+  }
+
+  /**
+   * A waiter that gives up withdraws its claim on the next turn (turn.ts), conditioned on the claim
+   * still being its own. Best effort and bounded like a cleanup: if it fails, the claim lapses.
+   */
+  #withdraw(id: string, waiter: string): void {
+    const { schema, runtime, leaseMs } = this.#options;
+    const bound = deadlineSignal(runtime, leaseMs, undefined, () => new Error("no answer"));
+    const withdrawal = this.#client
+      .send(new UpdateItemCommand(withdrawRequest(schema, id, waiter)), { abortSignal: bound.signal })
+      .then(
+        () => undefined,
+        () => undefined,
+      )
+      .finally(() => {
+        bound.dispose();
+        this.#cleanups.delete(withdrawal);
+      });
+    this.#cleanups.add(withdrawal);
   }
 
   /**

@@ -49,7 +49,12 @@ export type LockErrorCode =
    */
   | "EMISMATCH"
   /** The data of a lock with several holders (permits, shared) is read-only: nothing was sent. */
-  | "EREADONLY";
+  | "EREADONLY"
+  /**
+   * `forceRelease(id, { holder })` found several holders by that name: nothing was removed; name
+   * one by its `key` (see `LockInfo.holders`).
+   */
+  | "EAMBIGUOUS";
 
 /** The `name` of each dynamolock error class. */
 export type LockErrorName = "LockError" | "LockHeldError" | "LockLostError" | "TransactionCanceledError";

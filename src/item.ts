@@ -24,12 +24,24 @@ export const FIELD = {
   releasedBy: "releasedBy",
   /** Wall clock (ms since epoch) of the last release. */
   releasedAt: "releasedAt",
+  /** The waiter whose turn is next (its wait's token): only it may take the lock when it is free. */
+  next: "next",
+  /** Wall clock (ms since epoch) at which that waiter began to wait: an older waiter displaces it. */
+  nextSince: "nextSince",
+  /** How long (ms) that claim counts without renewal: a waiter that stopped looking drops out. */
+  nextMs: "nextMs",
+  /** The claimant's wall clock at its last claim write (strictly increasing: a renewal changes it). */
+  nextAt: "nextAt",
+  /** How long holds of this lock last, in ms (a moving average written by each release): when to look. */
+  holdMs: "holdMs",
   /** Multi-holder locks (src/holders.ts): token → entry of each permit or shared holder. */
   holders: "holders",
   /** Multi-holder locks: "permits:N" or "shared", what the entries in `holders` are. */
   kind: "kind",
   /** Reader–writer locks: a waiting writer's intent, with its own lease. */
   intent: "intent",
+  /** Multi-holder locks: owner token of the last entry removed by `forceRelease(id, { holder })`. */
+  forcedOut: "forcedOut",
 } as const;
 
 /** Where lock items live: the table and how an id maps to a key. */
@@ -84,12 +96,21 @@ export interface LockRecord {
   readonly data: AttributeValue | undefined;
   readonly releasedBy: string | undefined;
   readonly releasedAt: number | undefined;
+  /** The next turn's claim (docs/protocol.md, "Turns"), if any was ever made. */
+  readonly next?: string | undefined;
+  readonly nextSince?: number | undefined;
+  readonly nextMs?: number | undefined;
+  readonly nextAt?: number | undefined;
+  /** The recorded typical hold, in ms, if any release has recorded one. */
+  readonly holdMs?: number | undefined;
   /** Multi-holder locks: the entries of `holders`, by token; undefined if the item has no map. */
   readonly holders?: ReadonlyMap<string, HolderEntry> | undefined;
   /** Multi-holder locks: the stored kind ("permits:N" or "shared"). */
   readonly kind?: string | undefined;
   /** Reader–writer locks: the waiting writer's intent. */
   readonly intent?: (HolderEntry & { readonly token: string }) | undefined;
+  /** Multi-holder locks: the token of the last entry an administrator removed. */
+  readonly forcedOut?: string | undefined;
 }
 
 function num(value: AttributeValue | undefined): number | undefined {
@@ -110,9 +131,15 @@ export function parseRecord(item: Record<string, AttributeValue> | undefined): L
     data: item[FIELD.data],
     releasedBy: item[FIELD.releasedBy]?.S,
     releasedAt: num(item[FIELD.releasedAt]),
+    next: item[FIELD.next]?.S,
+    nextSince: num(item[FIELD.nextSince]),
+    nextMs: num(item[FIELD.nextMs]),
+    nextAt: num(item[FIELD.nextAt]),
+    holdMs: num(item[FIELD.holdMs]),
     holders: parseHolders(item[FIELD.holders]),
     kind: item[FIELD.kind]?.S,
     intent: parseIntent(item[FIELD.intent]),
+    forcedOut: item[FIELD.forcedOut]?.S,
   };
 }
 

@@ -41,6 +41,7 @@ import type { ProtocolKnobs } from "./options.js";
 import { FORCED_RELEASE, guardCheck, readRequest, releaseRequest, renewRequest } from "./requests.js";
 import { deadlineSignal, type Runtime, sleep, type Timer } from "./runtime.js";
 import { optionalSignal, optionsObject } from "./validate.js";
+import { recordedHoldMs } from "./waiting.js";
 
 /** @internal What a Lock shares with the client that made it. */
 export interface LockContext {
@@ -201,6 +202,9 @@ export class Lock<Data extends object = LockData> implements AsyncDisposable {
   #release: Promise<void> | undefined;
   /** Why the last heartbeat failed without losing the lock, for the loss report should it expire. */
   #heartbeatFailure: unknown;
+  /** Monotonic send time of the acquisition, and the typical hold the item recorded then (waiting.ts). */
+  readonly #acquiredAt: number;
+  readonly #recordedHoldMs: number | undefined;
 
   /**
    * @internal Locks are made by `LockClient.acquire`. A factory rather than a public constructor:
@@ -221,6 +225,8 @@ export class Lock<Data extends object = LockData> implements AsyncDisposable {
     this.#version = acquisition.record.version;
     this.#data = decodeData<Data>(acquisition.record.data);
     this.#confirmedAt = acquisition.sentAt;
+    this.#acquiredAt = acquisition.sentAt;
+    this.#recordedHoldMs = acquisition.record.holdMs;
     this.#validUntil = holderValidUntil(acquisition.sentAt, this.leaseMs, context.clockDrift);
     this.#schedule();
   }
@@ -804,6 +810,11 @@ export class Lock<Data extends object = LockData> implements AsyncDisposable {
    */
   #reportLoss(err: unknown, record: LockRecord | undefined, note: string): void {
     const uncertain = note !== "";
+    if (this.#entry && record !== undefined && record.forcedOut === this.#owner) {
+      // An administrator removed this very entry (forceRelease with a holder): it marks our token.
+      this.#lose("released", `this holder was force-released by someone else${note}`, err, uncertain);
+      return;
+    }
     if (this.#entry && record !== undefined) {
       // Only a waiter that judged our entry stale removes it (or replaces it, a late copy of our acquire).
       this.#lose(
@@ -842,6 +853,8 @@ export class Lock<Data extends object = LockData> implements AsyncDisposable {
           fence: this.fence,
           wallNow: runtime.wallNow(),
           data,
+          // How long this hold lasted, folded into the item's typical hold: waiters look around it.
+          holdMs: recordedHoldMs(this.#recordedHoldMs, runtime.monotonicNow() - this.#acquiredAt),
         });
     let lastError: unknown;
     /** Whether an attempt may have been applied without our hearing of it. */

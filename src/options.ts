@@ -163,6 +163,10 @@ export interface ProtocolKnobs {
   readonly reuseAcquireToken?: boolean;
   /** An update whose condition failed is trusted not to have been written, although the SDK may have retried it. */
   readonly trustFailedCondition?: boolean;
+  /** An acquire ignores the claim on the next turn (any contender may take a free lock). */
+  readonly acquireIgnoresTurn?: boolean;
+  /** A claim on the next turn never lapses: a waiter that stopped looking keeps its turn. */
+  readonly turnNeverLapses?: boolean;
   // Multi-holder locks (src/holders.ts).
   /** A stale permit or shared entry is reclaimed without the check on its exact version. */
   readonly evictIgnoresVersion?: boolean;

@@ -23,6 +23,11 @@ const NAMES = {
   "#data": FIELD.data,
   "#releasedBy": FIELD.releasedBy,
   "#releasedAt": FIELD.releasedAt,
+  "#next": FIELD.next,
+  "#nextSince": FIELD.nextSince,
+  "#nextMs": FIELD.nextMs,
+  "#nextAt": FIELD.nextAt,
+  "#holdMs": FIELD.holdMs,
   "#holders": FIELD.holders,
   "#kind": FIELD.kind,
   "#intent": FIELD.intent,
@@ -59,11 +64,39 @@ const CONDITION = {
    */
   heldByTarget: "#owner = :target",
   /**
+   * The next turn is ours to take (turn.ts): nobody's claim, our own, or one made by a waiter that
+   * began after us. Fairness only: mutual exclusion rests on the parts above.
+   */
+  turnIsMine: "(attribute_not_exists(#next) OR #next = :waiter OR #nextSince > :since",
+  /** ... or the exact claim we watched lapse: a renewal since (a new nextAt) defeats the takeover. */
+  claimObservedLapsed: " OR (#next = :lapsed AND #nextAt = :lapsedAt)",
+  /**
    * No permit or shared holder is in (src/holders.ts): the mutex, which is also the exclusive mode
    * of a reader–writer lock, never coexists with them.
    */
   noHolders: "(attribute_not_exists(#holders) OR size(#holders) = :zero)",
 } as const;
+
+/** The turn condition with its values bound; `lapsed` is the claim the waiter watched lapse, if any. */
+function turnRule(turn: TurnParams, values: Record<string, AttributeValue>): string {
+  values[":waiter"] = S(turn.waiter);
+  values[":since"] = N(turn.since);
+  let rule: string = CONDITION.turnIsMine;
+  if (turn.lapsed !== undefined) {
+    rule += CONDITION.claimObservedLapsed;
+    values[":lapsed"] = S(turn.lapsed.next);
+    values[":lapsedAt"] = N(turn.lapsed.nextAt);
+  }
+  return `${rule})`;
+}
+
+/** An acquire call as a waiter for the next turn (turn.ts). */
+export interface TurnParams {
+  readonly waiter: string;
+  readonly since: number;
+  /** The claim this waiter watched lapse, if any: it may be taken over, exactly as seen. */
+  readonly lapsed?: { readonly next: string; readonly nextAt: number } | undefined;
+}
 
 /** The version an acquisition installs; every later write of the same acquisition adds one. */
 export const FIRST_VERSION = 1;
@@ -103,8 +136,16 @@ export interface AcquireParams {
   readonly wallNow: number;
   /** Present for the takeover of a lease judged stale: the exact state that was judged. */
   readonly stale?: { readonly owner: string; readonly version: number } | undefined;
+  /** The acquire call as a waiter (turn.ts): the lock is taken only if the next turn is ours. */
+  readonly turn?: TurnParams | undefined;
   /** @internal Deliberate faults for the simulation's tests (see ProtocolKnobs). */
   readonly knobs?: ProtocolKnobs | undefined;
+}
+
+/** The turn condition an acquire carries, with its values bound; the knobs break it for the simulation. */
+function turnCondition(p: AcquireParams, values: Record<string, AttributeValue>): string {
+  if (p.turn === undefined || p.knobs?.acquireIgnoresTurn === true) return "";
+  return ` AND ${turnRule(p.turn, values)}`;
 }
 
 /**
@@ -134,16 +175,20 @@ export function acquireRequest(schema: KeySchema, id: string, p: AcquireParams):
     values[":staleOwner"] = S(p.stale.owner);
     if (!ignoreVersion) values[":staleVersion"] = N(p.stale.version);
   }
+  const turn = turnCondition(p, values);
   return {
     TableName: schema.table,
     Key: itemKey(schema, id),
-    // Another writer's intent stays: it still waits, and readers stay out until it has had its
-    // turn. A writer that recorded one withdraws it itself once in (src/multi-acquire.ts).
-    UpdateExpression: `SET #owner = :owner, #version = :firstVersion, #leaseMs = :leaseMs, #heartbeatAt = :now, #holder = :holder REMOVE #expiresAt${dropIntent ? ", #intent" : ""} ADD #fence :one`,
-    ConditionExpression: `${taking} AND ${CONDITION.noHolders}`,
+    // Taking the lock uses up the claim on the turn (ours, a lapsed one, or a younger waiter's, who
+    // will claim again). Another writer's intent stays: it still waits, and readers stay out until
+    // it has had its turn. A writer that recorded one withdraws it itself once in
+    // (src/multi-acquire.ts).
+    UpdateExpression: `SET #owner = :owner, #version = :firstVersion, #leaseMs = :leaseMs, #heartbeatAt = :now, #holder = :holder REMOVE #expiresAt, ${dropIntent ? "#intent, " : ""}#next, #nextSince, #nextMs, #nextAt ADD #fence :one`,
+    ConditionExpression: `${taking} AND ${CONDITION.noHolders}${turn}`,
     ExpressionAttributeNames: {
       ...names("#owner", "#version", "#leaseMs", "#heartbeatAt", "#holder", "#fence", "#holders"),
       ...(dropIntent ? names("#intent") : {}),
+      ...names("#next", "#nextSince", "#nextMs", "#nextAt"),
       ...expiryName(schema),
     },
     ExpressionAttributeValues: values,
@@ -225,12 +270,19 @@ export function releaseRequest(
     readonly data?: AttributeValue | undefined;
     /** The fence of our acquisition; undefined only to clean up an acquire whose outcome is unknown. */
     readonly fence?: number | undefined;
+    /** The typical hold to record (waiting.ts), if known. */
+    readonly holdMs?: number | undefined;
   },
 ): UpdateItemCommandInput {
   const values: Record<string, AttributeValue> = { ":owner": S(p.owner), ":now": N(p.wallNow) };
   const expiry = releaseExpiry(schema, p.wallNow, values);
   let update = RELEASE_UPDATE + expiry.update;
   const used = [...RELEASE_NAMES];
+  if (p.holdMs !== undefined) {
+    update += ", #holdMs = :holdMs";
+    values[":holdMs"] = N(p.holdMs);
+    used.push("#holdMs");
+  }
   let condition: string = CONDITION.ownerIsMe;
   if (p.fence !== undefined) {
     condition += ` AND ${CONDITION.fenceIsOurs}`;
@@ -316,7 +368,7 @@ export function pollRequest(schema: KeySchema, id: string): GetItemCommandInput 
     Key: itemKey(schema, id),
     ConsistentRead: true,
     ProjectionExpression:
-      "#owner, #version, #leaseMs, #heartbeatAt, #holder, #fence, #holders, #kind, #intent",
+      "#owner, #version, #leaseMs, #heartbeatAt, #holder, #fence, #holders, #kind, #intent, #next, #nextSince, #nextMs, #nextAt, #holdMs",
     ExpressionAttributeNames: names(
       "#owner",
       "#version",
@@ -327,10 +379,49 @@ export function pollRequest(schema: KeySchema, id: string): GetItemCommandInput 
       "#holders",
       "#kind",
       "#intent",
+      "#next",
+      "#nextSince",
+      "#nextMs",
+      "#nextAt",
+      "#holdMs",
     ),
   };
 }
 
+/**
+ * claim: a waiter records that the next turn is its own (turn.ts), counting for `ms` unless renewed,
+ * by the same rule the acquire checks. Sent when the waiter saw the lock held; it may land after a
+ * release (short holds), and then reserves the free lock for the claimant all the same, so the
+ * releaser cannot come straight back. Touches no lock field, so it never affects who holds the lock.
+ */
+export function claimRequest(
+  schema: KeySchema,
+  id: string,
+  p: TurnParams & { readonly ms: number; readonly at: number },
+): UpdateItemCommandInput {
+  const values: Record<string, AttributeValue> = { ":ms": N(p.ms), ":at": N(p.at) };
+  const rule = turnRule(p, values);
+  return {
+    TableName: schema.table,
+    Key: itemKey(schema, id),
+    UpdateExpression: "SET #next = :waiter, #nextSince = :since, #nextMs = :ms, #nextAt = :at",
+    ConditionExpression: rule,
+    ExpressionAttributeNames: names("#next", "#nextSince", "#nextMs", "#nextAt"),
+    ExpressionAttributeValues: values,
+  };
+}
+
+/** withdraw: a waiter that gives up removes its claim, so the lock does not wait out the claim for it. */
+export function withdrawRequest(schema: KeySchema, id: string, waiter: string): UpdateItemCommandInput {
+  return {
+    TableName: schema.table,
+    Key: itemKey(schema, id),
+    UpdateExpression: "REMOVE #next, #nextSince, #nextMs, #nextAt",
+    ConditionExpression: "#next = :waiter",
+    ExpressionAttributeNames: names("#next", "#nextSince", "#nextMs", "#nextAt"),
+    ExpressionAttributeValues: { ":waiter": S(waiter) },
+  };
+}
 /** What a listing asks the table for: see list.ts. */
 export interface ScanParams {
   readonly pageSize: number;
@@ -360,8 +451,11 @@ export function scanRequest(schema: KeySchema, p: ScanParams): ScanCommandInput 
     values[":prefix"] = S(p.prefix);
   }
   if (p.held) {
-    filters.push(CONDITION.lockIsHeld);
+    // Held by an exclusive owner, or by permit or shared holders (entries of `holders`).
+    filters.push(`(${CONDITION.lockIsHeld} OR size(#holders) > :zero)`);
     names["#owner"] = FIELD.owner;
+    names["#holders"] = FIELD.holders;
+    values[":zero"] = N(0);
   }
   return {
     TableName: schema.table,

@@ -61,6 +61,7 @@ describe("dynamolock list", () => {
       "releasedAt",
       "waiters",
       "dataBytes",
+      "holders",
     ]);
     assert.equal(prod.held, true);
     assert.equal(prod.holder, "ci-runner");

@@ -23,6 +23,11 @@ const LOCK_ATTRIBUTES = [
   "releasedBy",
   "releasedAt",
   "expiresAt",
+  "next",
+  "nextSince",
+  "nextMs",
+  "nextAt",
+  "holdMs",
 ];
 
 const HOSTILE = [

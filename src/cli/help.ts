@@ -116,6 +116,13 @@ Options:
   --grace DURATION      after SIGTERM on a lost lock, wait this long before SIGKILL (default: 10s)
   --holder NAME         the name others see (default: hostname:pid)
   --record-exit         store the exit status, times and holder under "lastRun" in the lock's data
+  --permits N           a semaphore: at most N runs hold the id at once (1 to 1000); every run of
+                        the id must give the same N
+  --shared              a reader–writer lock's shared side: any number of --shared runs at once,
+                        never with a run without it (the exclusive side, which waits for them and
+                        keeps new --shared runs out while it waits). Not with --permits.
+                        With --permits or --shared the data is read-only: what COMMAND writes to
+                        DYNAMOLOCK_DATA_FILE is not stored, and --record-exit is refused
   -v, --verbose         log acquiring and releasing
 
 ${LOCK}
@@ -134,6 +141,9 @@ Examples:
   # crontab: every 5 minutes on every host, one runs at a time; 75 means "another host has it"
   */5 * * * * dynamolock run -t locks -i sync --lease 1m --record-exit -- /opt/sync.sh || [ $? -eq 75 ]
 
+  # at most 4 exports at once across the fleet, waiting up to 5 minutes for a free permit
+  dynamolock run -t locks -i exports --permits 4 --wait 5m -- ./export.sh
+
   # a shell pipeline needs a shell
   dynamolock run -t locks -i report -- sh -c 'make-report | gzip > report.gz'
 
@@ -143,6 +153,9 @@ ${EXIT_CODES}
   status: `Usage: dynamolock status --table TABLE --id ID [--json]
 
 Shows whether the lock is held, by whom, how old its last heartbeat is, its lease, fence and data.
+For a semaphore (run --permits) or a reader–writer lock (run --shared), lists every holder: mode
+(exclusive, permit, shared), name, key (for \`release --force --holder\`), fence (known for the
+exclusive holder only) and heartbeat age, and a writer waiting behind shared holders.
 Reads with one strongly consistent GetItem; takes no lock. Exits 0 whether held or free.
 
 Options:
@@ -150,7 +163,10 @@ Options:
 
 JSON fields: table, id, exists, held, stale, holder, fence, heartbeatAt (ms since epoch),
 heartbeatAgeMs, leaseMs, expiresInMs, releasedAt, dataKeys, dataBytes (the data's top-level keys
-and its size as JSON: never its values, which \`dynamolock data get\` prints). Absent values are null. "stale" means
+and its size as JSON: never its values, which \`dynamolock data get\` prints), kind ("mutex",
+"permits", "shared"), permits, holders (one object per holder: mode, holder, key, fence,
+heartbeatAt, heartbeatAgeMs, leaseMs, stale), intent (a waiting writer: holder, heartbeatAgeMs,
+stale). The top-level holder fields are the exclusive holder's. Absent values are null. "stale" means
 held, but past its lease by this machine's clock: the holder is presumed dead. An acquire with
 the default clock-skew bound takes it over at once; one that trusts no wall clock
 (maxClockSkewMs Infinity) must watch it for one whole lease first.
@@ -173,7 +189,8 @@ the size of its data. Waiters are not recorded in the table, so that column show
 Options:
   --json                one JSON object per line, unsorted, as the pages come (for jq): id,
                         held, stale, holder, fence, heartbeatAt, heartbeatAgeMs, leaseMs,
-                        leaseLeftMs, releasedAt, waiters (always null), dataBytes
+                        leaseLeftMs, releasedAt, waiters (always null), dataBytes,
+                        holders (how many hold it: permits, shared)
 
 ${LISTING}
 
@@ -228,14 +245,20 @@ Examples:
   dynamolock dashboard -t locks --port 8080 --allow-release
 `,
 
-  release: `Usage: dynamolock release --force --table TABLE --id ID
+  release: `Usage: dynamolock release --force --table TABLE --id ID [--holder KEY|NAME]
 
 Removes whoever holds the lock (keeping its data and fence). The holder finds out at its next
 heartbeat: a \`dynamolock run\` holding it stops its command and exits 79. Use it for a lock whose
 holder you know is gone and whose lease you do not want to wait out.
 
+With --holder, removes ONE holder, named by its key or its name as \`dynamolock status\` lists
+them: a permit or shared holder (the others keep theirs), or the exclusive one. A name that
+several holders share (every holder of one process has the same default name) is refused (exit
+64, listing their keys): give the key.
+
 Options:
   --force               required: you are taking the lock away from its holder
+  --holder KEY|NAME     remove only this holder (semaphores, reader–writer locks)
   --json                print what was released as JSON
 
 ${LOCK}
@@ -244,6 +267,7 @@ ${CONNECTION}
 
 Examples:
   dynamolock release --force --table locks --id nightly-backup
+  dynamolock release --force -t locks -i exports --holder 3f9a61c2
 `,
 
   "create-table": `Usage: dynamolock create-table --table TABLE [--sort-key NAME] [--partition-key NAME]

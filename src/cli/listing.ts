@@ -101,6 +101,11 @@ export interface LockRow {
   readonly waiters: number | null;
   /** Bytes of the lock's data as JSON, null when it has none. */
   readonly dataBytes: number | null;
+  /**
+   * How many hold it: the exclusive holder (the fields above are its) plus permit or shared holders
+   * (`dynamolock status` lists each).
+   */
+  readonly holders: number;
 }
 
 export function lockRow(info: LockInfo<LockData>, now: number): LockRow {
@@ -119,6 +124,7 @@ export function lockRow(info: LockInfo<LockData>, now: number): LockRow {
     releasedAt: info.releasedAt ?? null,
     waiters: null,
     dataBytes: info.data === undefined ? null : Buffer.byteLength(JSON.stringify(info.data) ?? "", "utf8"),
+    holders: info.holders.length,
   };
 }
 
@@ -186,7 +192,8 @@ function ago(ms: number | null): string {
 function cells(row: LockRow): string[] {
   return [
     row.id,
-    row.held ? (row.holder ?? "(unnamed)") : "(free)",
+    // Permit or shared holders have no one name: their count (status lists each).
+    row.held ? (row.holder ?? (row.heartbeatAt === null ? `${row.holders} holders` : "(unnamed)")) : "(free)",
     String(row.fence),
     row.held ? ago(row.heartbeatAgeMs) : "-",
     row.leaseLeftMs === null ? "-" : row.leaseLeftMs > 0 ? formatDuration(row.leaseLeftMs) : "expired",

@@ -1,4 +1,6 @@
 /** `dynamolock release --force`: takes a lock away from its holder. */
+
+import { LockError } from "../errors.js";
 import { LOCK_OPTIONS, parse } from "./args.js";
 import { lockTarget } from "./connection.js";
 import { formatDuration } from "./duration.js";
@@ -10,6 +12,7 @@ export async function releaseCommand(argv: readonly string[]): Promise<number> {
   const { values } = parse("release", argv, {
     ...LOCK_OPTIONS,
     force: { type: "boolean", short: "f" },
+    holder: { type: "string" },
     json: { type: "boolean" },
   });
   if (values.help === true) {
@@ -21,8 +24,12 @@ export async function releaseCommand(argv: readonly string[]): Promise<number> {
       "release: add --force: it takes the lock away from whoever holds it (a `dynamolock run` holding it stops its command); a holder releases its own lock by finishing",
     );
   }
+  const one = values.holder;
+  if (one === "")
+    throw usageError("release: --holder needs a holder's key or name (as `dynamolock status` lists them)");
   const target = lockTarget("release", values);
   try {
+    if (typeof one === "string") return await releaseOne(target, one, values.json === true);
     const removed = await target.locks.forceRelease(target.id);
     if (values.json === true) {
       const out = {
@@ -49,4 +56,51 @@ export async function releaseCommand(argv: readonly string[]): Promise<number> {
   } finally {
     await target.close();
   }
+}
+
+/**
+ * `release --force --holder KEY|NAME`: removes one holder (a permit or shared holder's entry, or
+ * the exclusive owner). Several holders of that name: refused, listing their keys.
+ */
+async function releaseOne(
+  target: ReturnType<typeof lockTarget>,
+  one: string,
+  json: boolean,
+): Promise<number> {
+  let removed: Awaited<ReturnType<typeof target.locks.forceRelease>>;
+  try {
+    removed = await target.locks.forceRelease(target.id, { holder: one });
+  } catch (err) {
+    if (err instanceof LockError && err.code === "EAMBIGUOUS") {
+      throw usageError(
+        `release: ${err.message.replace(/name one by its key$/, "pick one with --holder KEY")}`,
+      );
+    }
+    throw err;
+  }
+  if (json) {
+    const out = {
+      table: target.table,
+      id: target.id,
+      released: removed !== undefined,
+      mode: removed?.mode ?? null,
+      holder: removed?.holder ?? null,
+      key: removed?.key ?? null,
+      fence: removed?.fence ?? null,
+      heartbeatAt: removed?.heartbeatAt ?? null,
+    };
+    process.stdout.write(`${toJson(out, false)}\n`);
+  } else if (removed === undefined) {
+    process.stdout.write(`lock "${target.id}" has no holder "${one}" (by key or name); nothing to release\n`);
+  } else {
+    const beat =
+      removed.heartbeatAt === undefined
+        ? ""
+        : `, last heartbeat ${formatDuration(Math.max(0, Date.now() - removed.heartbeatAt))} ago`;
+    const fence = removed.fence === undefined ? "" : `, fence ${removed.fence}`;
+    process.stdout.write(
+      `released ${removed.mode} holder "${removed.holder ?? "(unnamed)"}" (key ${removed.key}${fence}${beat}) of lock "${target.id}"; it finds out at its next heartbeat\n`,
+    );
+  }
+  return EXIT.ok;
 }

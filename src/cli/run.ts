@@ -11,7 +11,7 @@ import { join } from "node:path";
 import type { LockData } from "../data.js";
 import { LockHeldError, LockLostError } from "../errors.js";
 import type { Lock } from "../lock.js";
-import { LOCK_OPTIONS, optionalDuration, optionalString, parse } from "./args.js";
+import { LOCK_OPTIONS, optionalDuration, optionalString, parse, positiveInteger } from "./args.js";
 import { lockTarget } from "./connection.js";
 import { formatDuration } from "./duration.js";
 import { EXIT, usageError } from "./exit-codes.js";
@@ -30,6 +30,8 @@ const RUN_OPTIONS = {
   holder: { type: "string" },
   grace: { type: "string" },
   "record-exit": { type: "boolean" },
+  permits: { type: "string" },
+  shared: { type: "boolean" },
   verbose: { type: "boolean", short: "v" },
 } as const;
 
@@ -82,6 +84,11 @@ export interface Supervised {
   /** After SIGTERM on a lost lock, how long before SIGKILL. */
   readonly graceMs: number;
   readonly recordExit: boolean;
+  /**
+   * A permit or shared holder (--permits, --shared): the lock's data is read-only (several holders
+   * writing one value would overwrite each other), so what the command writes is not stored.
+   */
+  readonly readOnlyData?: boolean;
   readonly verbose: boolean;
   /** Aborts, with an {@link Interrupted} reason, when `run` receives a signal before the command starts. */
   readonly interrupted: AbortSignal;
@@ -161,8 +168,8 @@ export async function supervise(lock: HeldLock, run: Supervised): Promise<number
       return EXIT.lost;
     }
 
-    let data = await dataWrittenBy(dataFile, initialData);
-    if (run.recordExit) {
+    let data = run.readOnlyData === true ? undefined : await dataWrittenBy(dataFile, initialData);
+    if (run.recordExit && run.readOnlyData !== true) {
       data = {
         ...(data ?? lock.data ?? {}),
         lastRun: {
@@ -199,6 +206,31 @@ export async function supervise(lock: HeldLock, run: Supervised): Promise<number
   }
 }
 
+/** Most permits `--permits` takes: the library's own bound. */
+export const MAX_PERMITS = 1000;
+
+/**
+ * --permits N (a semaphore: at most N runs at once) or --shared (a reader–writer lock's shared
+ * side), passed through to acquire; the two ask for different kinds of lock, so not both.
+ */
+export function multiHolderOption(
+  values: Record<string, string | boolean | undefined>,
+): { permits: number } | { mode: "shared" } | Record<string, never> {
+  const shared = values.shared === true;
+  if (values.permits !== undefined && shared) {
+    throw usageError(
+      "run: --permits and --shared ask for different kinds of lock (a semaphore, a reader–writer lock's shared side); give one",
+    );
+  }
+  if ((values.permits !== undefined || shared) && values["record-exit"] === true) {
+    throw usageError(
+      `run: --record-exit stores data, and with ${shared ? "--shared" : "--permits"} the lock's data is read-only (several holders would overwrite each other)`,
+    );
+  }
+  if (values.permits !== undefined) return { permits: positiveInteger(values, "permits", 1, MAX_PERMITS) };
+  return shared ? { mode: "shared" } : {};
+}
+
 export async function runCommand(argv: readonly string[]): Promise<number> {
   const separator = argv.indexOf("--");
   const own = separator === -1 ? argv : argv.slice(0, separator);
@@ -230,6 +262,7 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
   const graceMs = optionalDuration(values, "grace", { allowZero: true }) ?? DEFAULT_GRACE_MS;
   const holder = optionalString(values, "holder");
   const verbose = values.verbose === true;
+  const multi = multiHolderOption(values);
 
   const target = lockTarget("run", values, {
     leaseMs,
@@ -254,6 +287,7 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
       lock = await locks.acquire(id, {
         waitMs,
         signal: waiting.signal,
+        ...multi,
         ...(watcher === undefined ? {} : { onWait: watcher.onWait }),
       });
     } catch (err) {
@@ -277,6 +311,7 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
       child,
       graceMs,
       recordExit: values["record-exit"] === true,
+      readOnlyData: Object.keys(multi).length > 0,
       verbose,
       interrupted: waiting.signal,
       explain: (err) => explain(err, target).message,

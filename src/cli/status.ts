@@ -29,6 +29,32 @@ export interface StatusJson {
    */
   readonly dataKeys: readonly string[] | null;
   readonly dataBytes: number | null;
+  /** "mutex", "permits" (with `permits`) or "shared" (a reader–writer lock). */
+  readonly kind: "mutex" | "permits" | "shared";
+  readonly permits: number | null;
+  /**
+   * Every holder, one element each, for every kind of lock: the exclusive owner (the fields above)
+   * and each permit or shared holder. `key` names one holder for `release --force --holder`.
+   */
+  readonly holders: readonly StatusHolderJson[];
+  /** A reader–writer lock's waiting writer, which keeps new shared holders out. */
+  readonly intent: {
+    readonly holder: string | null;
+    readonly heartbeatAgeMs: number | null;
+    readonly stale: boolean;
+  } | null;
+}
+
+export interface StatusHolderJson {
+  readonly mode: "exclusive" | "permit" | "shared";
+  readonly holder: string | null;
+  readonly key: string;
+  /** Known for the exclusive holder only: permit and shared entries do not store theirs. */
+  readonly fence: number | null;
+  readonly heartbeatAt: number | null;
+  readonly heartbeatAgeMs: number | null;
+  readonly leaseMs: number | null;
+  readonly stale: boolean;
 }
 
 export function statusJson(
@@ -54,6 +80,26 @@ export function statusJson(
     releasedAt: info?.releasedAt ?? null,
     dataKeys: info?.data === undefined ? null : Object.keys(info.data),
     dataBytes: info?.data === undefined ? null : Buffer.byteLength(toJson(info.data, false)),
+    kind: info?.kind ?? "mutex",
+    permits: info?.permits ?? null,
+    holders: (info?.holders ?? []).map((h) => ({
+      mode: h.mode,
+      holder: h.holder ?? null,
+      key: h.key,
+      fence: h.fence ?? null,
+      heartbeatAt: h.heartbeatAt ?? null,
+      heartbeatAgeMs: h.heartbeatAt === undefined ? null : now - h.heartbeatAt,
+      leaseMs: h.leaseMs ?? null,
+      stale: h.stale,
+    })),
+    intent:
+      info?.intent === undefined
+        ? null
+        : {
+            holder: info.intent.holder ?? null,
+            heartbeatAgeMs: info.intent.heartbeatAt === undefined ? null : now - info.intent.heartbeatAt,
+            stale: info.intent.stale,
+          },
   };
 }
 
@@ -84,6 +130,15 @@ export async function statusCommand(argv: readonly string[]): Promise<number> {
   }
 }
 
+/** One holder in one line: mode, name, key (for `release --force --holder`), fence, heartbeat age. */
+function holderLine(h: StatusHolderJson, c: ReturnType<typeof style>): string {
+  const beat =
+    h.heartbeatAgeMs === null ? "" : `, heartbeat ${formatDuration(Math.max(0, h.heartbeatAgeMs))} ago`;
+  const fence = h.fence === null ? "" : `, fence ${h.fence}`;
+  const dead = h.stale ? ` ${c.red("presumed dead")}` : "";
+  return `${h.mode.padEnd(9)} ${h.holder ?? "(unnamed)"} [key ${h.key}${fence}${beat}]${dead}`;
+}
+
 export function renderStatus(s: StatusJson, color: boolean): string {
   const c = style(color);
   const head = `lock "${s.id}" in table "${s.table}": `;
@@ -91,9 +146,32 @@ export function renderStatus(s: StatusJson, color: boolean): string {
   let state: string;
   if (!s.exists) {
     state = `${c.green("free")} (never taken)`;
+  } else if (s.held && s.holders.some((h) => h.mode !== "exclusive")) {
+    // Permit or shared holders: one line each (the mutex fields above are the exclusive owner's).
+    const count = s.holders.length;
+    state = c.yellow(
+      s.kind === "permits"
+        ? `${count} of ${s.permits ?? "?"} permits held`
+        : `held shared by ${count} holder${count === 1 ? "" : "s"}`,
+    );
+    rows.push(["fence", `${s.fence} (acquisitions so far)`]);
+    s.holders.forEach((h, i) => {
+      rows.push([i === 0 ? "holders" : "", holderLine(h, c)]);
+    });
+    if (s.intent !== null) {
+      const age =
+        s.intent.heartbeatAgeMs === null
+          ? ""
+          : `, heartbeat ${formatDuration(Math.max(0, s.intent.heartbeatAgeMs))} ago`;
+      rows.push([
+        "writer",
+        `${s.intent.holder ?? "(unnamed)"} waits${age}${s.intent.stale ? " (presumed dead)" : ""}`,
+      ]);
+    }
   } else if (s.held) {
     state = s.stale ? c.red("held by a presumed-dead holder") : c.yellow("held");
     rows.push(["holder", s.holder ?? "(unnamed)"]);
+    if (s.holders[0] !== undefined) rows.push(["key", `${s.holders[0].key} (release --force --holder)`]);
     rows.push(["fence", String(s.fence)]);
     if (s.heartbeatAgeMs !== null) {
       let beat = `${formatDuration(Math.max(0, s.heartbeatAgeMs))} ago`;

@@ -62,6 +62,7 @@ export type InvariantName =
   | "signal aborts by expiry"
   | "calm holder keeps its lock"
   | "force-released holder learns"
+  | "turn honoured"
   // Locks with several holders (test/sim/multi.ts).
   | "permits bound"
   | "exclusive alone"
@@ -308,6 +309,7 @@ export class Checker {
     const after = w.after?.[FIELD.owner]?.S;
     const now = this.#now;
     this.#holderWrite(id, w);
+    if (after !== undefined && after !== before) this.#turnHonoured(id, w);
     if (after !== undefined && after !== before) {
       this.#dataAtAcquisition.set(
         `${id}#${num(w.after?.[FIELD.fence]) ?? 0}`,
@@ -383,6 +385,31 @@ export class Checker {
         `a write of ${token} (fence ${fence}) was applied to "${id}" while it was ${owner === undefined ? "free" : `owned by ${owner}`} at fence ${stored}`,
       );
     }
+  }
+
+  /**
+   * An acquisition takes the lock only when the next turn is its caller's (src/turn.ts): nobody
+   * else's claim counted at the acquirer's wall clock, or the acquirer's wait began before the
+   * claimant's. Fairness, not safety: it holds the acquire's condition to what docs/protocol.md says.
+   */
+  #turnHonoured(id: string, w: AppliedWrite): void {
+    if (w.operation !== "UpdateItem") return;
+    const values = (w.input as { ExpressionAttributeValues?: Record<string, AttributeValue> })
+      .ExpressionAttributeValues;
+    const claimant = w.before?.[FIELD.next]?.S;
+    if (claimant === undefined) return;
+    const waiter = values?.[":waiter"]?.S;
+    const since = num(values?.[":since"]) ?? Number.POSITIVE_INFINITY;
+    const claimedSince = num(w.before?.[FIELD.nextSince]) ?? Number.NEGATIVE_INFINITY;
+    if (waiter === claimant || claimedSince > since) return;
+    // A claim the acquirer watched go unrenewed for its whole nextMs, exactly as it was.
+    const lapsed =
+      values?.[":lapsed"]?.S === claimant && num(values?.[":lapsedAt"]) === num(w.before?.[FIELD.nextAt]);
+    if (lapsed) return;
+    this.fail(
+      "turn honoured",
+      `${values?.[":owner"]?.S} took "${id}" while ${claimant} (waiting since ${claimedSince}) had the next turn`,
+    );
   }
 
   /** A force-released holding must be told within the bound (calm runs only: faults excuse delays). */

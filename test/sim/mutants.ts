@@ -72,8 +72,8 @@ export const MUTANTS: readonly Mutant[] = [
     // Only a slow reply lengthens the lease it grants: stormy's delay spikes, about 1 000 schedules.
     extraStages: "stormy:1200",
     file: "src/client.ts",
-    from: "        return this.#adopt<Data>(id, owner, record, sentAt, heartbeat);",
-    to: "        return this.#adopt<Data>(id, owner, record, runtime.monotonicNow(), heartbeat);",
+    from: "        const lock = this.#adopt<Data>(id, owner, record, sentAt, heartbeat, onSettled);",
+    to: "        const lock = this.#adopt<Data>(id, owner, record, runtime.monotonicNow(), heartbeat, onSettled);",
   },
   {
     id: "found-own-write-from-latest",

@@ -33,6 +33,11 @@ export const BREAKS = {
   "reuse-acquire-token": { profile: "forceful", knobs: { reuseAcquireToken: true } },
   /** An update the SDK retried across a forceRelease is rejected as unwritten. */
   "trust-failed-condition": { profile: "forceful", knobs: { trustFailedCondition: true } },
+  // Turns (src/turn.ts): fairness between waiters of different processes.
+  /** An acquire takes a free lock whoever has the next turn. */
+  "acquire-ignores-turn": { profile: "calm", knobs: { acquireIgnoresTurn: true } },
+  /** A claim on the next turn never lapses: a crashed waiter's claim blocks the lock for ever. */
+  "turn-never-lapses": { profile: "calm", knobs: { turnNeverLapses: true } },
   // Locks with several holders (test/sim/multi.ts).
   /** A stale permit is reclaimed without the check on its exact version. */
   "evict-ignores-version": { profile: "permits", knobs: { evictIgnoresVersion: true } },

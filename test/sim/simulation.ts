@@ -8,6 +8,8 @@ import type { AttributeValue } from "@aws-sdk/client-dynamodb";
 import { LockClient } from "../../src/client.js";
 import { CLOCK_RATE_DRIFT } from "../../src/lease.js";
 import { PROTOCOL_KNOBS } from "../../src/options.js";
+import { claimLeaseMs } from "../../src/turn.js";
+import { longestGapMs } from "../../src/waiting.js";
 import { Checker, type LivenessBounds, type Violation } from "./checker.js";
 import { MultiChecker, multiWorker } from "./multi.js";
 import { Network, type NetworkStats } from "./network.js";
@@ -73,12 +75,20 @@ export function livenessBounds(s: Scenario): LivenessBounds | undefined {
   // recorded, the longest poll a waiter may sleep, the largest skew bound a waiter may allow.
   const clients = allClients(s);
   const lease = Math.max(...clients.map((c) => c.leaseMs));
-  const poll = Math.max(...clients.map((c) => c.pollMaxMs)) * slow + 1;
+  // A waiter may stride past pollMaxMs when the recorded holds are long (src/waiting.ts).
+  const poll =
+    Math.max(...clients.map((c) => longestGapMs({ minMs: c.pollMinMs, maxMs: c.pollMaxMs }, Infinity))) *
+      slow +
+    1;
   const skews = clients.map((c) => c.maxClockSkewMs);
   const shortcut = skews.every((k) => k !== null);
+  // A free (or stale) lock waits for the waiter whose turn it is: a crashed claimant's claim lapses
+  // after its claim lease on a watcher's monotonic clock, counted from the watcher's first sight of
+  // it (within a stride of the claim), and the watcher then looks (src/turn.ts).
+  const turn = claimLeaseMs(poll, lease) * slow + poll + 4 * d;
   return {
-    freeMs: poll + 4 * d + 5,
-    crashedMs: lease * slow + poll + 6 * d + 5,
+    freeMs: turn + poll + 4 * d + 5,
+    crashedMs: lease * slow + turn + poll + 6 * d + 5,
     shortcutMs: shortcut ? 6 * d + 5 : undefined,
     shortcutAgeMs: lease + Math.max(...skews.map((k) => k ?? 0)),
     // The next heartbeat, then its round trip and, where the old item is not returned, a read.
@@ -104,8 +114,11 @@ export function waitGraceMs(s: Scenario): number | undefined {
   else if (lossy) return undefined;
   else perRequest = n.sdkMaxAttempts * (2 * oneWay + sdkBackoff);
   if (lossy) perRequest = n.sdkMaxAttempts * (n.requestTimeoutMs + sdkBackoff);
-  const pollMaxMs = Math.max(...allClients(s).map((c) => c.pollMaxMs));
-  return pollMaxMs * (1 + 2 * CLOCK_RATE_DRIFT) + 6 * perRequest + 10;
+  const pollMaxMs = Math.max(
+    ...allClients(s).map((c) => longestGapMs({ minMs: c.pollMinMs, maxMs: c.pollMaxMs }, Infinity)),
+  );
+  // Six requests, and a claim of the next turn (src/turn.ts).
+  return pollMaxMs * (1 + 2 * CLOCK_RATE_DRIFT) + 7 * perRequest + 10;
 }
 
 export async function runScenario(s: Scenario, options: RunOptions = {}): Promise<RunResult> {
