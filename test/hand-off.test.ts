@@ -36,7 +36,8 @@ function process_(name: string) {
   return testProcess(backend.client, { table, leaseMs: LEASE, heartbeatMs: HEARTBEAT, holder: name });
 }
 
-describe("same-process hand-off", () => {
+// A bound on every test: on code without hand-offs, the held hand-off replies below never come.
+describe("same-process hand-off", { timeout: 30_000 }, () => {
   it("hands the lock to the next local waiter in the releasing request: one request, fence + 1, data carried", async () => {
     const id = fresh();
     const client = backend.newClient();
