@@ -23,6 +23,7 @@ import { decodeData, type LockData } from "./data.js";
 import { acquireChannel, type TakeoverMessage, takeoverChannel, trace } from "./diagnostics.js";
 import { type HolderInfo, LockError, type LockErrorCode, LockHeldError } from "./errors.js";
 import { judgeReplication, replicationOf, type TableReplication } from "./global-table.js";
+import { HandOffs, type Inherited } from "./hand-off.js";
 import {
   forceRemoveEntryRequest,
   holdersOf,
@@ -157,6 +158,19 @@ export interface LockInfo<Data> {
   readonly intent?: LockIntentInfo | undefined;
 }
 
+/** Both of two leavings' tokens, in one. */
+function mergeInherited(a: Inherited | undefined, b: Inherited | undefined): Inherited | undefined {
+  if (a === undefined) return b;
+  if (b === undefined) return a;
+  return { handed: a.handed ?? b.handed, unsure: [...a.unsure, ...b.unsure] };
+}
+
+/** Every token a hand-off may have installed for us. */
+function tokensOf(i: Inherited | undefined): string[] {
+  if (i === undefined) return [];
+  return [...(i.handed === undefined ? [] : [i.handed.token]), ...i.unsure.map((u) => u.token)];
+}
+
 function isThenable(value: unknown): value is PromiseLike<unknown> {
   return (
     (typeof value === "object" || typeof value === "function") &&
@@ -188,6 +202,8 @@ export class LockClient {
   }>();
   /** Waiting acquires of one id line up here: only the first talks to the server (local-queue.ts). */
   readonly #queues = new LocalQueues();
+  /** Those waiting in the queue, to be handed the lock by the release before them (hand-off.ts). */
+  readonly #handOffs = new HandOffs((id, token) => this.#cleanUp(id, token));
   /** Best-effort cleanups of acquisitions that may have been applied after we gave up. */
   readonly #cleanups = new Set<Promise<void>>();
   #closed = false;
@@ -739,6 +755,14 @@ export class LockClient {
         settled?.();
       },
       replicationMode: () => this.#replication?.mode,
+      successor: () =>
+        this.#closed
+          ? undefined
+          : this.#handOffs.pick(id, {
+              token: () => this.#options.runtime.token(),
+              holder: this.#options.holder,
+              leaseMs: this.#options.leaseMs,
+            }),
     };
   }
 
@@ -760,6 +784,16 @@ export class LockClient {
     const started = runtime.monotonicNow();
     const since = runtime.wallNow();
     const place = this.#queues.enter(id);
+    /** While we wait in the queue, the release before us may hand us the lock (hand-off.ts). */
+    const candidate =
+      place.behind && waitMs > 0
+        ? this.#handOffs.enter(
+            id,
+            since,
+            () => !stop.signal.aborted && !this.#closed && runtime.monotonicNow() < started + waitMs,
+          )
+        : undefined;
+    let inherited: Inherited | undefined;
     try {
       if (waitMs === 0)
         return await this.#acquire<Data>(id, waitMs, stop, onWait, heartbeat, since, place.done);
@@ -785,11 +819,23 @@ export class LockClient {
         : new Promise<boolean>(() => undefined);
       let waitedOut: boolean;
       try {
-        waitedOut = await untilAborted(Promise.race([place.ready.then(() => false), outOfTime]), stop.signal);
+        const handed = candidate?.handed.then(() => false) ?? new Promise<boolean>(() => undefined);
+        waitedOut = await untilAborted(
+          Promise.race([place.ready.then(() => false), handed, outOfTime]),
+          stop.signal,
+        );
+        // Out of time while a release is handing us the lock: its outcome decides, as for a write
+        // of our own sent before the deadline.
+        if (waitedOut && candidate?.pending === true) {
+          await untilAborted(candidate.idle(), stop.signal);
+          inherited = candidate.leave();
+          if (inherited.handed !== undefined) waitedOut = false;
+        }
       } finally {
         cut.abort();
         outOfTime.catch(() => undefined);
       }
+      inherited = mergeInherited(inherited, candidate?.leave());
       const waited = runtime.monotonicNow() - started;
       if (waitedOut) {
         const mine = local();
@@ -800,6 +846,8 @@ export class LockClient {
           { heldByThisClient: mine !== undefined },
         );
       }
+      const handing = inherited;
+      inherited = undefined; // #acquire answers for these tokens from here on
       return await this.#acquire<Data>(
         id,
         Math.max(0, waitMs - waited),
@@ -808,8 +856,12 @@ export class LockClient {
         heartbeat,
         since,
         place.done,
+        handing,
       );
     } catch (err) {
+      // A lock handed to us, or a hand-off whose outcome we never learned, that nobody will use.
+      const left = mergeInherited(inherited, candidate?.leave());
+      for (const token of tokensOf(left)) this.#cleanUp(id, token);
       place.done();
       throw err;
     }
@@ -829,9 +881,16 @@ export class LockClient {
     since?: number,
     /** Called when the lock handed out stops being held (the local queue moves on). */
     onSettled?: () => void,
+    /** What releases before us in the local queue handed us, or may have (hand-off.ts). */
+    inherited?: Inherited,
   ): Promise<Lock<Data>> {
     const { signal } = stop;
-    await this.#checkTableOnce(signal);
+    try {
+      await this.#checkTableOnce(signal);
+    } catch (err) {
+      for (const token of tokensOf(inherited)) this.#cleanUp(id, token);
+      throw err;
+    }
     const { runtime, schema, holder, leaseMs, maxClockSkewMs, poll, clockDrift } = this.#options;
     const started = runtime.monotonicNow();
     const deadline = started + waitMs;
@@ -994,6 +1053,21 @@ export class LockClient {
         }
       }
     };
+
+    // Hand-offs (hand-off.ts): an unconfirmed one is an unanswered write of ours, sent at the
+    // release's send time: adopted if a look shows its token, freed if we give up. A confirmed one
+    // is our acquisition, its lease counted from that send time.
+    for (const u of inherited?.unsure ?? []) {
+      written.set(u.token, u.sentAt);
+      unanswered.push(u.token);
+    }
+    if (inherited?.handed !== undefined) {
+      const { token, record, sentAt } = inherited.handed;
+      written.set(token, sentAt);
+      const lock = adopt(token, record, sentAt);
+      if (lock !== undefined) return lock;
+      // Came back too late to use: taken again at once by the first write below (adopt set `stale`).
+    }
 
     for (;;) {
       // ---- write: take the lock ----

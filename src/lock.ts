@@ -9,6 +9,7 @@ import type {
   TransactWriteItem,
   TransactWriteItemsCommandOutput,
   UpdateItemCommandInput,
+  UpdateItemCommandOutput,
 } from "@aws-sdk/client-dynamodb";
 import { GetItemCommand, TransactWriteItemsCommand, UpdateItemCommand } from "@aws-sdk/client-dynamodb";
 import {
@@ -34,11 +35,19 @@ import {
 import { LockError, LockLostError, type LockLostReason } from "./errors.js";
 import type { ReplicationMode } from "./global-table.js";
 import { checkTransactItems, guardedTransaction, guardedWriteFailure } from "./guard.js";
+import type { HandOffOutcome, Successor } from "./hand-off.js";
 import { guardEntryCheck, removeEntryRequest, renewEntryRequest } from "./holders.js";
 import { type KeySchema, type LockRecord, parseRecord } from "./item.js";
 import { holderValidUntil } from "./lease.js";
 import type { ProtocolKnobs } from "./options.js";
-import { FORCED_RELEASE, guardCheck, readRequest, releaseRequest, renewRequest } from "./requests.js";
+import {
+  FORCED_RELEASE,
+  guardCheck,
+  handOffRequest,
+  readRequest,
+  releaseRequest,
+  renewRequest,
+} from "./requests.js";
 import { deadlineSignal, type Runtime, sleep, type Timer } from "./runtime.js";
 import { optionalSignal, optionsObject } from "./validate.js";
 import { recordedHoldMs } from "./waiting.js";
@@ -63,6 +72,11 @@ export interface LockContext {
   readonly onSettled: (lock: Lock) => void;
   /** How the table is replicated, once the client has looked (docs/global-tables.md). */
   readonly replicationMode: () => ReplicationMode | undefined;
+  /**
+   * The local waiter a release of this (mutex) lock may hand ownership to (src/hand-off.ts), asked
+   * just before the release is sent; undefined when nobody of this client waits for the id.
+   */
+  readonly successor?: (() => Successor | undefined) | undefined;
 }
 
 /** @internal The state a successful acquisition hands to its Lock. */
@@ -168,6 +182,23 @@ export function inspectLocks<T>(read: () => T): T {
   } finally {
     inspecting--;
   }
+}
+
+/** A release's hand-off to a local waiter (src/hand-off.ts), as it went. */
+interface HandOffAttempt {
+  readonly offer: Successor | undefined;
+  /** Monotonic send time of the first attempt that carried the hand-off (undefined: none sent). */
+  sentAt?: number;
+  /** The item our hand-off's reply returned. */
+  record?: LockRecord | undefined;
+}
+
+/** What the waiter learns: handed (the reply names its token), unsure (sent, unconfirmed), or nothing. */
+function handOffOutcome(h: HandOffAttempt): HandOffOutcome | undefined {
+  if (h.offer === undefined || h.sentAt === undefined) return undefined;
+  const { token } = h.offer;
+  if (h.record?.owner === token) return { kind: "handed", token, record: h.record, sentAt: h.sentAt };
+  return { kind: "unsure", token, sentAt: h.sentAt };
 }
 
 /** Quick retries of a failed heartbeat, well inside the remaining lease. */
@@ -409,10 +440,19 @@ export class Lock<Data extends object = LockData> implements AsyncDisposable {
       signal?.throwIfAborted();
       this.#throwIfNotHeld();
       sent = true;
-      await this.#sendRelease(encoded);
+      // A waiter of this client for the same id is handed the lock by this very write (hand-off.ts).
+      const handOff: HandOffAttempt = { offer: this.#entry ? undefined : this.#context.successor?.() };
+      try {
+        await this.#sendRelease(encoded, handOff);
+      } catch (err) {
+        handOff.offer?.settle(handOffOutcome(handOff));
+        throw err;
+      }
       this.#state = "released";
       if (data !== undefined) this.#data = data;
       this.#settle();
+      // Only now, with this lock no longer held, may the waiter adopt what it was handed.
+      handOff.offer?.settle(handOffOutcome(handOff));
     };
     const release = trace(releaseChannel, this.#traced, () =>
       this.#context.knobs?.releaseSkipsQueue === true ? send() : this.#enqueue(send),
@@ -768,7 +808,7 @@ export class Lock<Data extends object = LockData> implements AsyncDisposable {
     if (this.#state === "held") this.#armExpiry();
   }
 
-  async #send(input: UpdateItemCommandInput, timeoutMs: number): Promise<void> {
+  async #send(input: UpdateItemCommandInput, timeoutMs: number): Promise<UpdateItemCommandOutput> {
     const { runtime, client } = this.#context;
     const deadline = deadlineSignal(
       runtime,
@@ -777,7 +817,7 @@ export class Lock<Data extends object = LockData> implements AsyncDisposable {
       () => new Error("attempt timed out"),
     );
     try {
-      await client.send(new UpdateItemCommand(input), { abortSignal: deadline.signal });
+      return await client.send(new UpdateItemCommand(input), { abortSignal: deadline.signal });
     } finally {
       deadline.dispose();
     }
@@ -844,18 +884,33 @@ export class Lock<Data extends object = LockData> implements AsyncDisposable {
 
   // ---- release ----
 
-  async #sendRelease(data: ReturnType<typeof encodeData> | undefined): Promise<void> {
+  async #sendRelease(
+    data: ReturnType<typeof encodeData> | undefined,
+    handOff: HandOffAttempt,
+  ): Promise<void> {
     const { runtime, schema, heartbeatMs } = this.#context;
-    const input = this.#entry
+    // The monotonic clock first, then the wall clock: a handed-over lease counts from this instant,
+    // which must not come after the heartbeatAt it records (as for a heartbeat, see #renew).
+    const firstSentAt = runtime.monotonicNow();
+    const wallNow = runtime.wallNow();
+    // How long this hold lasted, folded into the item's typical hold: waiters look around it.
+    const holdMs = recordedHoldMs(this.#recordedHoldMs, firstSentAt - this.#acquiredAt);
+    const plain = this.#entry
       ? removeEntryRequest(schema, this.id, this.#owner)
-      : releaseRequest(schema, this.id, {
-          owner: this.#owner,
-          fence: this.fence,
-          wallNow: runtime.wallNow(),
-          data,
-          // How long this hold lasted, folded into the item's typical hold: waiters look around it.
-          holdMs: recordedHoldMs(this.#recordedHoldMs, runtime.monotonicNow() - this.#acquiredAt),
-        });
+      : releaseRequest(schema, this.id, { owner: this.#owner, fence: this.fence, wallNow, data, holdMs });
+    const offer = handOff.offer;
+    let input =
+      offer === undefined
+        ? plain
+        : handOffRequest(schema, this.id, {
+            owner: this.#owner,
+            fence: this.fence,
+            wallNow,
+            data,
+            holdMs,
+            next: { owner: offer.token, holder: offer.holder, leaseMs: offer.leaseMs, since: offer.since },
+          });
+    let handing = offer !== undefined;
     let lastError: unknown;
     /** Whether an attempt may have been applied without our hearing of it. */
     let uncertain = false;
@@ -865,7 +920,16 @@ export class Lock<Data extends object = LockData> implements AsyncDisposable {
           lastError === undefined ? undefined : { what: "release", cause: lastError, uncertain },
         );
         try {
-          await this.#send(input, Math.min(this.#validUntil - runtime.monotonicNow(), heartbeatMs));
+          if (handing) handOff.sentAt ??= firstSentAt;
+          const out = await this.#send(
+            input,
+            Math.min(this.#validUntil - runtime.monotonicNow(), heartbeatMs),
+          );
+          if (handing) {
+            handOff.record = parseRecord(out.Attributes);
+            // A break for the simulation: the handed lease counted from the reply, not the send.
+            if (this.#context.knobs?.handOffCountsFromReply === true) handOff.sentAt = runtime.monotonicNow();
+          }
           return;
         } catch (err) {
           if (isConditionFailed(err) && this.#entry) {
@@ -886,6 +950,15 @@ export class Lock<Data extends object = LockData> implements AsyncDisposable {
             const record = await this.#currentRecord(oldItemOf(err));
             if (record?.releasedBy === this.#owner && this.#context.knobs?.releaseIgnoresReleasedBy !== true)
               return;
+            if (handing && record?.owner === this.#owner && record.fence === this.fence) {
+              // Still ours: the hand-off's turn condition failed (another process's waiter has the
+              // next turn) or the id is not a plain mutex. Release it plainly; the waiter acquires
+              // it in its turn, as without hand-offs.
+              input = plain;
+              handing = false;
+              attempt = -1;
+              continue;
+            }
             // Otherwise an attempt of ours may still have gone through first (one that went
             // unanswered, one the SDK retried on its own, a copy the network delivered twice) and
             // the lock changed hands since. Only an unchanged fence rules that out: nobody can have

@@ -167,6 +167,8 @@ export interface ProtocolKnobs {
   readonly acquireIgnoresTurn?: boolean;
   /** A claim on the next turn never lapses: a waiter that stopped looking keeps its turn. */
   readonly turnNeverLapses?: boolean;
+  /** A lock handed over by a release (src/hand-off.ts) counts its lease from the reply's arrival, not the send. */
+  readonly handOffCountsFromReply?: boolean;
   // Multi-holder locks (src/holders.ts).
   /** A stale permit or shared entry is reclaimed without the check on its exact version. */
   readonly evictIgnoresVersion?: boolean;

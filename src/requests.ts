@@ -305,6 +305,77 @@ export function releaseRequest(
   };
 }
 
+/**
+ * hand-off (src/hand-off.ts): a release that passes ownership to a waiter of this process in the
+ * same UpdateItem. The release's condition (ownerIsMe AND fenceIsOurs), and the acquire's effect for
+ * the waiter: new owner, version 1, its lease and holder, heartbeatAt stamped at send, fence + 1, the
+ * claim and intent fields removed. It also carries the acquire's turn condition for the waiter (its
+ * wait's start), so it takes the lock only where the waiter's own acquire could: another process's
+ * earlier claim makes it fail, and the releaser then releases plainly (turns keep their bound). No
+ * kind: a semaphore or reader–writer id is never handed on this way. Data kept, or the release's.
+ */
+export function handOffRequest(
+  schema: KeySchema,
+  id: string,
+  p: {
+    readonly owner: string;
+    readonly fence: number;
+    readonly wallNow: number;
+    readonly data?: AttributeValue | undefined;
+    readonly holdMs?: number | undefined;
+    readonly next: {
+      readonly owner: string;
+      readonly holder: string;
+      readonly leaseMs: number;
+      readonly since: number;
+    };
+  },
+): UpdateItemCommandInput {
+  const values: Record<string, AttributeValue> = {
+    ":owner": S(p.owner),
+    ":fence": N(p.fence),
+    ":now": N(p.wallNow),
+    ":newOwner": S(p.next.owner),
+    ":firstVersion": N(FIRST_VERSION),
+    ":leaseMs": N(p.next.leaseMs),
+    ":holder": S(p.next.holder),
+    ":one": N(1),
+  };
+  const turn = turnRule({ waiter: p.next.owner, since: p.next.since }, values);
+  let set =
+    "SET #owner = :newOwner, #version = :firstVersion, #leaseMs = :leaseMs, #heartbeatAt = :now, #holder = :holder, #releasedBy = :owner, #releasedAt = :now";
+  const used: Name[] = [
+    ...RELEASE_NAMES,
+    "#fence",
+    "#kind",
+    "#intent",
+    "#next",
+    "#nextSince",
+    "#nextMs",
+    "#nextAt",
+  ];
+  if (p.holdMs !== undefined) {
+    set += ", #holdMs = :holdMs";
+    values[":holdMs"] = N(p.holdMs);
+    used.push("#holdMs");
+  }
+  if (p.data !== undefined) {
+    set += ", #data = :data";
+    values[":data"] = p.data;
+    used.push("#data");
+  }
+  return {
+    TableName: schema.table,
+    Key: itemKey(schema, id),
+    UpdateExpression: `${set} REMOVE ${EXPIRES_AT}, #intent, #next, #nextSince, #nextMs, #nextAt ADD #fence :one`,
+    ConditionExpression: `${CONDITION.ownerIsMe} AND ${CONDITION.fenceIsOurs} AND attribute_not_exists(#kind) AND ${turn}`,
+    ExpressionAttributeNames: { ...names(...used), ...expiryName(schema) },
+    ExpressionAttributeValues: values,
+    ReturnValues: "ALL_NEW",
+    ReturnValuesOnConditionCheckFailure: "ALL_OLD",
+  };
+}
+
 /** The `releasedBy` marker of an administrative release. */
 export const FORCED_RELEASE = "force-release";
 

@@ -226,6 +226,8 @@ export class Checker {
     freeDeadlines: 0,
     deadHolderDeadlines: 0,
     shortcutDeadlines: 0,
+    /** Releases that handed the lock to a waiter of the same process (src/hand-off.ts). */
+    handOffs: 0,
   };
   violation: Violation | undefined;
   /** A line for each lock event, when tracing. */
@@ -315,7 +317,14 @@ export class Checker {
         `${id}#${num(w.after?.[FIELD.fence]) ?? 0}`,
         canonicalData(decodeData(w.after?.[FIELD.data])),
       );
-      this.#acquired(id, after, before, w);
+      if (before !== undefined && isHandOff(w)) {
+        // A release that hands the lock on (src/hand-off.ts): its owner's own removal, and an
+        // acquisition by the waiter, checked like any other (the old holder must not still believe
+        // it holds the lock unless it is releasing it).
+        this.stats.handOffs++;
+        this.#owners.get(before)?.removals.push({ at: now, by: "self", legitimate: true });
+        this.#acquired(id, after, undefined, w);
+      } else this.#acquired(id, after, before, w);
     }
     if (after === undefined && before !== undefined) {
       const by = w.after?.[FIELD.releasedBy]?.S;
@@ -376,7 +385,7 @@ export class Checker {
     const token = values[":owner"]?.S;
     const fence = num(values[":fence"]);
     if (token === undefined || token === FORCED_RELEASE || fence === undefined) return;
-    if (input.UpdateExpression?.includes(`ADD #${FIELD.fence}`)) return;
+    if (input.UpdateExpression?.includes(`ADD #${FIELD.fence}`) && !isHandOff(w)) return;
     const owner = w.before?.[FIELD.owner]?.S;
     const stored = num(w.before?.[FIELD.fence]);
     if (owner !== token || stored !== fence) {
@@ -873,4 +882,11 @@ export class Checker {
       }
     }
   }
+}
+
+/** A release that hands the lock to a waiter of the same process (src/hand-off.ts). */
+function isHandOff(w: AppliedWrite): boolean {
+  const values = (w.input as { ExpressionAttributeValues?: Record<string, AttributeValue> })
+    .ExpressionAttributeValues;
+  return w.operation === "UpdateItem" && values?.[":newOwner"] !== undefined;
 }

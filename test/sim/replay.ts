@@ -51,6 +51,8 @@ export const BREAKS = {
   "held-ignores-clock": { profile: "serverless", knobs: { heldIgnoresClock: true } },
   /** `extend()` counts the renewed lease from its answer's arrival, not from its send. */
   "extend-counts-from-reply": { profile: "serverless", knobs: { extendCountsFromReply: true } },
+  /** A lock handed on by a release (src/hand-off.ts) counts its lease from the reply, not the send. */
+  "hand-off-counts-from-reply": { profile: "handoff", knobs: { handOffCountsFromReply: true } },
 } as const satisfies Record<string, { profile: ProfileName; knobs: Knobs | undefined }>;
 export type BreakName = keyof typeof BREAKS;
 

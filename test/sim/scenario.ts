@@ -145,6 +145,7 @@ export const PROFILES = [
   "permits",
   "rw",
   "serverless",
+  "handoff",
 ] as const;
 export type ProfileName = (typeof PROFILES)[number];
 
@@ -169,6 +170,9 @@ const NO_STALLS: StallSettings = {
  * - serverless: mixed faults, with most workers holding locks without heartbeats (`heartbeat:
  *   false`), renewing them by `extend()` at random points, and frozen (paused) for up to two leases
  *   at random instants, as frozen Lambda environments are.
+ * - handoff: the serverless, stormy or tight worlds on one id, every worker process running two or three
+ *   acquires at once through one client, so that releases hand the lock to a local waiter
+ *   (src/hand-off.ts), often with replies a lease or two late.
  * - skewed: wall clocks beyond `maxClockSkewMs` (only meaningful with the shortcut on): not a
  *   supported configuration, used to show the shortcut's assumption matters.
  */
@@ -202,6 +206,23 @@ export function generateScenario(seed: number, profile: ProfileName, knobs?: Kno
       eagerAdmin: undefined,
       multi,
     };
+  }
+  if (profile === "handoff") {
+    const h = new Random(seed, "scenario-handoff");
+    const base = generateScenario(seed, h.pick(["serverless", "stormy", "tight"] as const), knobs);
+    // Replies that come back late (within an attempt's cut-off of a heartbeat interval): a hand-off's
+    // lease must count from its send, not its answer. Serverless holders renew only when they
+    // choose, so the lease a hand-off gave is what they live on.
+    const network =
+      base.calm || h.chance(0.3)
+        ? base.network
+        : { ...base.network, spikeChance: 0.1, spikeMaxMs: base.heartbeatMs };
+    const plans = Array.from({ length: base.workers }, (_, i) => ({
+      clients: clientsOf(base, i).slice(0, 1),
+      threads: h.int(2, 3),
+    }));
+    const faults = base.faults.filter((f) => f.kind !== "ghost" || f.id === "job");
+    return { ...base, network, profile, ids: ["job"], plans, faults };
   }
   const r = new Random(seed, `scenario/${profile}`);
   const kind =

@@ -38,6 +38,7 @@ const QUICK_ROTATION: readonly ProfileName[] = [
   "calm",
   "mixed",
   "serverless",
+  "handoff",
 ];
 
 export type Rotation = ProfileName | "rotate" | "quick" | "multi";

@@ -56,6 +56,8 @@ function describeRequest(operation: string, input: unknown): string {
   const s = (k: string) => v[k]?.S ?? v[k]?.N;
   const update = i.UpdateExpression ?? "";
   if (update.startsWith("SET #writer")) return `unguarded resource write ${v[":writer"]?.M?.tag?.S}`;
+  if (v[":newOwner"] !== undefined)
+    return `handOff(${s(":owner")} -> ${s(":newOwner")}${v[":data"] ? " +data" : ""})`;
   if (update.includes("ADD")) {
     return `acquire(${s(":owner")}${v[":staleOwner"] === undefined ? "" : ` over ${s(":staleOwner")}@${s(":staleVersion")}`})`;
   }

@@ -6,7 +6,7 @@ import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import type { DynamoDBSender } from "../../src/aws.js";
 
 /** What a request does, read from its shape (see src/requests.ts). */
-export type RequestKind = "acquire" | "renew" | "release" | "read" | "other";
+export type RequestKind = "acquire" | "renew" | "release" | "handoff" | "read" | "other";
 
 interface AnyCommand {
   constructor: { name: string };
@@ -18,6 +18,8 @@ export function kindOf(command: AnyCommand): RequestKind {
   if (name === "GetItemCommand") return "read";
   if (name !== "UpdateItemCommand") return "other";
   const update = command.input.UpdateExpression ?? "";
+  // A release that hands the lock to a waiter of the same process (src/hand-off.ts).
+  if (update.startsWith("SET #owner = :newOwner")) return "handoff";
   if (update.startsWith("SET #owner")) return "acquire";
   if (update.startsWith("SET #version")) return "renew";
   if (update.startsWith("REMOVE")) return "release";
