@@ -354,8 +354,9 @@ export const MUTANTS: readonly Mutant[] = [
     area: "data",
     what: "an acquire returns only the attributes it wrote",
     file: "src/requests.ts",
-    from: '    ReturnValues: "ALL_NEW",',
-    to: '    ReturnValues: "UPDATED_NEW",',
+    // The acquire's, not the hand-off's: the acquire's names end in a block of their own.
+    from: '    },\n    ExpressionAttributeValues: values,\n    ReturnValues: "ALL_NEW",',
+    to: '    },\n    ExpressionAttributeValues: values,\n    ReturnValues: "UPDATED_NEW",',
   },
   // ---- several holders (src/holders.ts, test/sim/multi.ts) ----
   {
