@@ -48,9 +48,36 @@ export function observeClaim(
   return { next: record.next, nextAt, nextMs, seenAt: arrivedAt };
 }
 
-/** Whether the watched claim has gone unrenewed for its whole `nextMs`. */
-export function claimLapsed(claim: ClaimObservation, monotonicNow: number): boolean {
-  return monotonicNow >= claim.seenAt + claim.nextMs;
+/** The observer's wall clock and the skew it may assume between clocks (Infinity: trust no wall clock). */
+export interface WallReading {
+  readonly wallNow: number;
+  readonly maxClockSkewMs: number;
+}
+
+/**
+ * Whether the watched claim has gone unrenewed for its whole `nextMs` on our monotonic clock, or,
+ * when clocks are trusted within `maxClockSkewMs`, whether its last write (`nextAt`, the claimant's
+ * wall clock) is older than `nextMs` plus that skew: the shortcut leases have too. Without it a
+ * leftover claim (a dead claimant, a failed withdrawal) would keep a free lock from every caller
+ * that does not watch it for a whole `nextMs` (tryAcquire, short waits). Only fairness rides on it:
+ * taking a lapsed claim over is still conditioned on the exact (next, nextAt) pair.
+ */
+export function claimLapsed(claim: ClaimObservation, monotonicNow: number, wall?: WallReading): boolean {
+  if (monotonicNow >= claim.seenAt + claim.nextMs) return true;
+  return (
+    wall !== undefined &&
+    Number.isFinite(wall.maxClockSkewMs) &&
+    wall.wallNow > claim.nextAt + claim.nextMs + wall.maxClockSkewMs
+  );
+}
+
+/** Ms until the watched claim lapses (by either rule of {@link claimLapsed}); 0 if it has. */
+export function claimLapsesInMs(claim: ClaimObservation, monotonicNow: number, wall?: WallReading): number {
+  let ms = claim.seenAt + claim.nextMs - monotonicNow;
+  if (wall !== undefined && Number.isFinite(wall.maxClockSkewMs)) {
+    ms = Math.min(ms, claim.nextAt + claim.nextMs + wall.maxClockSkewMs - wall.wallNow + 1);
+  }
+  return Math.max(0, ms);
 }
 
 /**
@@ -68,11 +95,13 @@ export function standing(
   me: Waiter,
   claim: ClaimObservation | undefined,
   monotonicNow: number,
+  wall?: WallReading,
 ): Standing {
   if (record?.next === undefined) return "open";
   if (record.next === me.token) return "mine";
   if (record.nextSince !== undefined && record.nextSince > me.since) return "ahead";
-  if (claim !== undefined && claim.next === record.next && claimLapsed(claim, monotonicNow)) return "lapsed";
+  if (claim !== undefined && claim.next === record.next && claimLapsed(claim, monotonicNow, wall))
+    return "lapsed";
   return "behind";
 }
 
@@ -87,15 +116,22 @@ export function claimSlackMs(leaseMs: number): number {
   return Math.min(CLAIM_SLACK_MS, Math.ceil(leaseMs / 10));
 }
 
+/** A claim counts for this many of the claimant's longest gaps (plus slack). */
+export const CLAIM_GAPS = 3;
+
 /**
- * How long a claim made now should count: three of the claimant's gaps, at least CLAIM_MIN_MS (or
- * the lease, if shorter), and some slack. So it is renewed at most about once a second or every other
- * look, and a claimant that stopped looking blocks a free lock for about that long at most: no
- * longer than a crashed holder blocks it for a lease, unless its gaps are longer.
+ * How long a claim made now should count: CLAIM_GAPS of the claimant's longest gap (`longestGapMs`:
+ * a claimant looks at least every `pollMaxMs`, waiting.ts `claimantGapMs`), at least CLAIM_MIN_MS,
+ * plus some slack, and never longer than a lease. Sized on the longest gap, not the current
+ * (jittered) one, so that it is renewed about every other `pollMaxMs`, not on every other look. A
+ * claimant that stopped looking blocks a free lock for this long at most after its last claim
+ * write, counted on each watcher's clock from when it first saw the claim (sooner, by the wall
+ * clock shortcut, when clocks are trusted): 3.1 s by default, never more than a lease.
  */
-export function claimLeaseMs(nextGapMs: number, leaseMs: number): number {
+export function claimLeaseMs(longestGapMs: number, leaseMs: number): number {
   const floor = Math.min(CLAIM_MIN_MS, leaseMs);
-  return Math.ceil(Math.max(floor, 3 * Math.max(0, nextGapMs)) + claimSlackMs(leaseMs));
+  const ms = Math.ceil(Math.max(floor, CLAIM_GAPS * Math.max(0, longestGapMs)) + claimSlackMs(leaseMs));
+  return Math.min(ms, leaseMs);
 }
 
 /**

@@ -27,6 +27,24 @@ export function longestGapMs(poll: BackoffSettings, holdMs: number | undefined):
   return Math.max(poll.maxMs, Math.min(holdMs / 2, LONG_HOLD_STRIDE * poll.maxMs));
 }
 
+/**
+ * The gap of a waiter whose turn is next (its claim counts, or it is about to claim): at most
+ * `pollMaxMs`, however long the recorded holds. Nobody else may take the lock when it is freed, so
+ * this waiter's lateness is the time the lock stays free: long strides are for those behind it.
+ */
+export function claimantGapMs(gapMs: number, poll: BackoffSettings): number {
+  return Math.min(gapMs, poll.maxMs);
+}
+
+/**
+ * How far one hold may pull the recorded average up: a hold counts as at most this many times the
+ * previous average (plus `HOLD_JUMP_MS`). One unusually long hold then moves the average by a
+ * bounded factor instead of by a quarter of its length; a real change of habit shows in a few holds.
+ */
+export const HOLD_JUMP = 4;
+/** See {@link HOLD_JUMP}: lets the average grow from very short holds (the default `pollMaxMs`). */
+export const HOLD_JUMP_MS = 1_000;
+
 export interface LookInput {
   /** Monotonic now. */
   readonly now: number;
@@ -76,7 +94,8 @@ export function nextLookMs(i: LookInput): number {
 export function recordedHoldMs(previous: number | undefined, heldMs: number): number {
   const held = Math.max(0, heldMs);
   if (previous === undefined || !Number.isFinite(previous) || previous < 0) return Math.round(held);
-  return Math.round(previous + HOLD_WEIGHT * (held - previous));
+  const bounded = Math.min(held, HOLD_JUMP * previous + HOLD_JUMP_MS);
+  return Math.round(previous + HOLD_WEIGHT * (bounded - previous));
 }
 
 /** At most this many looks at one owner are made by writing (see {@link looksByWriting}). */
