@@ -70,7 +70,7 @@ import {
   type Waiter,
 } from "./turn.js";
 import { fail, keyString, nonNegativeOrInfinite, optionalSignal, optionsObject } from "./validate.js";
-import { claimantGapMs, looksByWriting, nextLookMs } from "./waiting.js";
+import { claimantGapMs, longestGapMs, looksByWriting, nextLookMs } from "./waiting.js";
 
 export interface AcquireOptions {
   /**
@@ -918,14 +918,20 @@ export class LockClient {
      * Claims the next turn until our look after next (turn.ts). Best effort: only fairness rides on
      * it. True if the claim is known to be in place.
      */
-    const claim = async (fence: number | undefined): Promise<boolean> => {
+    const claim = async (seenRecord: LockRecord): Promise<boolean> => {
       if (me === undefined || claimsRefused) return false;
       const sentAt = runtime.monotonicNow();
       // Strictly increasing, so that every renewal shows watchers a new claim.
       const at = Math.max(runtime.wallNow(), (myClaim?.at ?? 0) + 1);
-      // Sized on the claimant's longest gap (waiting.ts claimantGapMs), not on this (jittered) one.
-      const ms = claimLeaseMs(poll.maxMs, leaseMs);
-      const input = claimRequest(schema, id, { ...turnOf(me), ms, at, fence });
+      // Sized on the longest gap of the schedule (turn.ts), not on this (jittered) one.
+      const ms = claimLeaseMs(longestGapMs(poll, seenRecord.holdMs), leaseMs);
+      const input = claimRequest(schema, id, {
+        ...turnOf(me),
+        ms,
+        at,
+        fence: seenRecord.fence,
+        ignoreFence: this.#options.knobs?.claimIgnoresFence,
+      });
       claimed = true;
       myClaim = { sentAt, ms, at };
       try {
@@ -1179,7 +1185,7 @@ export class LockClient {
         const delay = waitBeforeNextPoll(gap, bound, remaining);
         let claimedNow = false;
         if (delay < remaining && shouldClaim(turn, myClaim, runtime.monotonicNow(), delay, leaseMs)) {
-          claimedNow = await claim(record.fence);
+          claimedNow = await claim(record);
         }
         const writeNext = looksByWriting({
           turnIsMine: turn === "mine" || claimedNow,

@@ -167,6 +167,8 @@ export interface ProtocolKnobs {
   readonly acquireIgnoresTurn?: boolean;
   /** A claim on the next turn never lapses: a waiter that stopped looking keeps its turn. */
   readonly turnNeverLapses?: boolean;
+  /** A claim is not conditioned on the fence it was judged on: a late one may land after its wait ended. */
+  readonly claimIgnoresFence?: boolean;
   // Multi-holder locks (src/holders.ts).
   /** A stale permit or shared entry is reclaimed without the check on its exact version. */
   readonly evictIgnoresVersion?: boolean;

@@ -404,12 +404,14 @@ export function claimRequest(
      * the fence moved on and fails, instead of leaving a claim nobody will use.
      */
     readonly fence?: number | undefined;
+    /** A break for the simulation: no condition on the fence. */
+    readonly ignoreFence?: boolean | undefined;
   },
 ): UpdateItemCommandInput {
   const values: Record<string, AttributeValue> = { ":ms": N(p.ms), ":at": N(p.at) };
   const rule = turnRule(p, values);
   let fenced = "attribute_not_exists(#fence)";
-  if (p.fence !== undefined) {
+  if (p.fence !== undefined && p.ignoreFence !== true) {
     fenced = "#fence = :fence";
     values[":fence"] = N(p.fence);
   }
@@ -417,8 +419,14 @@ export function claimRequest(
     TableName: schema.table,
     Key: itemKey(schema, id),
     UpdateExpression: "SET #next = :waiter, #nextSince = :since, #nextMs = :ms, #nextAt = :at",
-    ConditionExpression: `${rule} AND ${fenced}`,
-    ExpressionAttributeNames: names("#next", "#nextSince", "#nextMs", "#nextAt", "#fence"),
+    ConditionExpression: p.ignoreFence === true ? rule : `${rule} AND ${fenced}`,
+    ExpressionAttributeNames: names(
+      "#next",
+      "#nextSince",
+      "#nextMs",
+      "#nextAt",
+      ...(p.ignoreFence === true ? [] : (["#fence"] as const)),
+    ),
     ExpressionAttributeValues: values,
   };
 }
