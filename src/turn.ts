@@ -7,12 +7,14 @@
  * wait began earlier, may take the lock; a holder that comes straight back after its release has
  * just begun a new wait, so it queues behind every claimant.
  *
- * A claim lapses like a lease, judged on the observer's monotonic clock and never by comparing wall
- * clocks: the observer remembers the (next, nextAt) pair and when it first saw it, and once `nextMs`
- * has passed with the pair unchanged, the claimant has stopped looking (dead, or gone). Taking over
- * a lapsed claim is conditioned on that exact pair. A skewed wall clock can only move a waiter in the
- * queue (by its error); it can never keep a lock blocked, and turns never decide whether two may
- * hold the lock: mutual exclusion rests on the ownership conditions alone.
+ * A claim lapses like a lease, judged on the observer's monotonic clock: the observer remembers the
+ * (next, nextAt) pair and when it first saw it, and once `nextMs` has passed with the pair
+ * unchanged, the claimant has stopped looking (dead, or gone). With the wall clock shortcut on
+ * (`maxClockSkewMs` finite) it has also lapsed once `nextAt + nextMs + maxClockSkewMs` is past, so
+ * a leftover claim does not refuse a free lock to callers that never watch it for long. Taking over
+ * a lapsed claim is conditioned on that exact pair. A skewed wall clock moves a waiter in the queue
+ * (by its error: fairness assumes clocks within `maxClockSkewMs`), and turns never decide whether
+ * two may hold the lock: mutual exclusion rests on the ownership conditions alone.
  *
  * Pure functions of the record and clock readings; the requests are built in requests.ts.
  */
