@@ -179,4 +179,26 @@ describe("a local-queue follower", () => {
     await o.locks.close();
     await m.locks.close();
   });
+
+  it("waiting without end, reports a finite next look on entering the queue", async () => {
+    const id = nextId();
+    const m = proc("m");
+    const held = await m.locks.acquire(id);
+    const stop = new AbortController();
+    let reported: number | undefined;
+    const follower = m.locks.acquire(id, {
+      waitMs: Number.POSITIVE_INFINITY,
+      signal: stop.signal,
+      onWait: (p) => {
+        reported ??= p.nextLookInMs;
+      },
+    });
+    follower.catch(() => undefined);
+    await eventually(() => reported !== undefined, "the follower reports");
+    assert.ok(Number.isFinite(reported), `nextLookInMs ${reported}`);
+    stop.abort(new Error("done"));
+    await assert.rejects(follower, /done/);
+    await held.release();
+    await m.locks.close();
+  });
 });
