@@ -63,6 +63,7 @@ import { type CreateTableOptions, createLockTable, keySchemaMismatch, tableError
 import {
   type ClaimObservation,
   claimLapsed,
+  claimLapsesInMs,
   claimLeaseMs,
   observeClaim,
   shouldClaim,
@@ -70,7 +71,7 @@ import {
   type Waiter,
 } from "./turn.js";
 import { fail, keyString, nonNegativeOrInfinite, optionalSignal, optionsObject } from "./validate.js";
-import { looksByWriting, nextLookMs } from "./waiting.js";
+import { claimantGapMs, longestGapMs, looksByWriting, nextLookMs } from "./waiting.js";
 
 export interface AcquireOptions {
   /**
@@ -809,7 +810,9 @@ export class LockClient {
           heartbeatAt: undefined,
           leaseMs: holding?.leaseMs,
           waitedMs: 0,
-          nextLookInMs: waitMs,
+          // No look of its own until the acquire ahead is done; at the latest when a lease would
+          // run out (or the wait), so never Infinity.
+          nextLookInMs: Math.min(waitMs, holding?.leaseMs ?? this.#options.leaseMs),
         });
         if (isThenable(result)) result.then(undefined, (err: unknown) => stop.abort(err));
       }
@@ -857,6 +860,7 @@ export class LockClient {
         since,
         place.done,
         handing,
+        started,
       );
     } catch (err) {
       // A lock handed to us, or a hand-off whose outcome we never learned, that nobody will use.
@@ -883,6 +887,8 @@ export class LockClient {
     onSettled?: () => void,
     /** What releases before us in the local queue handed us, or may have (hand-off.ts). */
     inherited?: Inherited,
+    /** Monotonic instant the caller began to wait, if earlier than now: waitedMs counts from it. */
+    startedAt?: number,
   ): Promise<Lock<Data>> {
     const { signal } = stop;
     try {
@@ -892,8 +898,8 @@ export class LockClient {
       throw err;
     }
     const { runtime, schema, holder, leaseMs, maxClockSkewMs, poll, clockDrift } = this.#options;
-    const started = runtime.monotonicNow();
-    const deadline = started + waitMs;
+    const deadline = runtime.monotonicNow() + waitMs;
+    const started = startedAt ?? runtime.monotonicNow();
     const startedWall = since ?? runtime.wallNow();
     /** This call as a waiter for the next turn (turn.ts): named by the token of its first write. */
     let me: Waiter | undefined;
@@ -943,21 +949,23 @@ export class LockClient {
     const judgeTurn = (record: LockRecord | undefined, arrivedAt: number) => {
       claimSeen = observeClaim(claimSeen, record, arrivedAt);
       const watched = this.#options.knobs?.turnNeverLapses === true ? undefined : claimSeen;
-      const s = standing(record, me as Waiter, watched, runtime.monotonicNow());
+      const s = standing(record, me as Waiter, watched, runtime.monotonicNow(), wall());
       return s;
     };
+    /** Our wall clock for the claims' wall-clock shortcut (turn.ts), off with maxClockSkewMs: Infinity. */
+    const wall = () => ({ wallNow: runtime.wallNow(), maxClockSkewMs });
     /** Ms until the watched claim would lapse (Infinity if none is watched). */
     const lapsesInMs = (): number =>
       claimSeen === undefined || this.#options.knobs?.turnNeverLapses === true
         ? Number.POSITIVE_INFINITY
-        : Math.max(0, claimSeen.seenAt + claimSeen.nextMs - runtime.monotonicNow()) + 1;
+        : claimLapsesInMs(claimSeen, runtime.monotonicNow(), wall()) + 1;
     /** The turn our next write carries: the lapsed claim it may take over, if we watched one lapse. */
     const turnOf = (w: Waiter) => ({
       waiter: w.token,
       since: w.since,
       ...(claimSeen !== undefined &&
       this.#options.knobs?.turnNeverLapses !== true &&
-      claimLapsed(claimSeen, runtime.monotonicNow())
+      claimLapsed(claimSeen, runtime.monotonicNow(), wall())
         ? { lapsed: { next: claimSeen.next, nextAt: claimSeen.nextAt } }
         : {}),
     });
@@ -969,13 +977,20 @@ export class LockClient {
      * Claims the next turn until our look after next (turn.ts). Best effort: only fairness rides on
      * it. True if the claim is known to be in place.
      */
-    const claim = async (gapMs: number): Promise<boolean> => {
+    const claim = async (seenRecord: LockRecord): Promise<boolean> => {
       if (me === undefined || claimsRefused) return false;
       const sentAt = runtime.monotonicNow();
       // Strictly increasing, so that every renewal shows watchers a new claim.
       const at = Math.max(runtime.wallNow(), (myClaim?.at ?? 0) + 1);
-      const ms = claimLeaseMs(gapMs, leaseMs);
-      const input = claimRequest(schema, id, { ...turnOf(me), ms, at });
+      // Sized on the longest gap of the schedule (turn.ts), not on this (jittered) one.
+      const ms = claimLeaseMs(longestGapMs(poll, seenRecord.holdMs), leaseMs);
+      const input = claimRequest(schema, id, {
+        ...turnOf(me),
+        ms,
+        at,
+        fence: seenRecord.fence,
+        ignoreFence: this.#options.knobs?.claimIgnoresFence,
+      });
       claimed = true;
       myClaim = { sentAt, ms, at };
       try {
@@ -1160,7 +1175,7 @@ export class LockClient {
           // again soon (it should take the lock), and at the latest when its claim lapses.
           if (judgeTurn(record, arrivedAt) !== "behind") break;
           const remaining = deadline - arrivedAt;
-          if (remaining <= 0) giveUp(this.#heldError(id, record, arrivedAt - started));
+          if (remaining <= 0) giveUp(this.#heldError(id, record, arrivedAt - started, true));
           // The claimant should take it within a request or two: look again at the pace of the
           // expected release (src/waiting.ts), at the latest when the claim would lapse.
           const pace = nextLookMs({
@@ -1234,7 +1249,7 @@ export class LockClient {
           const before = acquiredAt === undefined ? 0 : runtime.wallNow() - acquiredAt;
           seen = { owner: record.owner, at: arrivedAt, looks: 0, before };
         }
-        const gap = nextLookMs({
+        const scheduled = nextLookMs({
           now: arrivedAt,
           seenAt: seen.at,
           heldBeforeSeenMs: seen.before,
@@ -1243,6 +1258,8 @@ export class LockClient {
           poll,
           random: runtime.random(),
         });
+        // Long strides only for those behind the claimant: the next turn's waiter must not be late.
+        const gap = behind ? scheduled : claimantGapMs(scheduled, poll);
         const bound = Math.min(
           verdict.stale ? lapsesInMs() : Math.min(verdict.staleInMs, lapsesInMs()),
           exclusive.refreshDueInMs(arrivedAt), // a recorded intent's refresh
@@ -1250,7 +1267,7 @@ export class LockClient {
         const delay = waitBeforeNextPoll(gap, bound, remaining);
         let claimedNow = false;
         if (delay < remaining && shouldClaim(turn, myClaim, runtime.monotonicNow(), delay, leaseMs)) {
-          claimedNow = await claim(delay);
+          claimedNow = await claim(record);
         }
         const writeNext = looksByWriting({
           turnIsMine: turn === "mine" || claimedNow,
@@ -1305,7 +1322,12 @@ export class LockClient {
     };
   }
 
-  #heldError(id: string, record: LockRecord | undefined, waitedMs: number): LockHeldError {
+  #heldError(
+    id: string,
+    record: LockRecord | undefined,
+    waitedMs: number,
+    turnClaimed = false,
+  ): LockHeldError {
     const mine =
       (record?.owner !== undefined && this.#heldOwners.has(record.owner)) ||
       [...(record?.holders?.keys() ?? [])].some((token) => this.#heldOwners.has(token));
@@ -1318,7 +1340,7 @@ export class LockClient {
         leaseMs: record?.leaseMs,
       },
       waitedMs,
-      { heldByThisClient: mine },
+      { heldByThisClient: mine, turnClaimed },
     );
   }
 

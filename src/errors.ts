@@ -129,16 +129,22 @@ export class LockHeldError extends LockError {
     lockId: string,
     info: HolderInfo,
     waitedMs: number,
-    options?: ErrorOptions & { readonly heldByThisClient?: boolean },
+    options?: ErrorOptions & { readonly heldByThisClient?: boolean; readonly turnClaimed?: boolean },
   ) {
     const who = info.holder === undefined ? "another holder" : `"${info.holder}"`;
     // Locks are not re-entrant: say so when the caller is waiting on a lock it holds itself.
     const self =
       options?.heldByThisClient === true ? ", a Lock of this same LockClient (locks are not re-entrant)" : "";
-    super(
-      `Lock "${lockId}" is held by ${who} (fence ${info.fence}${self}); gave up after waiting ${Math.round(waitedMs)} ms`,
-      { ...options, code: "ELOCKHELD", lockId },
-    );
+    // A free lock whose next turn another process's waiter has claimed (docs/protocol.md, "Turns").
+    const state =
+      options?.turnClaimed === true
+        ? `is free, but its next turn is claimed by a waiter that began waiting earlier (fence ${info.fence})`
+        : `is held by ${who} (fence ${info.fence}${self})`;
+    super(`Lock "${lockId}" ${state}; gave up after waiting ${Math.round(waitedMs)} ms`, {
+      ...options,
+      code: "ELOCKHELD",
+      lockId,
+    });
     this.holder = info.holder;
     this.fence = info.fence;
     this.heartbeatAt = info.heartbeatAt;

@@ -169,6 +169,8 @@ export interface ProtocolKnobs {
   readonly turnNeverLapses?: boolean;
   /** A lock handed over by a release (src/hand-off.ts) counts its lease from the reply's arrival, not the send. */
   readonly handOffCountsFromReply?: boolean;
+  /** A claim is not conditioned on the fence it was judged on: a late one may land after its wait ended. */
+  readonly claimIgnoresFence?: boolean;
   // Multi-holder locks (src/holders.ts).
   /** A stale permit or shared entry is reclaimed without the check on its exact version. */
   readonly evictIgnoresVersion?: boolean;

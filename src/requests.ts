@@ -468,16 +468,38 @@ export function pollRequest(schema: KeySchema, id: string): GetItemCommandInput 
 export function claimRequest(
   schema: KeySchema,
   id: string,
-  p: TurnParams & { readonly ms: number; readonly at: number },
+  p: TurnParams & {
+    readonly ms: number;
+    readonly at: number;
+    /**
+     * The fence of the item the claim was judged on (undefined: a fresh item without one). A claim
+     * that lands late, after an acquisition (its claimant's own, which removed the claim), finds
+     * the fence moved on and fails, instead of leaving a claim nobody will use.
+     */
+    readonly fence?: number | undefined;
+    /** A break for the simulation: no condition on the fence. */
+    readonly ignoreFence?: boolean | undefined;
+  },
 ): UpdateItemCommandInput {
   const values: Record<string, AttributeValue> = { ":ms": N(p.ms), ":at": N(p.at) };
   const rule = turnRule(p, values);
+  let fenced = "attribute_not_exists(#fence)";
+  if (p.fence !== undefined && p.ignoreFence !== true) {
+    fenced = "#fence = :fence";
+    values[":fence"] = N(p.fence);
+  }
   return {
     TableName: schema.table,
     Key: itemKey(schema, id),
     UpdateExpression: "SET #next = :waiter, #nextSince = :since, #nextMs = :ms, #nextAt = :at",
-    ConditionExpression: rule,
-    ExpressionAttributeNames: names("#next", "#nextSince", "#nextMs", "#nextAt"),
+    ConditionExpression: p.ignoreFence === true ? rule : `${rule} AND ${fenced}`,
+    ExpressionAttributeNames: names(
+      "#next",
+      "#nextSince",
+      "#nextMs",
+      "#nextAt",
+      ...(p.ignoreFence === true ? [] : (["#fence"] as const)),
+    ),
     ExpressionAttributeValues: values,
   };
 }

@@ -7,12 +7,14 @@
  * wait began earlier, may take the lock; a holder that comes straight back after its release has
  * just begun a new wait, so it queues behind every claimant.
  *
- * A claim lapses like a lease, judged on the observer's monotonic clock and never by comparing wall
- * clocks: the observer remembers the (next, nextAt) pair and when it first saw it, and once `nextMs`
- * has passed with the pair unchanged, the claimant has stopped looking (dead, or gone). Taking over
- * a lapsed claim is conditioned on that exact pair. A skewed wall clock can only move a waiter in the
- * queue (by its error); it can never keep a lock blocked, and turns never decide whether two may
- * hold the lock: mutual exclusion rests on the ownership conditions alone.
+ * A claim lapses like a lease, judged on the observer's monotonic clock: the observer remembers the
+ * (next, nextAt) pair and when it first saw it, and once `nextMs` has passed with the pair
+ * unchanged, the claimant has stopped looking (dead, or gone). With the wall clock shortcut on
+ * (`maxClockSkewMs` finite) it has also lapsed once `nextAt + nextMs + maxClockSkewMs` is past, so
+ * a leftover claim does not refuse a free lock to callers that never watch it for long. Taking over
+ * a lapsed claim is conditioned on that exact pair. A skewed wall clock moves a waiter in the queue
+ * (by its error: fairness assumes clocks within `maxClockSkewMs`), and turns never decide whether
+ * two may hold the lock: mutual exclusion rests on the ownership conditions alone.
  *
  * Pure functions of the record and clock readings; the requests are built in requests.ts.
  */
@@ -48,9 +50,36 @@ export function observeClaim(
   return { next: record.next, nextAt, nextMs, seenAt: arrivedAt };
 }
 
-/** Whether the watched claim has gone unrenewed for its whole `nextMs`. */
-export function claimLapsed(claim: ClaimObservation, monotonicNow: number): boolean {
-  return monotonicNow >= claim.seenAt + claim.nextMs;
+/** The observer's wall clock and the skew it may assume between clocks (Infinity: trust no wall clock). */
+export interface WallReading {
+  readonly wallNow: number;
+  readonly maxClockSkewMs: number;
+}
+
+/**
+ * Whether the watched claim has gone unrenewed for its whole `nextMs` on our monotonic clock, or,
+ * when clocks are trusted within `maxClockSkewMs`, whether its last write (`nextAt`, the claimant's
+ * wall clock) is older than `nextMs` plus that skew: the shortcut leases have too. Without it a
+ * leftover claim (a dead claimant, a failed withdrawal) would keep a free lock from every caller
+ * that does not watch it for a whole `nextMs` (tryAcquire, short waits). Only fairness rides on it:
+ * taking a lapsed claim over is still conditioned on the exact (next, nextAt) pair.
+ */
+export function claimLapsed(claim: ClaimObservation, monotonicNow: number, wall?: WallReading): boolean {
+  if (monotonicNow >= claim.seenAt + claim.nextMs) return true;
+  return (
+    wall !== undefined &&
+    Number.isFinite(wall.maxClockSkewMs) &&
+    wall.wallNow > claim.nextAt + claim.nextMs + wall.maxClockSkewMs
+  );
+}
+
+/** Ms until the watched claim lapses (by either rule of {@link claimLapsed}); 0 if it has. */
+export function claimLapsesInMs(claim: ClaimObservation, monotonicNow: number, wall?: WallReading): number {
+  let ms = claim.seenAt + claim.nextMs - monotonicNow;
+  if (wall !== undefined && Number.isFinite(wall.maxClockSkewMs)) {
+    ms = Math.min(ms, claim.nextAt + claim.nextMs + wall.maxClockSkewMs - wall.wallNow + 1);
+  }
+  return Math.max(0, ms);
 }
 
 /**
@@ -68,11 +97,13 @@ export function standing(
   me: Waiter,
   claim: ClaimObservation | undefined,
   monotonicNow: number,
+  wall?: WallReading,
 ): Standing {
   if (record?.next === undefined) return "open";
   if (record.next === me.token) return "mine";
   if (record.nextSince !== undefined && record.nextSince > me.since) return "ahead";
-  if (claim !== undefined && claim.next === record.next && claimLapsed(claim, monotonicNow)) return "lapsed";
+  if (claim !== undefined && claim.next === record.next && claimLapsed(claim, monotonicNow, wall))
+    return "lapsed";
   return "behind";
 }
 
@@ -87,15 +118,23 @@ export function claimSlackMs(leaseMs: number): number {
   return Math.min(CLAIM_SLACK_MS, Math.ceil(leaseMs / 10));
 }
 
+/** A claim counts for this many of the claimant's longest gaps (plus slack). */
+export const CLAIM_GAPS = 3;
+
 /**
- * How long a claim made now should count: three of the claimant's gaps, at least CLAIM_MIN_MS (or
- * the lease, if shorter), and some slack. So it is renewed at most about once a second or every other
- * look, and a claimant that stopped looking blocks a free lock for about that long at most: no
- * longer than a crashed holder blocks it for a lease, unless its gaps are longer.
+ * How long a claim made now should count: CLAIM_GAPS of the longest gap of the waiting schedule
+ * (`longestGapMs`: `pollMaxMs`, up to 4 × `pollMaxMs` while recorded holds are long), at least
+ * CLAIM_MIN_MS, plus some slack, and never longer than a lease. Sized on the longest gap, not on the
+ * current (jittered) one, so that the claimant (which looks at least every `pollMaxMs`, waiting.ts
+ * `claimantGapMs`) renews it every other `pollMaxMs` or less often, not every other look. A claimant
+ * that stopped looking blocks a free lock for this long at most after each watcher first saw its
+ * last claim write (sooner by the wall clock shortcut, {@link claimLapsed}): 3.1 s by default, up
+ * to 12.1 s while recorded holds are long, never more than a lease.
  */
-export function claimLeaseMs(nextGapMs: number, leaseMs: number): number {
+export function claimLeaseMs(longestGapMs: number, leaseMs: number): number {
   const floor = Math.min(CLAIM_MIN_MS, leaseMs);
-  return Math.ceil(Math.max(floor, 3 * Math.max(0, nextGapMs)) + claimSlackMs(leaseMs));
+  const ms = Math.ceil(Math.max(floor, CLAIM_GAPS * Math.max(0, longestGapMs)) + claimSlackMs(leaseMs));
+  return Math.min(ms, leaseMs);
 }
 
 /**

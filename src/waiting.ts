@@ -27,6 +27,31 @@ export function longestGapMs(poll: BackoffSettings, holdMs: number | undefined):
   return Math.max(poll.maxMs, Math.min(holdMs / 2, LONG_HOLD_STRIDE * poll.maxMs));
 }
 
+/**
+ * How far past `pollMaxMs` the waiter whose turn is next may put off a look: nobody else may take
+ * the lock when it is freed, so this waiter's lateness is the time the lock stays free. Twice
+ * `pollMaxMs` (2 s by default) keeps that short while a long hold still costs this waiter about one
+ * read every 2 s, not one per second; the longer strides are for the waiters behind it.
+ */
+export const CLAIMANT_STRIDE = 2;
+
+/**
+ * The gap of a waiter whose turn is next (its claim counts, or it is about to claim): at most
+ * {@link CLAIMANT_STRIDE} × `pollMaxMs`, however long the recorded holds.
+ */
+export function claimantGapMs(gapMs: number, poll: BackoffSettings): number {
+  return Math.min(gapMs, CLAIMANT_STRIDE * poll.maxMs);
+}
+
+/**
+ * How far one hold may pull the recorded average up: a hold counts as at most this many times the
+ * previous average (plus `HOLD_JUMP_MS`). One unusually long hold then moves the average by a
+ * bounded factor instead of by a quarter of its length; a real change of habit shows in a few holds.
+ */
+export const HOLD_JUMP = 4;
+/** See {@link HOLD_JUMP}: lets the average grow from very short holds (the default `pollMaxMs`). */
+export const HOLD_JUMP_MS = 1_000;
+
 export interface LookInput {
   /** Monotonic now. */
   readonly now: number;
@@ -76,7 +101,8 @@ export function nextLookMs(i: LookInput): number {
 export function recordedHoldMs(previous: number | undefined, heldMs: number): number {
   const held = Math.max(0, heldMs);
   if (previous === undefined || !Number.isFinite(previous) || previous < 0) return Math.round(held);
-  return Math.round(previous + HOLD_WEIGHT * (held - previous));
+  const bounded = Math.min(held, HOLD_JUMP * previous + HOLD_JUMP_MS);
+  return Math.round(previous + HOLD_WEIGHT * (bounded - previous));
 }
 
 /** At most this many looks at one owner are made by writing (see {@link looksByWriting}). */

@@ -87,6 +87,7 @@ describe("simulation finds deliberate protocol breaks", () => {
     "trust-failed-condition": 1_000,
     "acquire-ignores-turn": 500,
     "turn-never-lapses": 2_000,
+    "claim-ignores-fence": 2_000,
     "evict-ignores-version": 1_000,
     "permits-uncounted": 300,
     "shared-ignores-intent": 300,

@@ -63,6 +63,7 @@ export type InvariantName =
   | "calm holder keeps its lock"
   | "force-released holder learns"
   | "turn honoured"
+  | "claims end with their wait"
   // Locks with several holders (test/sim/multi.ts).
   | "permits bound"
   | "exclusive alone"
@@ -209,6 +210,8 @@ export class Checker {
   readonly #currentFence = new Map<string, number>();
   /** The data stored right after each acquisition applied, by id and fence. */
   readonly #dataAtAcquisition = new Map<string, string>();
+  /** Waiters (the token of an acquire call's first write) whose call has acquired, with the fence it made. */
+  readonly #servedWaiters = new Map<string, number>();
   readonly stats = {
     acquisitions: 0,
     takeovers: 0,
@@ -311,6 +314,7 @@ export class Checker {
     const after = w.after?.[FIELD.owner]?.S;
     const now = this.#now;
     this.#holderWrite(id, w);
+    this.#claimWhileWaiting(id, w);
     if (after !== undefined && after !== before) this.#turnHonoured(id, w);
     if (after !== undefined && after !== before) {
       this.#dataAtAcquisition.set(
@@ -419,6 +423,37 @@ export class Checker {
       "turn honoured",
       `${values?.[":owner"]?.S} took "${id}" while ${claimant} (waiting since ${claimedSince}) had the next turn`,
     );
+  }
+
+  /**
+   * A claim on the next turn lands only while its waiter still waits: never on the ownership its own
+   * acquire call made (src/turn.ts; the claim is conditioned on the fence it was judged on, which
+   * that acquisition moved on). Such a claim would hold up the lock, once free, for nobody.
+   * Acquisitions carry their call's waiter token in the turn condition (`:waiter`). (A call whose
+   * acquisition went unheard and was taken over may rightly claim again, on a later fence.)
+   */
+  #claimWhileWaiting(id: string, w: AppliedWrite): void {
+    if (w.operation !== "UpdateItem") return;
+    const input = w.input as {
+      UpdateExpression?: string;
+      ExpressionAttributeValues?: Record<string, AttributeValue>;
+    };
+    const waiter = input.ExpressionAttributeValues?.[":waiter"]?.S;
+    if (waiter === undefined) return;
+    const owner = w.after?.[FIELD.owner]?.S;
+    const fence = num(w.after?.[FIELD.fence]);
+    if (owner !== undefined && owner !== w.before?.[FIELD.owner]?.S && fence !== undefined) {
+      this.#servedWaiters.set(waiter, fence);
+      return;
+    }
+    const served = this.#servedWaiters.get(waiter);
+    if (input.UpdateExpression?.startsWith("SET #next = :waiter") !== true || served === undefined) return;
+    if (num(w.before?.[FIELD.fence]) === served) {
+      this.fail(
+        "claims end with their wait",
+        `a claim of ${waiter} landed on "${id}" at fence ${served}, which its own acquire had made`,
+      );
+    }
   }
 
   /** A force-released holding must be told within the bound (calm runs only: faults excuse delays). */

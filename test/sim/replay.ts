@@ -38,6 +38,8 @@ export const BREAKS = {
   "acquire-ignores-turn": { profile: "calm", knobs: { acquireIgnoresTurn: true } },
   /** A claim on the next turn never lapses: a crashed waiter's claim blocks the lock for ever. */
   "turn-never-lapses": { profile: "calm", knobs: { turnNeverLapses: true } },
+  /** A claim is not conditioned on its fence: a late duplicate lands after its waiter acquired. */
+  "claim-ignores-fence": { profile: "stormy", knobs: { claimIgnoresFence: true } },
   // Locks with several holders (test/sim/multi.ts).
   /** A stale permit is reclaimed without the check on its exact version. */
   "evict-ignores-version": { profile: "permits", knobs: { evictIgnoresVersion: true } },

@@ -1,0 +1,205 @@
+/**
+ * Turns and the waiting schedule under the faults review 2 found (docs/protocol.md, "Turns"), on a
+ * real server with injected clocks: a leftover claim does not keep a free lock from anyone for
+ * long, a late duplicate claim cannot land after its claimant's acquisition, one long hold does not
+ * make the claimant late, and a local-queue follower reports its whole wait.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { UpdateItemCommand } from "@aws-sdk/client-dynamodb";
+import { LockClient, LockHeldError } from "../src/index.js";
+import { claimRequest } from "../src/requests.js";
+import { claimLeaseMs } from "../src/turn.js";
+import { recordedHoldMs } from "../src/waiting.js";
+import { type Backend, startBackend, uniqueName } from "./support/backend.js";
+import { FakeRuntime } from "./support/fake-runtime.js";
+import { testProcess } from "./support/process.js";
+import { eventually } from "./support/wait.js";
+
+let backend: Backend;
+let table: string;
+let admin: LockClient;
+let n = 0;
+const nextId = () => `turnfix-${++n}`;
+
+before(async () => {
+  backend = await startBackend();
+  table = uniqueName();
+  admin = new LockClient({ table, client: backend.client });
+  await admin.createTable();
+});
+after(async () => {
+  await admin.close();
+  await backend.close();
+});
+
+const schema = () => ({ table, partitionKey: "id" }) as never;
+const proc = (holder: string, extra: { maxClockSkewMs?: number } = {}) =>
+  testProcess(backend.client, { table, holder, runtime: new FakeRuntime(), ...extra });
+
+/** The claim a waiter that then died leaves in the item, written at `at` on its wall clock. */
+async function deadClaim(id: string, at: number, fence: number, ms = 3_100): Promise<void> {
+  const input = claimRequest(schema(), id, { waiter: "dead-waiter", since: at - 500, ms, at, fence });
+  await backend.client.send(new UpdateItemCommand(input));
+}
+
+describe("a leftover claim on a free lock", () => {
+  it("lapses by the wall clock shortcut: tryAcquire gets the lock, and a refusal says the turn is claimed", async () => {
+    const id = nextId();
+    const p = proc("p");
+    const first = await p.locks.acquire(id);
+    await first.release();
+    await deadClaim(id, p.runtime.wallNow(), first.fence);
+    assert.equal(await p.locks.tryAcquire(id), undefined, "a fresh claim counts");
+    await assert.rejects(p.locks.acquire(id, { waitMs: 0 }), (err: unknown) => {
+      assert.ok(err instanceof LockHeldError);
+      assert.match(err.message, /is free, but its next turn is claimed/);
+      return true;
+    });
+    // Past nextAt + nextMs + maxClockSkewMs on this process's wall clock: nobody watched it lapse.
+    await p.advance(3_100 + 1_000 + 1);
+    const got = await p.locks.tryAcquire(id);
+    assert.ok(got !== undefined, "a dead claimant no longer blocks a free lock");
+    await got.release();
+    await p.locks.close();
+  });
+
+  it("with the shortcut off (maxClockSkewMs: Infinity) it lapses only by being watched for nextMs", async () => {
+    const id = nextId();
+    const p = proc("p", { maxClockSkewMs: Number.POSITIVE_INFINITY });
+    const first = await p.locks.acquire(id);
+    await first.release();
+    await deadClaim(id, p.runtime.wallNow() - 1_000_000, first.fence);
+    assert.equal(await p.locks.tryAcquire(id), undefined);
+    const waiting = p.locks.acquire(id, { waitMs: 10_000 });
+    await p.advance(3_200);
+    const got = await waiting;
+    await got.release();
+    await p.locks.close();
+  });
+
+  it("a late duplicate of a claim cannot land after its claimant acquired", async () => {
+    const id = nextId();
+    const p = proc("p");
+    const held = await p.locks.acquire(id);
+    const at = p.runtime.wallNow();
+    const claim = claimRequest(schema(), id, { waiter: "w", since: at, ms: 3_100, at, fence: held.fence });
+    await backend.client.send(new UpdateItemCommand(claim)); // the claim, as the waiter sent it
+    await held.release();
+    // The lock is acquired (here after the claim lapsed; the claimant's own acquire does the same):
+    // the acquire removes the claim and moves the fence on ...
+    await p.advance(3_100 + 1_000 + 1);
+    const taken = await p.locks.acquire(id);
+    await taken.release();
+    // ... and a duplicate of the claim arrives late: refused, the item carries no claim.
+    await assert.rejects(backend.client.send(new UpdateItemCommand(claim)), {
+      name: "ConditionalCheckFailedException",
+    });
+    const again = await p.locks.tryAcquire(id);
+    assert.ok(again !== undefined);
+    await again.release();
+    await p.locks.close();
+  });
+});
+
+describe("one long hold", () => {
+  it("moves the recorded average by a bounded factor", () => {
+    assert.ok(recordedHoldMs(50, 3_600_000) <= 50 + 0.25 * (4 * 50 + 1_000));
+    assert.equal(recordedHoldMs(undefined, 70), 70);
+    assert.equal(recordedHoldMs(100, 100), 100);
+  });
+
+  it("does not make the claimant late: it looks at least every 2 × pollMaxMs", async () => {
+    const id = nextId();
+    const a = proc("a");
+    const b = proc("b");
+    // Recorded holds say ten minutes (as after one long hold): the claimant must not stride 4 s
+    // (LONG_HOLD_STRIDE × pollMaxMs), only 2 s (CLAIMANT_STRIDE × pollMaxMs).
+    const first = await a.locks.acquire(id);
+    await first.release();
+    await backend.client.send(
+      new UpdateItemCommand({
+        TableName: table,
+        Key: { id: { S: id } },
+        UpdateExpression: "SET holdMs = :h",
+        ExpressionAttributeValues: { ":h": { N: "600000" } },
+      }),
+    );
+    const held = await a.locks.acquire(id);
+    let looks = 0;
+    const waiting = b.locks.acquire(id, { waitMs: 60_000, onWait: () => void looks++ });
+    await eventually(() => looks >= 1, "b looks");
+    await a.advance(50);
+    await held.release();
+    await b.advance(2_000 + 150);
+    let got: unknown;
+    void waiting.then((l) => {
+      got = l;
+    });
+    await eventually(() => got !== undefined, "the claimant takes the freed lock within 2 × pollMaxMs");
+    await (await waiting).release();
+    await a.locks.close();
+    await b.locks.close();
+  });
+});
+
+describe("claim length", () => {
+  it("is three of the claimant's longest gaps plus slack, never more than a lease", () => {
+    assert.equal(claimLeaseMs(1_000, 30_000), 3_100);
+    assert.equal(claimLeaseMs(5_000, 30_000), 15_100);
+    assert.equal(claimLeaseMs(20_000, 30_000), 30_000);
+    assert.equal(claimLeaseMs(5, 200), 200);
+  });
+});
+
+describe("a local-queue follower", () => {
+  it("reports its whole wait, from its call, and a finite next look", async () => {
+    const id = nextId();
+    const o = proc("o");
+    const m = proc("m");
+    const held = await o.locks.acquire(id);
+    const head = m.locks.acquire(id, { waitMs: 2_000 });
+    head.catch(() => undefined);
+    let followerLook: number | undefined;
+    const follower = m.locks.acquire(id, {
+      waitMs: 5_000,
+      onWait: (p) => {
+        followerLook ??= p.nextLookInMs;
+      },
+    });
+    follower.catch(() => undefined);
+    await m.advance(6_000);
+    await assert.rejects(head, LockHeldError);
+    await assert.rejects(follower, (err: unknown) => {
+      assert.ok(err instanceof LockHeldError);
+      assert.ok(err.waitedMs >= 4_900, `waitedMs ${err.waitedMs}`);
+      return true;
+    });
+    assert.ok(followerLook !== undefined && Number.isFinite(followerLook), `nextLookInMs ${followerLook}`);
+    await held.release();
+    await o.locks.close();
+    await m.locks.close();
+  });
+
+  it("waiting without end, reports a finite next look on entering the queue", async () => {
+    const id = nextId();
+    const m = proc("m");
+    const held = await m.locks.acquire(id);
+    const stop = new AbortController();
+    let reported: number | undefined;
+    const follower = m.locks.acquire(id, {
+      waitMs: Number.POSITIVE_INFINITY,
+      signal: stop.signal,
+      onWait: (p) => {
+        reported ??= p.nextLookInMs;
+      },
+    });
+    follower.catch(() => undefined);
+    await eventually(() => reported !== undefined, "the follower reports");
+    assert.ok(Number.isFinite(reported), `nextLookInMs ${reported}`);
+    stop.abort(new Error("done"));
+    await assert.rejects(follower, /done/);
+    await held.release();
+    await m.locks.close();
+  });
+});
