@@ -94,7 +94,7 @@ describe("simulation finds deliberate protocol breaks", () => {
     "acquire-removes-intent": 300,
     "held-ignores-clock": 300,
     "extend-counts-from-reply": 1_000,
-    "hand-off-counts-from-reply": 2_000,
+    "hand-off-counts-from-reply": 4_000,
   };
   for (const name of Object.keys(BREAKS) as BreakName[]) {
     it(`${name} (profile ${BREAKS[name].profile})`, async (t) => {
