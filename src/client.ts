@@ -505,7 +505,7 @@ export class LockClient {
       const input =
         found.info.mode === "exclusive"
           ? forceReleaseRequest(schema, id, runtime.wallNow(), found.token)
-          : forceRemoveEntryRequest(schema, id, found);
+          : forceRemoveEntryRequest(schema, id, found, this.#options.knobs?.forceOneIgnoresVersion === true);
       try {
         await stopWaitingOnAbort(
           this.#client.send(

@@ -178,6 +178,8 @@ export interface ProtocolKnobs {
   readonly sharedIgnoresIntent?: boolean;
   /** An exclusive acquisition removes whatever writer's intent is recorded (not only its own). */
   readonly acquireRemovesIntent?: boolean;
+  /** forceRelease(id, { holder }) removes the entry it read whatever its version (src/holder-info.ts). */
+  readonly forceOneIgnoresVersion?: boolean;
 }
 
 /** @internal The options key under which test/sim passes {@link ProtocolKnobs}. */

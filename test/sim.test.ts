@@ -51,7 +51,7 @@ describe("simulation", () => {
     );
     assert.equal(outcome.ran, QUICK_SCHEDULES / 2);
     t.diagnostic(
-      "invariants: permits bound, exclusive alone, holder learns first, fences, intent, writer wait",
+      "invariants: permits bound, exclusive alone, holder learns first, fences, intent, writer wait, administrator removals",
     );
   });
 });
@@ -88,6 +88,7 @@ describe("simulation finds deliberate protocol breaks", () => {
     "acquire-ignores-turn": 500,
     "turn-never-lapses": 2_000,
     "evict-ignores-version": 1_000,
+    "force-one-ignores-version": 500,
     "permits-uncounted": 300,
     "shared-ignores-intent": 300,
     "acquire-removes-intent": 300,
