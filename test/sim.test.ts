@@ -89,6 +89,8 @@ describe("simulation finds deliberate protocol breaks", () => {
     "turn-never-lapses": 2_000,
     "evict-ignores-version": 1_000,
     "force-one-ignores-version": 500,
+    // Rare: a by-name removal answered late, and a new holder of that name in between.
+    "force-one-repicks": 8_000,
     "permits-uncounted": 300,
     "shared-ignores-intent": 300,
     "acquire-removes-intent": 300,
