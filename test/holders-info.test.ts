@@ -188,7 +188,7 @@ describe("forceRelease(id, { holder }) removes one holder", () => {
     await owner.close();
   });
 
-  it("a removal applied unanswered, then a new holder of that name: the retry removes no one else (sim defect 6)", async () => {
+  it("a removal applied unanswered, then a new holder of that name: the retry removes no one else (sim defect 5)", async () => {
     // The first removal applies, its answer is lost and the SDK's retry fails its condition (the
     // entry is gone); meanwhile the same process takes another permit. The call's next round must
     // not pick that newcomer by name: the caller was shown, and removed, the first one.
