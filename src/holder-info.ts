@@ -159,7 +159,7 @@ export function forceRemoveEntryRequest(
   schema: KeySchema,
   id: string,
   target: { readonly token: string; readonly version: number },
-  /** The simulation's deliberate break (ProtocolKnobs.forceOneIgnoresVersion): any version goes. */
+  /** The simulation's deliberate break `force-one-ignores-version`: any version goes. */
   ignoreVersion = false,
 ): UpdateItemCommandInput {
   const values: Record<string, AttributeValue> = {

@@ -333,15 +333,16 @@ export class MultiChecker {
       // an unanswered attempt of its own removed an exclusive owner who has been replaced since.
       if (outcome === undefined || outcome === "none") return;
       // An entry is removed at the exact version read (a heartbeat since makes the call look
-      // again); the exclusive owner, like forceRelease(id), at the token read, whatever it renewed.
-      const stray = call.removals.filter(
-        (r) =>
-          !r.token.startsWith(outcome.key) ||
-          (outcome.mode !== "exclusive" && r.heartbeatAt !== outcome.heartbeatAt),
-      );
-      // One acquisition's token may go twice: a late copy of its acquire can put the entry back
-      // (docs/protocol.md) before an SDK retry of the removal lands on it again.
-      if (new Set(call.removals.map((r) => r.token)).size > 1 || stray.length > 0) {
+      // again), and the call resolves to what it read last; the exclusive owner, like
+      // forceRelease(id), at the token read, whatever it renewed. One acquisition's token may go
+      // twice: a late copy of its acquire can put the entry back (docs/protocol.md) before the
+      // call's next round removes it again, at the version then read.
+      const stray = call.removals.filter((r) => !r.token.startsWith(outcome.key));
+      const asRead =
+        outcome.mode === "exclusive" ||
+        call.removals.length === 0 ||
+        call.removals.some((r) => r.heartbeatAt === outcome.heartbeatAt);
+      if (new Set(call.removals.map((r) => r.token)).size > 1 || stray.length > 0 || !asRead) {
         const seen = call.removals.map(
           (r) => `${r.token.slice(0, 8)} (heartbeat ${r.heartbeatAt}, t=${r.at.toFixed(3)})`,
         );
