@@ -482,7 +482,14 @@ export class LockClient {
     for (let round = 0; round < 5; round++) {
       const seen = await this.#get(readRequest(schema, id), signal);
       const holders = seen === undefined ? [] : holdersOf(seen, this.#staleRule());
-      const picked = pickHolder(holders, target);
+      // A later round keeps to the holder chosen first. Gone, it was removed by an unanswered attempt
+      // of ours or left: another holder the name matches now is not the one that was read (the
+      // simulation found one call removing two).
+      const kept =
+        chosen === undefined ||
+        this.#options.knobs?.forceOneRepicks === true ||
+        holders.some((h) => h.token === chosen?.token);
+      const picked = kept ? pickHolder(holders, target) : undefined;
       if (picked === undefined || seen === undefined) {
         // Gone since we chose it: removed by an attempt of ours we did not hear back from, if the
         // item carries our marks (an entry: its token in forcedOut; the owner: a forced release and
@@ -506,7 +513,7 @@ export class LockClient {
       const input =
         found.info.mode === "exclusive"
           ? forceReleaseRequest(schema, id, runtime.wallNow(), found.token)
-          : forceRemoveEntryRequest(schema, id, found);
+          : forceRemoveEntryRequest(schema, id, found, this.#options.knobs?.forceOneIgnoresVersion === true);
       try {
         await stopWaitingOnAbort(
           this.#client.send(

@@ -159,20 +159,25 @@ export function forceRemoveEntryRequest(
   schema: KeySchema,
   id: string,
   target: { readonly token: string; readonly version: number },
+  /** The simulation's deliberate break `force-one-ignores-version`: any version goes. */
+  ignoreVersion = false,
 ): UpdateItemCommandInput {
   const values: Record<string, AttributeValue> = {
     ":version": { N: String(target.version) },
     ":token": { S: target.token },
   };
+  if (ignoreVersion) delete values[":version"];
   return {
     TableName: schema.table,
     Key: itemKey(schema, id),
     UpdateExpression: "REMOVE #holders.#target SET #forcedOut = :token",
-    ConditionExpression: "#holders.#target.#version = :version",
+    ConditionExpression: ignoreVersion
+      ? "attribute_exists(#holders.#target)"
+      : "#holders.#target.#version = :version",
     ExpressionAttributeNames: {
       "#holders": FIELD.holders,
       "#target": target.token,
-      "#version": FIELD.version,
+      ...(ignoreVersion ? {} : { "#version": FIELD.version }),
       "#forcedOut": FIELD.forcedOut,
     },
     ExpressionAttributeValues: values,

@@ -180,6 +180,10 @@ export interface ProtocolKnobs {
   readonly sharedIgnoresIntent?: boolean;
   /** An exclusive acquisition removes whatever writer's intent is recorded (not only its own). */
   readonly acquireRemovesIntent?: boolean;
+  /** forceRelease(id, { holder }) removes the entry it read whatever its version (src/holder-info.ts). */
+  readonly forceOneIgnoresVersion?: boolean;
+  /** Regression switch: a later round of forceRelease(id, { holder }) picks by name again after its choice went. */
+  readonly forceOneRepicks?: boolean;
 }
 
 /** @internal The options key under which test/sim passes {@link ProtocolKnobs}. */

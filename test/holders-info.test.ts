@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { GetItemCommand } from "@aws-sdk/client-dynamodb";
+import type { DynamoDBSender } from "../src/aws.js";
 import { forceRemoveEntryRequest, holdersOf, pickHolder } from "../src/holder-info.js";
 import { LockClient, LockError, LockLostError } from "../src/index.js";
 import type { LockRecord } from "../src/item.js";
@@ -185,6 +186,43 @@ describe("forceRelease(id, { holder }) removes one holder", () => {
     assert.equal(info?.held, false);
     assert.equal((await rawItem("force-owner"))?.releasedBy?.S, "force-release");
     await owner.close();
+  });
+
+  it("a removal applied unanswered, then a new holder of that name: the retry removes no one else (sim defect 5)", async () => {
+    // The first removal applies, its answer is lost and the SDK's retry fails its condition (the
+    // entry is gone); meanwhile the same process takes another permit. The call's next round must
+    // not pick that newcomer by name: the caller was shown, and removed, the first one.
+    const first = named("twin");
+    const second = named("twin");
+    await first.acquire("force-retry", { permits: 3 });
+    let newcomer: Awaited<ReturnType<typeof second.acquire>> | undefined;
+    let removals = 0;
+    const sender = {
+      send: async (command: never, options?: never) => {
+        const out = await backend.client.send(command, options);
+        const input = (command as { input?: { UpdateExpression?: string } }).input;
+        if (input?.UpdateExpression?.includes("forcedOut") && ++removals === 1) {
+          newcomer = await second.acquire("force-retry", { permits: 3 });
+          throw Object.assign(new Error("The conditional request failed"), {
+            name: "ConditionalCheckFailedException",
+          });
+        }
+        return out;
+      },
+    } as unknown as DynamoDBSender;
+    const admin = new LockClient({ table, client: sender, checkTable: false });
+    const oldKey = (await locks.read("force-retry"))?.holders[0]?.key;
+    const removed = await admin.forceRelease("force-retry", { holder: "twin" });
+    assert.equal(removed?.key, oldKey, "resolves to the holder it removed");
+    assert.equal(removals, 1, "one removal sent");
+    assert.ok(newcomer !== undefined);
+    const left = await locks.read("force-retry");
+    assert.equal(left?.holders.length, 1, "the newcomer stays");
+    assert.notEqual(left?.holders[0]?.key, removed?.key);
+    await newcomer.release();
+    await admin.close();
+    await first.close();
+    await second.close();
   });
 
   it("bad input: a typed error naming the argument, before any request", async () => {

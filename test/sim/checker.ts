@@ -68,7 +68,8 @@ export type InvariantName =
   | "permits bound"
   | "exclusive alone"
   | "intent respected"
-  | "writer waits bounded";
+  | "writer waits bounded"
+  | "administrator removes what it read";
 
 export interface Violation {
   readonly invariant: InvariantName;

@@ -13,11 +13,23 @@
  *  - writer waits bounded (calm runs): once the readers and the writer that were in when a writer's
  *    intent was recorded are gone, an exclusive acquisition applies within a poll interval and a few
  *    round trips; the longest such wait is measured.
+ *
+ * An administrator (in a fraction of the schedules) removes one holder now and then with
+ * `forceRelease(id, { holder })`. As the mutex's checker treats `forceRelease(id)`: such a removal
+ * frees the slot before its holder learns (the administrator takes that on), so the removed holder
+ * no longer counts for the bounds and is exempt from "holder learns first" — if it held the entry
+ * while a removal call ran; a removal of an entry taken after every call had ended is a violation —
+ * and in calm runs it must be told within a heartbeat interval and a round trip. Its loss report says
+ * "released" only if an administrator really removed it ("truthful loss report"), and the call
+ * removes what it read: at most one entry, the one it reports, in the state it reports
+ * ("administrator removes what it read").
  */
 import type { AttributeValue } from "@aws-sdk/client-dynamodb";
-import { LockError } from "../../src/errors.js";
+import { LockError, LockLostError } from "../../src/errors.js";
+import type { LockHolderInfo } from "../../src/holder-info.js";
 import { FIELD } from "../../src/item.js";
-import type { Lock } from "../../src/lock.js";
+import { inspectLocks, type Lock } from "../../src/lock.js";
+import { FORCED_RELEASE } from "../../src/requests.js";
 import { sleep } from "../../src/runtime.js";
 import type { Checker, LivenessBounds } from "./checker.js";
 import { SimProcess } from "./process.js";
@@ -35,6 +47,14 @@ interface Holding {
   readonly exclusive: boolean;
   readonly token: string | undefined;
   releasing: boolean;
+}
+
+/** An administrator's removal, as applied at the store. */
+interface AdminRemoval {
+  readonly token: string;
+  /** The removed entry's (or owner's) heartbeatAt just before the removal applied. */
+  readonly heartbeatAt: number | undefined;
+  readonly at: number;
 }
 
 const num = (v: AttributeValue | undefined) => (v?.N === undefined ? undefined : Number(v.N));
@@ -61,7 +81,24 @@ export class MultiChecker {
       checked: boolean;
     }
   >();
-  readonly stats = { acquisitions: 0, reclaims: 0, maxWriterWaitMs: 0, writerWaits: 0, maxHolders: 0 };
+  /** Real time each token's acquisition applied (entries and exclusive owners alike). */
+  readonly #acquiredAt = new Map<string, number>();
+  /** forceRelease(id, { holder }) calls: when each ran, and the removals that applied meanwhile. */
+  readonly #adminCalls: { start: number; end: number | undefined; removals: AdminRemoval[] }[] = [];
+  /** Tokens an administrator removed while a removal call was running (excused from the bounds). */
+  readonly #forced = new Map<string, number>();
+  readonly stats = {
+    acquisitions: 0,
+    reclaims: 0,
+    maxWriterWaitMs: 0,
+    writerWaits: 0,
+    maxHolders: 0,
+    /** Holders an administrator removed (forceRelease(id, { holder })), and the calls it made. */
+    adminRemovals: 0,
+    adminCalls: 0,
+    /** Removed holders told "released" (the others learn "taken" or by expiry, see docs/protocol.md). */
+    toldReleased: 0,
+  };
 
   constructor(o: {
     main: Checker;
@@ -105,6 +142,13 @@ export class MultiChecker {
     const fenceAfter = num(w.after?.[FIELD.fence]) ?? 0;
     if (fenceAfter < fenceBefore) this.#main.fail("fences increase", `the fence of "${id}" went back`);
     const input = w.input as { UpdateExpression?: string; ExpressionAttributeNames?: Record<string, string> };
+    const values = (w.input as { ExpressionAttributeValues?: Record<string, AttributeValue> })
+      .ExpressionAttributeValues;
+    // An administrator's removal of one entry: it names the token it removes and marks it.
+    const forcedToken =
+      values?.[":token"]?.S !== undefined && w.after?.[FIELD.forcedOut]?.S === values[":token"].S
+        ? values[":token"].S
+        : undefined;
     const ownRelease =
       input.UpdateExpression === "REMOVE #holders.#me" &&
       !JSON.stringify(w.input).includes(":version") &&
@@ -112,11 +156,16 @@ export class MultiChecker {
     for (const token of Object.keys(after)) {
       if (before[token] === undefined) {
         this.#tokenByFence.set(`${id}#${fenceAfter}`, token);
+        this.#acquiredAt.set(token, now);
         this.stats.acquisitions++;
       }
     }
     for (const token of Object.keys(before)) {
       if (after[token] !== undefined || ownRelease === token) continue;
+      if (forcedToken === token) {
+        this.#adminRemoved(id, token, num(before[token]?.M?.[FIELD.heartbeatAt]));
+        continue;
+      }
       this.stats.reclaims++;
       this.#expectTold(id, token, `its entry was removed at t=${now.toFixed(3)}`);
     }
@@ -124,9 +173,14 @@ export class MultiChecker {
     const ownerAfter = w.after?.[FIELD.owner]?.S;
     if (ownerAfter !== undefined && ownerAfter !== ownerBefore) {
       this.#tokenByFence.set(`${id}#${fenceAfter}`, ownerAfter);
+      this.#acquiredAt.set(ownerAfter, now);
       this.stats.acquisitions++;
     }
-    if (ownerBefore !== undefined && ownerBefore !== ownerAfter) {
+    const forcedOwner = ownerAfter === undefined && w.after?.[FIELD.releasedBy]?.S === FORCED_RELEASE;
+    if (ownerBefore !== undefined && ownerBefore !== ownerAfter && forcedOwner) {
+      // A reader–writer lock's writer, named to forceRelease(id, { holder }): the mutex's request.
+      this.#adminRemoved(id, ownerBefore, num(w.before?.[FIELD.heartbeatAt]));
+    } else if (ownerBefore !== undefined && ownerBefore !== ownerAfter) {
       if (w.after?.[FIELD.releasedBy]?.S !== ownerBefore || ownerAfter !== undefined)
         this.#expectTold(id, ownerBefore, `it was removed as the exclusive owner at t=${now.toFixed(3)}`);
     }
@@ -143,8 +197,6 @@ export class MultiChecker {
     const intentBefore = w.before?.[FIELD.intent]?.M;
     const intentGone = intentBefore?.token?.S;
     if (intentGone !== undefined && w.after?.[FIELD.intent]?.M?.token?.S !== intentGone) {
-      const values = (w.input as { ExpressionAttributeValues?: Record<string, AttributeValue> })
-        .ExpressionAttributeValues;
       const byItself =
         values?.[":me"]?.S === intentGone ||
         (ownerAfter !== undefined &&
@@ -219,6 +271,89 @@ export class MultiChecker {
     });
   }
 
+  /**
+   * An administrator removed `token`'s entry (or exclusive ownership). Mirrors the mutex checker's
+   * forceRelease: legitimate if the acquisition applied before some removal call ended (the
+   * administrator may remove a holder that has not even heard back yet: it learns at its next
+   * heartbeat); a removal of an acquisition younger than every call is one nobody asked for.
+   */
+  #adminRemoved(id: string, token: string, heartbeatAt: number | undefined): void {
+    const now = this.#scheduler.now;
+    this.stats.adminRemovals++;
+    const acquiredAt = this.#acquiredAt.get(token) ?? now;
+    const legitimate = this.#adminCalls.some((c) => c.end === undefined || c.end >= acquiredAt);
+    for (const c of this.#adminCalls)
+      if (c.end === undefined) c.removals.push({ token, heartbeatAt, at: now });
+    if (!legitimate) {
+      this.#expectTold(id, token, `an administrator's late write removed it at t=${now.toFixed(3)}`);
+      return;
+    }
+    this.#forced.set(token, now);
+    const within = this.#liveness?.forceLearnMs;
+    if (within === undefined) return;
+    for (const h of this.#holdings) if (h.token === token) this.#expectToLearn(h, now, within);
+  }
+
+  /** A removed holder is told within a heartbeat interval and a round trip (calm runs only). */
+  #expectToLearn(h: Holding, removedAt: number, within: number): void {
+    this.#scheduler.at(Math.max(this.#scheduler.now, removedAt + within), () => {
+      if (h.releasing || !h.process.alive || h.process.incarnation !== h.life) return;
+      if (this.#peek(() => h.lock.signal.aborted)) return;
+      this.#main.fail(
+        "force-released holder learns",
+        `${h.process.name} (fence ${h.lock.fence}) was removed from "${h.lock.id}" by an administrator at t=${removedAt.toFixed(3)} and has not been told ${within.toFixed(1)} ms later`,
+      );
+    });
+  }
+
+  #peek<T>(read: () => T): T {
+    SimProcess.peeking = true;
+    try {
+      return inspectLocks(read);
+    } finally {
+      SimProcess.peeking = false;
+    }
+  }
+
+  /**
+   * An administrator's forceRelease(id, { holder }) call begins; the returned function ends it with
+   * what it resolved to (undefined: threw, or "none": nobody matched).
+   */
+  adminStarted(): (outcome: LockHolderInfo | "none" | undefined) => void {
+    const call = {
+      start: this.#scheduler.now,
+      end: undefined as number | undefined,
+      removals: [] as AdminRemoval[],
+    };
+    this.#adminCalls.push(call);
+    return (outcome) => {
+      call.end = this.#scheduler.now;
+      this.stats.adminCalls++;
+      // A call that threw may have removed its holder unanswered; one that says "nobody" may not know
+      // an unanswered attempt of its own removed an exclusive owner who has been replaced since.
+      if (outcome === undefined || outcome === "none") return;
+      // An entry is removed at the exact version read (a heartbeat since makes the call look
+      // again), and the call resolves to what it read last; the exclusive owner, like
+      // forceRelease(id), at the token read, whatever it renewed. One acquisition's token may go
+      // twice: a late copy of its acquire can put the entry back (docs/protocol.md) before the
+      // call's next round removes it again, at the version then read.
+      const stray = call.removals.filter((r) => !r.token.startsWith(outcome.key));
+      const asRead =
+        outcome.mode === "exclusive" ||
+        call.removals.length === 0 ||
+        call.removals.some((r) => r.heartbeatAt === outcome.heartbeatAt);
+      if (new Set(call.removals.map((r) => r.token)).size > 1 || stray.length > 0 || !asRead) {
+        const seen = call.removals.map(
+          (r) => `${r.token.slice(0, 8)} (heartbeat ${r.heartbeatAt}, t=${r.at.toFixed(3)})`,
+        );
+        this.#main.fail(
+          "administrator removes what it read",
+          `forceRelease(${outcome.key}) reported removing ${outcome.holder ?? "?"} ${outcome.key} as read with heartbeat ${outcome.heartbeatAt}, but removed ${seen.join(", ")}`,
+        );
+      }
+    };
+  }
+
   #expectTold(id: string, token: string, what: string): void {
     for (const h of this.#holdings) {
       if (h.lock.id !== id || h.token !== token || h.releasing) continue;
@@ -248,7 +383,27 @@ export class MultiChecker {
     };
     if (!this.#valid(h)) this.#main.fail("handed out valid", `${process.name} was handed an expired lock`);
     this.#holdings.add(h);
+    // Removed by an administrator before it heard back: it learns at its next heartbeat.
+    const forcedAt = h.token === undefined ? undefined : this.#forced.get(h.token);
+    const within = this.#liveness?.forceLearnMs;
+    if (forcedAt !== undefined && within !== undefined) this.#expectToLearn(h, forcedAt, within);
+    this.#peek(() => lock.signal).addEventListener("abort", () => this.#lost(h), { once: true });
     return h;
+  }
+
+  /** A loss reported as "released" by someone else: an administrator must really have removed it. */
+  #lost(h: Holding): void {
+    if (h.releasing) return;
+    const reason = this.#peek(() => h.lock.signal.reason) as unknown;
+    if (!(reason instanceof LockLostError) || reason.reason !== "released" || reason.writeUncertain) return;
+    if (h.token !== undefined && this.#forced.has(h.token)) {
+      this.stats.toldReleased++;
+      return;
+    }
+    this.#main.fail(
+      "truthful loss report",
+      `${h.process.name} was told its ${h.exclusive ? "exclusive lock" : "entry"} on "${h.lock.id}" (fence ${h.lock.fence}) was released by someone else, but no administrator removed it: ${reason.message}`,
+    );
   }
 
   released(h: Holding): void {
@@ -267,6 +422,9 @@ export class MultiChecker {
         if (!h.process.alive || h.process.incarnation !== h.life) this.#holdings.delete(h);
         continue;
       }
+      // Removed by an administrator, not told yet: out of the count, as the mutex's checker excuses
+      // a force-released holder from mutual exclusion (the administrator's responsibility).
+      if (h.token !== undefined && this.#forced.has(h.token)) continue;
       const list = byId.get(h.lock.id) ?? [];
       list.push(h);
       byId.set(h.lock.id, list);
@@ -338,4 +496,40 @@ export async function multiWorker(
     }
   }
   ctx.lastUser?.();
+}
+
+/**
+ * The administrator of the multi-holder profiles: now and then reads an id and removes one of its
+ * holders with forceRelease(id, { holder }), naming it by key, or by name when only one holder has
+ * it (a shared name is refused with EAMBIGUOUS before any write: an expected error).
+ */
+export async function multiAdmin(ctx: WorkerContext, multi: MultiChecker): Promise<void> {
+  const r = ctx.random;
+  const rounds = r.int(2, 8);
+  for (let round = 0; round < rounds; round++) {
+    await sleep(ctx.runtime, r.between(0, 2 * ctx.leaseMs));
+    const id = r.pick(ctx.ids);
+    let target: string | undefined;
+    try {
+      const info = await ctx.client.read(id);
+      const holders = info?.holders ?? [];
+      if (holders.length === 0) continue;
+      const h = r.pick(holders);
+      target = h.holder !== undefined && r.chance(0.4) ? h.holder : h.key;
+    } catch (err) {
+      if (!(err instanceof LockError)) ctx.checker.unexpected(ctx.process, "read", err);
+      continue;
+    }
+    const ended = multi.adminStarted();
+    let outcome: LockHolderInfo | "none" | undefined;
+    try {
+      outcome = (await ctx.client.forceRelease(id, { holder: target })) ?? "none";
+    } catch (err) {
+      const cause = (err as { cause?: { name?: string } }).cause?.name;
+      if (!(err instanceof LockError) || cause === "ValidationException")
+        ctx.checker.unexpected(ctx.process, "forceRelease(holder)", err);
+    } finally {
+      ended(outcome);
+    }
+  }
 }

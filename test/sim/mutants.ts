@@ -395,4 +395,13 @@ export const MUTANTS: readonly Mutant[] = [
     to: 'noHolders: "(attribute_not_exists(#holders) OR size(#holders) >= :zero)",',
     extraStages: "rw:600",
   },
+  {
+    id: "force-remove-version-at-least",
+    area: "conditions",
+    what: "an administrator's removal of one entry applies at the version read or any later one",
+    file: "src/holder-info.ts",
+    from: 'ConditionExpression: ignoreVersion\n      ? "attribute_exists(#holders.#target)"\n      : "#holders.#target.#version = :version",',
+    to: 'ConditionExpression: ignoreVersion\n      ? "attribute_exists(#holders.#target)"\n      : "#holders.#target.#version >= :version",',
+    extraStages: "permits:600",
+  },
 ];

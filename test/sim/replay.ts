@@ -49,6 +49,10 @@ export const BREAKS = {
   "shared-ignores-intent": { profile: "rw", knobs: { sharedIgnoresIntent: true } },
   /** An exclusive acquisition removes any writer's intent, not only its own (readers overtake). */
   "acquire-removes-intent": { profile: "rw", knobs: { acquireRemovesIntent: true } },
+  /** forceRelease(id, { holder }) removes the entry it read whatever its version (a heartbeat since). */
+  "force-one-ignores-version": { profile: "permits", knobs: { forceOneIgnoresVersion: true } },
+  /** A retry of forceRelease(id, { holder: name }) removes another holder of that name (defect 5). */
+  "force-one-repicks": { profile: "permits", knobs: { forceOneRepicks: true } },
   /** `held` and `signal` trust the timers alone: a frozen holder believes in its lock until they run. */
   "held-ignores-clock": { profile: "serverless", knobs: { heldIgnoresClock: true } },
   /** `extend()` counts the renewed lease from its answer's arrival, not from its send. */

@@ -178,8 +178,8 @@ const NO_STALLS: StallSettings = {
  */
 export function generateScenario(seed: number, profile: ProfileName, knobs?: Knobs): Scenario {
   if (profile === "permits" || profile === "rw") {
-    // The mixed, stormy or tight profile's worlds, without the administrator (forceRelease
-    // is the mutex's), with more workers than permits.
+    // The mixed, stormy or tight profile's worlds, without their administrator (its forceRelease
+    // is the mutex's; one that removes single holders is drawn below), with more workers than permits.
     const m = new Random(seed, `scenario-multi/${profile}`);
     const base = generateScenario(seed, m.pick(["mixed", "stormy", "tight"] as const), knobs);
     const multi: MultiSetting = profile === "permits" ? { permits: m.int(1, 3) } : { rw: true };
@@ -194,12 +194,18 @@ export function generateScenario(seed: number, profile: ProfileName, knobs?: Kno
       base.calm || m.chance(0.5)
         ? base.network
         : { ...base.network, spikeChance: 0.1, spikeMaxMs: 2 * base.leaseMs };
+    // An administrator that now and then removes one holder (forceRelease(id, { holder })), in a
+    // fraction of the schedules: drawn from a stream of its own, so that everything above stays what
+    // it was for each seed. Its clock is the base world's next one.
+    const a = new Random(seed, `scenario-multi-admin/${profile}`);
+    const admin = a.chance(0.35);
+    if (admin) clocks.push(base.clocks[workers % base.clocks.length] as ClockSetting);
     return {
       ...base,
       network,
       profile,
       workers,
-      admin: false,
+      admin,
       clocks,
       faults: base.faults.filter((f) => f.process < workers && f.kind !== "ghost"),
       plans: undefined,

@@ -11,7 +11,7 @@ import { PROTOCOL_KNOBS } from "../../src/options.js";
 import { claimLeaseMs } from "../../src/turn.js";
 import { longestGapMs } from "../../src/waiting.js";
 import { Checker, type LivenessBounds, type Violation } from "./checker.js";
-import { MultiChecker, multiWorker } from "./multi.js";
+import { MultiChecker, multiAdmin, multiWorker } from "./multi.js";
 import { Network, type NetworkStats } from "./network.js";
 import { type Owner, SimProcess } from "./process.js";
 import { Random } from "./random.js";
@@ -61,6 +61,7 @@ function describeRequest(operation: string, input: unknown): string {
   if (update.includes("ADD")) {
     return `acquire(${s(":owner")}${v[":staleOwner"] === undefined ? "" : ` over ${s(":staleOwner")}@${s(":staleVersion")}`})`;
   }
+  if (update.startsWith("REMOVE") && v[":token"] !== undefined) return `forceRemove(${s(":token")})`;
   if (update.startsWith("REMOVE")) {
     return s(":owner") === "force-release"
       ? "forceRelease"
@@ -260,7 +261,9 @@ export async function runScenario(s: Scenario, options: RunOptions = {}): Promis
           },
         };
         const script = isAdmin
-          ? admin(ctx)
+          ? multi !== undefined
+            ? multiAdmin(ctx, multi)
+            : admin(ctx)
           : multi !== undefined && s.multi !== undefined
             ? multiWorker(ctx, s.multi, multi)
             : worker(ctx);
