@@ -443,7 +443,7 @@ export class LockClient {
         return ours ? this.#info<Data>(id, before) : undefined;
       }
       const target = this.#options.knobs?.forceReleaseAnyOwner === true ? undefined : seen.owner;
-      const input = forceReleaseRequest(schema, id, runtime.wallNow(), target);
+      const input = forceReleaseRequest(schema, id, runtime.wallNow(), target, seen.fence);
       try {
         // Sent from here on: an abort stops waiting, and the removal may still apply.
         const out = await stopWaitingOnAbort(
@@ -479,7 +479,9 @@ export class LockClient {
   ): Promise<LockHolderInfo | undefined> {
     const { schema, runtime } = this.#options;
     let chosen: { token: string; version: number; info: LockHolderInfo; fence: number } | undefined;
-    for (let round = 0; round < 5; round++) {
+    // More rounds than a mutex's: the removal is pinned to the item's fence, which every other
+    // holder's acquisition moves on.
+    for (let round = 0; round < 10; round++) {
       const seen = await this.#get(readRequest(schema, id), signal);
       const holders = seen === undefined ? [] : holdersOf(seen, this.#staleRule());
       // A later round keeps to the holder chosen first. Gone, it was removed by an unanswered attempt
@@ -512,8 +514,14 @@ export class LockClient {
       chosen = { ...found, fence: seen.fence };
       const input =
         found.info.mode === "exclusive"
-          ? forceReleaseRequest(schema, id, runtime.wallNow(), found.token)
-          : forceRemoveEntryRequest(schema, id, found, this.#options.knobs?.forceOneIgnoresVersion === true);
+          ? forceReleaseRequest(schema, id, runtime.wallNow(), found.token, seen.fence)
+          : forceRemoveEntryRequest(
+              schema,
+              id,
+              found,
+              this.#options.knobs?.forceOneIgnoresVersion === true,
+              seen.fence,
+            );
       try {
         await stopWaitingOnAbort(
           this.#client.send(

@@ -161,24 +161,34 @@ export function forceRemoveEntryRequest(
   target: { readonly token: string; readonly version: number },
   /** The simulation's deliberate break `force-one-ignores-version`: any version goes. */
   ignoreVersion = false,
+  /**
+   * The item's fence as read with the target: pins the removal to that landing of the holder's
+   * acquire. A late copy of the take can put the same entry (same token, version 1) back after a
+   * removal, and a late copy of this removal would then take it away untold; every take moves the
+   * fence on, so that copy fails (the simulation found it). Any other acquisition in between sends
+   * the call back to read again.
+   */
+  fence?: number,
 ): UpdateItemCommandInput {
   const values: Record<string, AttributeValue> = {
     ":version": { N: String(target.version) },
     ":token": { S: target.token },
   };
   if (ignoreVersion) delete values[":version"];
+  if (fence !== undefined) values[":fence"] = { N: String(fence) };
+  const pin = fence === undefined ? "" : " AND #fence = :fence";
   return {
     TableName: schema.table,
     Key: itemKey(schema, id),
     UpdateExpression: "REMOVE #holders.#target SET #forcedOut = :token",
-    ConditionExpression: ignoreVersion
-      ? "attribute_exists(#holders.#target)"
-      : "#holders.#target.#version = :version",
+    ConditionExpression:
+      (ignoreVersion ? "attribute_exists(#holders.#target)" : "#holders.#target.#version = :version") + pin,
     ExpressionAttributeNames: {
       "#holders": FIELD.holders,
       "#target": target.token,
       ...(ignoreVersion ? {} : { "#version": FIELD.version }),
       "#forcedOut": FIELD.forcedOut,
+      ...(fence === undefined ? {} : { "#fence": FIELD.fence }),
     },
     ExpressionAttributeValues: values,
   };

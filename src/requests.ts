@@ -389,16 +389,29 @@ export function forceReleaseRequest(
   id: string,
   wallNow: number,
   target?: string,
+  /**
+   * The fence read with `target`: pins the removal to that acquisition. A token is unique to one
+   * acquire request, but a late copy of that request can put the same token back after a removal
+   * (the lock being free again); every landing moves the fence on, so a late copy of this removal
+   * cannot take away the later landing, which nobody would tell.
+   */
+  fence?: number,
 ): UpdateItemCommandInput {
   const values: Record<string, AttributeValue> = { ":owner": S(FORCED_RELEASE), ":now": N(wallNow) };
   if (target !== undefined) values[":target"] = S(target);
+  const pinned = target !== undefined && fence !== undefined;
+  if (pinned) values[":fence"] = N(fence);
   const expiry = releaseExpiry(schema, wallNow, values);
+  const condition = target === undefined ? CONDITION.lockIsHeld : CONDITION.heldByTarget;
   return {
     TableName: schema.table,
     Key: itemKey(schema, id),
     UpdateExpression: RELEASE_UPDATE + expiry.update,
-    ConditionExpression: target === undefined ? CONDITION.lockIsHeld : CONDITION.heldByTarget,
-    ExpressionAttributeNames: { ...names(...RELEASE_NAMES), ...expiry.names },
+    ConditionExpression: pinned ? `${condition} AND ${CONDITION.fenceIsOurs}` : condition,
+    ExpressionAttributeNames: {
+      ...names(...RELEASE_NAMES, ...(pinned ? (["#fence"] as const) : [])),
+      ...expiry.names,
+    },
     ExpressionAttributeValues: values,
     ReturnValues: "ALL_OLD",
   };

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { GetItemCommand } from "@aws-sdk/client-dynamodb";
+import { GetItemCommand, UpdateItemCommand, type UpdateItemCommandInput } from "@aws-sdk/client-dynamodb";
 import type { DynamoDBSender } from "../src/aws.js";
 import { forceRemoveEntryRequest, holdersOf, pickHolder } from "../src/holder-info.js";
 import { LockClient, LockError, LockLostError } from "../src/index.js";
@@ -223,6 +223,58 @@ describe("forceRelease(id, { holder }) removes one holder", () => {
     await admin.close();
     await first.close();
     await second.close();
+  });
+
+  it("a late copy of a removal cannot remove a later landing of the same take (sim, seed 43 733 of permits)", async () => {
+    // A copy of a take lands, the administrator removes that entry, then a late copy of the same
+    // take (same token, version 1) puts it back and its holder is handed it; a late copy of the
+    // removal must not take it away untold. The removal is pinned to the fence it read; the second
+    // landing moved the fence on.
+    const holder = named("pinned");
+    const takes: UpdateItemCommandInput[] = [];
+    const removals: UpdateItemCommandInput[] = [];
+    const capture = (into: UpdateItemCommandInput[], client: LockClient | undefined, match: string) =>
+      ({
+        send: async (command: never, options?: never) => {
+          const input = (command as { input?: UpdateItemCommandInput }).input;
+          if (input?.UpdateExpression?.includes(match) === true) into.push(structuredClone(input));
+          return backend.client.send(command, options);
+        },
+      }) as unknown as DynamoDBSender;
+    const taker = new LockClient({
+      table,
+      client: capture(takes, undefined, "ADD #fence"),
+      leaseMs: LEASE,
+      heartbeatMs: 1_000,
+      holder: "pinned",
+      checkTable: false,
+    });
+    // The map exists already (a first take creates it whole, and that form could not land again).
+    await (await holder.acquire("force-pinned", { permits: 2 })).release();
+    const lock = await taker.acquire("force-pinned", { permits: 2 });
+    const take = takes.at(-1);
+    assert.ok(take !== undefined);
+    const admin = new LockClient({
+      table,
+      client: capture(removals, undefined, "forcedOut"),
+      checkTable: false,
+    });
+    const removed = await admin.forceRelease("force-pinned", { holder: "pinned" });
+    assert.ok(removed !== undefined);
+    const removal = removals.at(-1);
+    assert.ok(removal !== undefined);
+    // The late copy of the take lands again: the entry is back, the fence moved on.
+    await backend.client.send(new UpdateItemCommand(take));
+    assert.equal((await locks.read("force-pinned"))?.holders.length, 1, "the take landed again");
+    // The late copy of the removal is refused.
+    await assert.rejects(backend.client.send(new UpdateItemCommand(removal)), {
+      name: "ConditionalCheckFailedException",
+    });
+    assert.equal((await locks.read("force-pinned"))?.holders.length, 1, "the later landing stays");
+    void lock;
+    await admin.close();
+    await taker.close();
+    await holder.close();
   });
 
   it("bad input: a typed error naming the argument, before any request", async () => {

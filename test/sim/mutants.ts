@@ -400,8 +400,8 @@ export const MUTANTS: readonly Mutant[] = [
     area: "conditions",
     what: "an administrator's removal of one entry applies at the version read or any later one",
     file: "src/holder-info.ts",
-    from: 'ConditionExpression: ignoreVersion\n      ? "attribute_exists(#holders.#target)"\n      : "#holders.#target.#version = :version",',
-    to: 'ConditionExpression: ignoreVersion\n      ? "attribute_exists(#holders.#target)"\n      : "#holders.#target.#version >= :version",',
+    from: ': "#holders.#target.#version = :version") + pin,',
+    to: ': "#holders.#target.#version >= :version") + pin,',
     extraStages: "permits:600",
   },
 ];
