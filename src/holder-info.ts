@@ -20,9 +20,9 @@ export interface LockHolderInfo {
    */
   readonly key: string;
   /**
-   * The acquisition's fence. Known for the exclusive holder (the item's counter); undefined for
-   * permit and shared holders, whose entries do not store theirs (the counter has moved on with
-   * every later acquisition).
+   * The acquisition's fence. For the exclusive holder, the item's counter; for a permit or shared
+   * holder, what its entry records from its first heartbeat (or `extend()`) on, and undefined
+   * before that (the take itself cannot write it: the same request moves the counter).
    */
   readonly fence: number | undefined;
   /** The holder's wall clock (ms since epoch) at its last write. */
@@ -110,7 +110,8 @@ export function holdersOf(record: LockRecord, rule: StaleRule): FoundHolder[] {
         mode,
         holder: entry.holder,
         key: token.slice(0, KEY_LENGTH),
-        fence: undefined,
+        // Recorded by the holder's first heartbeat (or extend): the take cannot write it.
+        fence: entry.fence,
         heartbeatAt: entry.heartbeatAt,
         leaseMs: entry.leaseMs,
         stale: isStale(entry.heartbeatAt, entry.leaseMs, rule),

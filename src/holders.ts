@@ -209,15 +209,32 @@ export function takeRequest(schema: KeySchema, id: string, p: TakeParams): Updat
 export function renewEntryRequest(
   schema: KeySchema,
   id: string,
-  p: { readonly token: string; readonly version: number; readonly wallNow: number },
+  p: {
+    readonly token: string;
+    readonly version: number;
+    readonly wallNow: number;
+    /**
+     * This holder's fence, recorded in its entry for `read()` and `status` (the take cannot write
+     * it: the counter is moved by the same request). Informational only: nothing is conditioned on it.
+     */
+    readonly fence?: number | undefined;
+  },
 ): UpdateItemCommandInput {
+  const withFence = p.fence !== undefined;
   return {
     TableName: schema.table,
     Key: itemKey(schema, id),
-    UpdateExpression: "SET #holders.#me.#version = :version, #holders.#me.#heartbeatAt = :now",
+    UpdateExpression: `SET #holders.#me.#version = :version, #holders.#me.#heartbeatAt = :now${withFence ? ", #holders.#me.#fence = :fence" : ""}`,
     ConditionExpression: PART.myEntryNotSuperseded,
-    ExpressionAttributeNames: { ...names("#holders", "#version", "#heartbeatAt"), "#me": p.token },
-    ExpressionAttributeValues: { ":version": N(p.version), ":now": N(p.wallNow) },
+    ExpressionAttributeNames: {
+      ...names("#holders", "#version", "#heartbeatAt", ...(withFence ? (["#fence"] as const) : [])),
+      "#me": p.token,
+    },
+    ExpressionAttributeValues: {
+      ":version": N(p.version),
+      ":now": N(p.wallNow),
+      ...(withFence ? { ":fence": N(p.fence as number) } : {}),
+    },
     ReturnValuesOnConditionCheckFailure: "ALL_OLD",
   };
 }

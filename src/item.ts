@@ -149,6 +149,8 @@ export interface HolderEntry {
   readonly leaseMs: number | undefined;
   readonly heartbeatAt: number | undefined;
   readonly holder: string | undefined;
+  /** The holder's fence, once its first heartbeat (or extend) has recorded it. */
+  readonly fence?: number | undefined;
 }
 
 export function parseEntry(value: AttributeValue | undefined): HolderEntry | undefined {
@@ -159,6 +161,7 @@ export function parseEntry(value: AttributeValue | undefined): HolderEntry | und
     leaseMs: num(m[FIELD.leaseMs]),
     heartbeatAt: num(m[FIELD.heartbeatAt]),
     holder: m[FIELD.holder]?.S,
+    fence: num(m[FIELD.fence]),
   };
 }
 

@@ -702,7 +702,7 @@ export class Lock<Data extends object = LockData> implements AsyncDisposable {
     const firstSentAt = runtime.monotonicNow();
     const wallNow = wallFirst ?? runtime.wallNow();
     const input = this.#entry
-      ? renewEntryRequest(schema, this.id, { token: this.#owner, version, wallNow })
+      ? renewEntryRequest(schema, this.id, { token: this.#owner, version, wallNow, fence: this.fence })
       : renewRequest(schema, this.id, {
           owner: this.#owner,
           fence: this.fence,

@@ -121,6 +121,31 @@ describe("read() and list() show every holder", () => {
   });
 });
 
+describe("a permit or shared holder's fence in read()", () => {
+  it("is recorded by its first renewal (heartbeat or extend), and is its acquisition's", async () => {
+    const a = named("fenced");
+    const lock = await a.acquire("info-fence", { permits: 2 });
+    const before = await locks.read("info-fence");
+    assert.equal(before?.holders[0]?.fence, undefined, "the take cannot write it");
+    await lock.extend();
+    const after = await locks.read("info-fence");
+    assert.equal(after?.holders[0]?.fence, lock.fence);
+    const b = named("fenced-2");
+    const other = await b.acquire("info-fence", { permits: 2 });
+    await other.extend();
+    const both = await locks.read("info-fence");
+    assert.deepEqual(
+      both?.holders.map((h) => h.fence).sort(),
+      [lock.fence, other.fence].sort(),
+      "each holder's own fence, not the item's counter",
+    );
+    await other.release();
+    await lock.release();
+    await a.close();
+    await b.close();
+  });
+});
+
 describe("forceRelease(id, { holder }) removes one holder", () => {
   it("removes exactly the named entry; it learns at its next heartbeat, reason released; the others stay", async () => {
     const victimClient = named("victim", { leaseMs: 3_000, heartbeatMs: 50 });
