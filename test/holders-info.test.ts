@@ -258,7 +258,7 @@ describe("forceRelease(id, { holder }) removes one holder", () => {
     const holder = named("pinned");
     const takes: UpdateItemCommandInput[] = [];
     const removals: UpdateItemCommandInput[] = [];
-    const capture = (into: UpdateItemCommandInput[], client: LockClient | undefined, match: string) =>
+    const capture = (into: UpdateItemCommandInput[], match: string) =>
       ({
         send: async (command: never, options?: never) => {
           const input = (command as { input?: UpdateItemCommandInput }).input;
@@ -268,7 +268,7 @@ describe("forceRelease(id, { holder }) removes one holder", () => {
       }) as unknown as DynamoDBSender;
     const taker = new LockClient({
       table,
-      client: capture(takes, undefined, "ADD #fence"),
+      client: capture(takes, "ADD #fence"),
       leaseMs: LEASE,
       heartbeatMs: 1_000,
       holder: "pinned",
@@ -281,7 +281,7 @@ describe("forceRelease(id, { holder }) removes one holder", () => {
     assert.ok(take !== undefined);
     const admin = new LockClient({
       table,
-      client: capture(removals, undefined, "forcedOut"),
+      client: capture(removals, "forcedOut"),
       checkTable: false,
     });
     const removed = await admin.forceRelease("force-pinned", { holder: "pinned" });
