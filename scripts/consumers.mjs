@@ -201,6 +201,9 @@ function preamble(code) {
     lines.push('const locks = new SnippetLockClient({ table: "locks", client: new SnippetClient({}) });');
     lines.push("await locks.createTable();");
   }
+  if (/\brunExport\b/.test(code)) {
+    lines.push("const runExport = async (_: AbortSignal) => {};");
+  }
   if (/\bbuildReport\b/.test(code)) {
     lines.push("const buildReport = async (_: { signal: AbortSignal; fence: number }) => ({ rows: 0 });");
   }
