@@ -323,7 +323,24 @@ describe("a reclaim that is throttled", () => {
       await runtime.advance(1);
       assert.equal(reclaims, 1, "no second reclaim within a ms (it sleeps its backoff)");
       throttling = false;
-      for (let i = 0; i < 100 && reclaims < 2; i++) await runtime.advance(1_000);
+      // Advance the fake clock until the acquire is done: after the reclaim it may still sleep a
+      // backoff (on a server that returns the old item with a failed condition it takes another
+      // path than on dynalite), and an unadvanced fake clock would leave it asleep for ever.
+      let settled = false;
+      void taking.then(
+        () => {
+          settled = true;
+        },
+        () => {
+          settled = true;
+        },
+      );
+      // Fake time moves in small steps with real pauses between them: a request in flight to a
+      // server in another process (DynamoDB Local) must not see its cut-off pass meanwhile.
+      for (let i = 0; i < 1_000 && !settled; i++) {
+        await runtime.advance(100);
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
       const lock = await taking;
       assert.equal(reclaims, 2);
       await lock.release();
