@@ -58,7 +58,7 @@ import {
   releaseRequest,
   withdrawRequest,
 } from "./requests.js";
-import { deadlineSignal, sleep, untilAborted } from "./runtime.js";
+import { deadlineSignal, sendWithinWait, sleep, untilAborted } from "./runtime.js";
 import { type CreateTableOptions, createLockTable, keySchemaMismatch, tableError } from "./table.js";
 import {
   type ClaimObservation,
@@ -1041,23 +1041,9 @@ export class LockClient {
       return undefined;
     };
 
-    /**
-     * Sends one request of this acquire, cut off one lease after the wait is over, or after two
-     * leases, whichever is first: the SDK has no time-out by default, and a connection that never
-     * answers must not hold the caller for ever (nor, with a long or endless wait, keep it from
-     * trying again). At least a lease: a slow but healthy answer must never be cut off, and an
-     * answer slower than a lease is no use to a lock anyway. A cut-off request counts as
-     * unanswered.
-     */
-    const bounded = async <T>(send: (abortSignal: AbortSignal) => Promise<T>): Promise<T> => {
-      const limit = Math.min(Math.max(0, deadline - runtime.monotonicNow()), leaseMs) + leaseMs;
-      const cutOff = deadlineSignal(runtime, limit, signal, () => new Error(`no answer within ${limit} ms`));
-      try {
-        return await send(cutOff.signal);
-      } finally {
-        cutOff.dispose();
-      }
-    };
+    /** One request of this acquire, cut off as runtime.ts `sendWithinWait` says. */
+    const bounded = <T>(send: (abortSignal: AbortSignal) => Promise<T>): Promise<T> =>
+      sendWithinWait(runtime, deadline, leaseMs, signal, send);
 
     /** A read while waiting: a failure that may pass (throttling, no answer) is retried while the wait lasts. */
     const look = async (input: GetItemCommandInput): Promise<LockRecord | undefined> => {

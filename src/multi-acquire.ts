@@ -35,7 +35,7 @@ import { holderValidUntil, judge, type Observation, observe, type Verdict } from
 import { MAX_SHARED_HOLDERS } from "./multi-options.js";
 import type { ResolvedOptions } from "./options.js";
 import { pollRequest } from "./requests.js";
-import { deadlineSignal, sleep } from "./runtime.js";
+import { deadlineSignal, sendWithinWait, sleep } from "./runtime.js";
 
 /** What the multi-holder acquire needs from its client. */
 export interface MultiContext {
@@ -181,15 +181,8 @@ export async function acquireMulti<L>(
     throw err;
   };
 
-  const bounded = async <T>(send: (abortSignal: AbortSignal) => Promise<T>): Promise<T> => {
-    const limit = Math.min(Math.max(0, deadline - runtime.monotonicNow()), leaseMs) + leaseMs;
-    const cutOff = deadlineSignal(runtime, limit, signal, () => new Error(`no answer within ${limit} ms`));
-    try {
-      return await send(cutOff.signal);
-    } finally {
-      cutOff.dispose();
-    }
-  };
+  const bounded = <T>(send: (abortSignal: AbortSignal) => Promise<T>): Promise<T> =>
+    sendWithinWait(runtime, deadline, leaseMs, signal, send);
 
   const look = async (input: GetItemCommandInput): Promise<LockRecord | undefined> => {
     for (;;) {

@@ -147,3 +147,27 @@ export function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undef
     );
   });
 }
+
+/**
+ * Sends one request of an acquire, cut off one lease after the wait is over, or after two leases,
+ * whichever is first: the SDK has no time-out by default, and a connection that never answers must
+ * not hold the caller for ever (nor, with a long or endless wait, keep it from trying again). At
+ * least a lease: a slow but healthy answer must never be cut off, and an answer slower than a lease
+ * is no use to a lock anyway. A cut-off request counts as unanswered. Shared by the mutex's and the
+ * multi-holder acquire loops.
+ */
+export async function sendWithinWait<T>(
+  runtime: Runtime,
+  deadline: number,
+  leaseMs: number,
+  signal: AbortSignal,
+  send: (abortSignal: AbortSignal) => Promise<T>,
+): Promise<T> {
+  const limit = Math.min(Math.max(0, deadline - runtime.monotonicNow()), leaseMs) + leaseMs;
+  const cutOff = deadlineSignal(runtime, limit, signal, () => new Error(`no answer within ${limit} ms`));
+  try {
+    return await send(cutOff.signal);
+  } finally {
+    cutOff.dispose();
+  }
+}
