@@ -2,7 +2,8 @@
  * Contention benchmark, standalone (the `npm run bench` runner calls it too):
  *
  *   node --import tsx bench/contention.ts [--server dynalite|ddb-local] [--processes 2,8,32]
- *        [--hold-ms 5] [--seconds 5] [--wait-holds 100,1000,10000] [--no-naive] [--no-waiting] [--json]
+ *        [--hold-ms 5] [--seconds 5] [--wait-holds 100,1000,10000] [--latency-ms 0] [--no-naive]
+ *        [--no-waiting] [--json]
  *
  * Starts its own server (dynalite in this process, or DynamoDB Local through src/ddb-local.ts), then
  * for each process count forks that many child processes that each loop acquire → hold `--hold-ms`
@@ -14,10 +15,16 @@
  * every 100 ms, released by another. Then the waiting cost: the requests one waiter makes per second
  * while a holder holds for 100 ms, 1 s, 10 s (the lock having recorded such holds before).
  *
+ * `--latency-ms N` puts a TCP proxy (in this process) between the children and the server that holds
+ * every byte a client sends for N ms before passing it on, for a network round trip like
+ * DynamoDB's instead of loopback's: with it the run is bound by round trips rather than by the local
+ * server's CPU, as against DynamoDB itself (docs/performance.md, "Contention across processes").
+ *
  * Children are killed by pid if they outlive their time; every phase is bounded.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
+import { type AddressInfo, createConnection, createServer, type Server, type Socket } from "node:net";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import { type DynamoDBClient, UpdateItemCommand } from "@aws-sdk/client-dynamodb";
@@ -184,6 +191,45 @@ async function child(): Promise<void> {
 
 // ---- parent ----
 
+/**
+ * A TCP proxy on 127.0.0.1 that delays what clients send by `latencyMs` (answers pass at once): a
+ * round trip like a network's on loopback. Bytes keep their order (timers of one delay fire in the
+ * order they were set). Bounded by the run: close() destroys every socket.
+ */
+async function delayProxy(upstream: string, latencyMs: number): Promise<{ endpoint: string; close(): Promise<void> }> {
+  const { hostname, port } = new URL(upstream);
+  const sockets = new Set<Socket>();
+  const track = (socket: Socket) => {
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+    socket.on("error", () => socket.destroy());
+  };
+  const server: Server = createServer((client) => {
+    const backend = createConnection({ host: hostname, port: Number(port) });
+    track(client);
+    track(backend);
+    client.on("data", (chunk) => {
+      setTimeout(() => {
+        if (!backend.destroyed) backend.write(chunk);
+      }, latencyMs);
+    });
+    backend.on("data", (chunk) => {
+      if (!client.destroyed) client.write(chunk);
+    });
+    client.on("close", () => backend.destroy());
+    backend.on("close", () => client.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port: listening } = server.address() as AddressInfo;
+  return {
+    endpoint: `http://127.0.0.1:${listening}`,
+    close: async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
 function args(): Map<string, string> {
   const out = new Map<string, string>();
   const argv = process.argv.slice(2);
@@ -213,6 +259,8 @@ interface ContentionRow {
   readonly acquisitionsPerSecond: number;
   readonly readsPerAcquisition: number;
   readonly writesPerAcquisition: number;
+  /** Requests per second the server answered, all processes together. */
+  readonly requestsPerSecond: number;
   readonly handoffs: number;
   readonly handoffP50Ms: number;
   readonly handoffP99Ms: number;
@@ -318,6 +366,7 @@ async function contend(
     acquisitionsPerSecond: total / seconds,
     readsPerAcquisition: reads / Math.max(1, total),
     writesPerAcquisition: writes / Math.max(1, total),
+    requestsPerSecond: (reads + writes) / seconds,
     handoffs: gaps.length,
     handoffP50Ms: percentile(gaps, 50),
     handoffP99Ms: percentile(gaps, 99),
@@ -382,27 +431,34 @@ async function main(): Promise<void> {
   const holdMs = Number(a.get("hold-ms") ?? 5);
   const seconds = Math.min(120, Number(a.get("seconds") ?? 5));
   const waitHolds = (a.get("wait-holds") ?? "100,1000,10000").split(",").map(Number);
+  const latencyMs = Number(a.get("latency-ms") ?? 0);
+  if (!(latencyMs >= 0 && latencyMs <= 1_000)) throw new Error("--latency-ms must be within 0..1000");
   const json = a.has("json");
   const log = (line: string) => {
     if (!json) console.log(line);
   };
   const db = await startLocalDynamoDB({ engine: server });
   const table = "contention";
+  const proxy = latencyMs > 0 ? await delayProxy(db.endpoint, latencyMs) : undefined;
+  const endpoint = proxy?.endpoint ?? db.endpoint;
   try {
     const admin = new LockClient({ table, client: db.client });
     await admin.createTable();
     await admin.close();
     const rows: ContentionRow[] = [];
     log(
-      `server ${server}, holds ${holdMs} ms, ${seconds} s per run, lease ${LEASE_MS} ms, heartbeat ${HEARTBEAT_MS} ms`,
+      `server ${server}, holds ${holdMs} ms, ${seconds} s per run, lease ${LEASE_MS} ms, heartbeat ${HEARTBEAT_MS} ms` +
+        (latencyMs > 0 ? `, ${latencyMs} ms added to every request` : ""),
     );
-    log("mode      procs  acq/s   reads/acq writes/acq  hand-off p50 / p99 ms  share min / max / mean");
+    log(
+      "mode      procs  acq/s   reads/acq writes/acq  req/s  hand-off p50 / p99 ms  share min / max / mean",
+    );
     for (const n of processCounts) {
       for (const mode of a.has("no-naive") ? (["library"] as const) : (["library", "naive"] as const)) {
-        const row = await contend(db.endpoint, table, mode, n, holdMs, seconds);
+        const row = await contend(endpoint, table, mode, n, holdMs, seconds);
         rows.push(row);
         log(
-          `${mode.padEnd(9)} ${String(n).padStart(5)} ${row.acquisitionsPerSecond.toFixed(1).padStart(7)} ${row.readsPerAcquisition.toFixed(2).padStart(9)} ${row.writesPerAcquisition.toFixed(2).padStart(10)}  ${row.handoffP50Ms.toFixed(2).padStart(8)} / ${row.handoffP99Ms.toFixed(2).padStart(8)}      ${row.shareMin} / ${row.shareMax} / ${row.shareMean.toFixed(1)}`,
+          `${mode.padEnd(9)} ${String(n).padStart(5)} ${row.acquisitionsPerSecond.toFixed(1).padStart(7)} ${row.readsPerAcquisition.toFixed(2).padStart(9)} ${row.writesPerAcquisition.toFixed(2).padStart(10)} ${row.requestsPerSecond.toFixed(0).padStart(6)}  ${row.handoffP50Ms.toFixed(2).padStart(8)} / ${row.handoffP99Ms.toFixed(2).padStart(8)}      ${row.shareMin} / ${row.shareMax} / ${row.shareMean.toFixed(1)}`,
         );
       }
     }
@@ -411,15 +467,17 @@ async function main(): Promise<void> {
       log("\nwaiting cost: one waiter while a live holder holds (the lock has recorded such holds)");
       log("hold ms   reads/s  writes/s  hand-off ms   (naive 100 ms polling: 10 writes/s)");
       for (const h of waitHolds) {
-        const row = await waitingCost(db.endpoint, table, h);
+        const row = await waitingCost(endpoint, table, h);
         waiting.push(row);
         log(
           `${String(h).padStart(7)} ${row.readsPerSecond.toFixed(2).padStart(9)} ${row.writesPerSecond.toFixed(2).padStart(9)} ${row.handoffMs.toFixed(2).padStart(11)}`,
         );
       }
     }
-    if (json) console.log(JSON.stringify({ server, holdMs, seconds, contention: rows, waiting }, null, 2));
+    if (json)
+      console.log(JSON.stringify({ server, holdMs, seconds, latencyMs, contention: rows, waiting }, null, 2));
   } finally {
+    await proxy?.close();
     await db.close();
   }
 }
