@@ -18,7 +18,7 @@ import {
   mayHaveBeenApplied,
   oldItemOf,
 } from "./aws.js";
-import { backoffDelay, waitBeforeNextPoll } from "./backoff.js";
+import { waitBeforeNextPoll } from "./backoff.js";
 import { decodeData, type LockData } from "./data.js";
 import { acquireChannel, type TakeoverMessage, takeoverChannel, trace } from "./diagnostics.js";
 import { type HolderInfo, LockError, type LockErrorCode, LockHeldError } from "./errors.js";
@@ -58,7 +58,7 @@ import {
   releaseRequest,
   withdrawRequest,
 } from "./requests.js";
-import { deadlineSignal, sendWithinWait, sleep, untilAborted } from "./runtime.js";
+import { deadlineSignal, sleep, untilAborted } from "./runtime.js";
 import { type CreateTableOptions, createLockTable, keySchemaMismatch, tableError } from "./table.js";
 import {
   type ClaimObservation,
@@ -71,6 +71,7 @@ import {
   type Waiter,
 } from "./turn.js";
 import { fail, keyString, nonNegativeOrInfinite, optionalSignal, optionsObject } from "./validate.js";
+import { waitRequests } from "./wait-requests.js";
 import { claimantGapMs, longestGapMs, looksByWriting, nextLookMs } from "./waiting.js";
 
 export interface AcquireOptions {
@@ -943,7 +944,6 @@ export class LockClient {
      * never heard back from, and acquisitions that came back too late to use. Freed if we give up.
      */
     const unanswered: string[] = [];
-    let polls = 0;
     /** Writes sent once the deadline had passed: a lock seen free just after may be tried once more. */
     let lateWrites = 0;
     let lastSeen: LockRecord | undefined;
@@ -1041,34 +1041,18 @@ export class LockClient {
       return undefined;
     };
 
-    /** One request of this acquire, cut off as runtime.ts `sendWithinWait` says. */
-    const bounded = <T>(send: (abortSignal: AbortSignal) => Promise<T>): Promise<T> =>
-      sendWithinWait(runtime, deadline, leaseMs, signal, send);
-
-    /** A read while waiting: a failure that may pass (throttling, no answer) is retried while the wait lasts. */
-    const look = async (input: GetItemCommandInput): Promise<LockRecord | undefined> => {
-      for (;;) {
-        try {
-          const out = await bounded((abortSignal) =>
-            this.#client.send(new GetItemCommand(input), { abortSignal }),
-          );
-          return parseRecord(out.Item);
-        } catch (err) {
-          if (signal.aborted) giveUp(signal.reason);
-          if (!isRetryable(err) || runtime.monotonicNow() >= deadline) {
-            giveUp(
-              await this.#translate(err, `Reading lock "${id}" while waiting for it failed`, id, signal),
-            );
-          }
-          const backoff = backoffDelay(polls++, poll, runtime.random());
-          await sleep(
-            runtime,
-            waitBeforeNextPoll(backoff, Infinity, deadline - runtime.monotonicNow()),
-            signal,
-          ).catch(giveUp);
-        }
-      }
-    };
+    // Its requests: each cut off, failures that may pass backed off within the wait (wait-requests.ts).
+    const { bounded, look, backOff, nextBackoffMs } = waitRequests({
+      runtime,
+      client: this.#client,
+      poll,
+      leaseMs,
+      deadline,
+      signal,
+      id,
+      giveUp,
+      translate: (err, message, lockId, s) => this.#translate(err, message, lockId, s),
+    });
 
     // Hand-offs (hand-off.ts): an unconfirmed one is an unanswered write of ours, sent at the
     // release's send time: adopted if a look shows its token, freed if we give up. A confirmed one
@@ -1125,15 +1109,7 @@ export class LockClient {
           if (err instanceof LockError || !isRetryable(err) || runtime.monotonicNow() >= deadline) {
             giveUp(await this.#translate(err, `Acquiring lock "${id}" failed`, id, signal));
           }
-          await sleep(
-            runtime,
-            waitBeforeNextPoll(
-              backoffDelay(polls++, poll, runtime.random()),
-              Infinity,
-              deadline - runtime.monotonicNow(),
-            ),
-            signal,
-          ).catch(giveUp);
+          await backOff();
           // Write again, with a new token. Should the unanswered write have made us the owner, this
           // one fails and the lock it returns shows our earlier token.
           continue;
@@ -1199,7 +1175,7 @@ export class LockClient {
           const remaining = deadline - arrivedAt;
           if (remaining <= 0 && readersIn !== 0) giveUp(this.#heldError(id, record, arrivedAt - started));
           const delay = waitBeforeNextPoll(
-            backoffDelay(polls++, poll, runtime.random()),
+            nextBackoffMs(),
             Math.min(readersIn ?? 0, exclusive.refreshDueInMs(arrivedAt)),
             remaining,
           );

@@ -10,14 +10,9 @@
  * heard is never adopted (its fence, read later, could be another's); the entry it may have left is
  * removed instead, and the acquire writes again with a new token.
  */
-import {
-  GetItemCommand,
-  type GetItemCommandInput,
-  UpdateItemCommand,
-  type UpdateItemCommandInput,
-} from "@aws-sdk/client-dynamodb";
+import { UpdateItemCommand, type UpdateItemCommandInput } from "@aws-sdk/client-dynamodb";
 import { type DynamoDBSender, isConditionFailed, isRetryable, mayHaveBeenApplied, oldItemOf } from "./aws.js";
-import { backoffDelay, waitBeforeNextPoll } from "./backoff.js";
+import { waitBeforeNextPoll } from "./backoff.js";
 import type { WaitProgress } from "./client.js";
 import { LockError, type LockHeldError } from "./errors.js";
 import {
@@ -35,7 +30,8 @@ import { holderValidUntil, judge, type Observation, observe, type Verdict } from
 import { MAX_SHARED_HOLDERS } from "./multi-options.js";
 import type { ResolvedOptions } from "./options.js";
 import { pollRequest } from "./requests.js";
-import { deadlineSignal, sendWithinWait, sleep } from "./runtime.js";
+import { deadlineSignal, sleep } from "./runtime.js";
+import { waitRequests } from "./wait-requests.js";
 
 /** What the multi-holder acquire needs from its client. */
 export interface MultiContext {
@@ -167,7 +163,6 @@ export async function acquireMulti<L>(
   const stored = kindValue(kind);
   const written = new Set<string>();
   const unanswered = new Set<string>();
-  let polls = 0;
   let lateWrites = 0;
   let lastSeen: LockRecord | undefined;
   /**
@@ -181,33 +176,18 @@ export async function acquireMulti<L>(
     throw err;
   };
 
-  const bounded = <T>(send: (abortSignal: AbortSignal) => Promise<T>): Promise<T> =>
-    sendWithinWait(runtime, deadline, leaseMs, signal, send);
-
-  const look = async (input: GetItemCommandInput): Promise<LockRecord | undefined> => {
-    for (;;) {
-      try {
-        const out = await bounded((abortSignal) =>
-          ctx.client.send(new GetItemCommand(input), { abortSignal }),
-        );
-        return parseRecord(out.Item);
-      } catch (err) {
-        if (signal.aborted) giveUp(signal.reason);
-        if (!isRetryable(err) || runtime.monotonicNow() >= deadline) {
-          giveUp(await ctx.translate(err, `Reading lock "${id}" while waiting for it failed`, id, signal));
-        }
-        await sleep(
-          runtime,
-          waitBeforeNextPoll(
-            backoffDelay(polls++, poll, runtime.random()),
-            Infinity,
-            deadline - runtime.monotonicNow(),
-          ),
-          signal,
-        ).catch(giveUp);
-      }
-    }
-  };
+  // Its requests: each cut off, failures that may pass backed off within the wait (wait-requests.ts).
+  const { bounded, look, backOff, nextBackoffMs } = waitRequests({
+    runtime,
+    client: ctx.client,
+    poll,
+    leaseMs,
+    deadline,
+    signal,
+    id,
+    giveUp,
+    translate: ctx.translate,
+  });
 
   /**
    * A conditional side write (a reclaim, an owner eviction): a failed condition only means things
@@ -221,15 +201,7 @@ export async function acquireMulti<L>(
       if (signal.aborted) giveUp(signal.reason);
       if (isConditionFailed(err)) return;
       if (!isRetryable(err)) giveUp(await ctx.translate(err, `Acquiring lock "${id}" failed`, id, signal));
-      await sleep(
-        runtime,
-        waitBeforeNextPoll(
-          backoffDelay(polls++, poll, runtime.random()),
-          Infinity,
-          Math.max(0, deadline - runtime.monotonicNow()),
-        ),
-        signal,
-      ).catch(giveUp);
+      await backOff();
     }
   };
 
@@ -357,15 +329,7 @@ export async function acquireMulti<L>(
           if (err instanceof LockError || !isRetryable(err) || runtime.monotonicNow() >= deadline) {
             giveUp(await ctx.translate(err, `Acquiring lock "${id}" failed`, id, signal));
           }
-          await sleep(
-            runtime,
-            waitBeforeNextPoll(
-              backoffDelay(polls++, poll, runtime.random()),
-              Infinity,
-              deadline - runtime.monotonicNow(),
-            ),
-            signal,
-          ).catch(giveUp);
+          await backOff();
           // Unknown outcome: look before writing again, so an entry of ours that did land is seen.
           plan = decideOrGiveUp(await look(pollRequest(schema, id)));
           continue;
@@ -384,11 +348,7 @@ export async function acquireMulti<L>(
     const arrivedAt = runtime.monotonicNow();
     const remaining = deadline - arrivedAt;
     if (remaining <= 0) giveUp(ctx.heldError(id, lastSeen, arrivedAt - started));
-    const delay = waitBeforeNextPoll(
-      backoffDelay(polls++, poll, runtime.random()),
-      plan.staleInMs,
-      remaining,
-    );
+    const delay = waitBeforeNextPoll(nextBackoffMs(), plan.staleInMs, remaining);
     if (onWait !== undefined) {
       // As the mutex's wait (client.ts): a throw ends the wait, a rejection too, never unhandled.
       let result: unknown;
