@@ -278,21 +278,12 @@ export function releaseRequest(
   const expiry = releaseExpiry(schema, p.wallNow, values);
   let update = RELEASE_UPDATE + expiry.update;
   const used = [...RELEASE_NAMES];
-  if (p.holdMs !== undefined) {
-    update += ", #holdMs = :holdMs";
-    values[":holdMs"] = N(p.holdMs);
-    used.push("#holdMs");
-  }
+  update += releaseSets(p, values, used);
   let condition: string = CONDITION.ownerIsMe;
   if (p.fence !== undefined) {
     condition += ` AND ${CONDITION.fenceIsOurs}`;
     values[":fence"] = N(p.fence);
     used.push("#fence");
-  }
-  if (p.data !== undefined) {
-    update += ", #data = :data";
-    values[":data"] = p.data;
-    used.push("#data");
   }
   return {
     TableName: schema.table,
@@ -303,6 +294,29 @@ export function releaseRequest(
     ExpressionAttributeValues: values,
     ReturnValuesOnConditionCheckFailure: "ALL_OLD",
   };
+}
+
+/**
+ * What a release (plain or handing off) sets besides its own fields: the typical hold it records
+ * (waiting.ts) and the data it writes, each if given. Adds their values and names.
+ */
+function releaseSets(
+  p: { readonly holdMs?: number | undefined; readonly data?: AttributeValue | undefined },
+  values: Record<string, AttributeValue>,
+  used: Name[],
+): string {
+  let set = "";
+  if (p.holdMs !== undefined) {
+    set += ", #holdMs = :holdMs";
+    values[":holdMs"] = N(p.holdMs);
+    used.push("#holdMs");
+  }
+  if (p.data !== undefined) {
+    set += ", #data = :data";
+    values[":data"] = p.data;
+    used.push("#data");
+  }
+  return set;
 }
 
 /**
@@ -354,16 +368,7 @@ export function handOffRequest(
     "#nextMs",
     "#nextAt",
   ];
-  if (p.holdMs !== undefined) {
-    set += ", #holdMs = :holdMs";
-    values[":holdMs"] = N(p.holdMs);
-    used.push("#holdMs");
-  }
-  if (p.data !== undefined) {
-    set += ", #data = :data";
-    values[":data"] = p.data;
-    used.push("#data");
-  }
+  set += releaseSets(p, values, used);
   return {
     TableName: schema.table,
     Key: itemKey(schema, id),
