@@ -196,7 +196,10 @@ async function child(): Promise<void> {
  * round trip like a network's on loopback. Bytes keep their order (timers of one delay fire in the
  * order they were set). Bounded by the run: close() destroys every socket.
  */
-async function delayProxy(upstream: string, latencyMs: number): Promise<{ endpoint: string; close(): Promise<void> }> {
+async function delayProxy(
+  upstream: string,
+  latencyMs: number,
+): Promise<{ endpoint: string; close(): Promise<void> }> {
   const { hostname, port } = new URL(upstream);
   const sockets = new Set<Socket>();
   const track = (socket: Socket) => {
