@@ -92,3 +92,17 @@ export function sharedTable(defaults: Omit<ProcessOptions, "runtime"> = {}): Sha
     },
   };
 }
+
+/**
+ * A real client whose wall clock is ten minutes behind and whose other clocks stand still (no
+ * heartbeat, no expiry timer fires): to clients on the real clock, a lock it takes has expired
+ * already, so they can take it over at once. For what others (the CLI's views) show of a takeover.
+ */
+export function clientTenMinutesBehind(
+  server: DynamoDBClient,
+  options: Omit<LockClientOptions, "client" | "runtime">,
+): LockClient {
+  const runtime = new FakeRuntime();
+  runtime.wallOffset = Date.now() - 600_000;
+  return new LockClient({ ...options, client: server, runtime });
+}
