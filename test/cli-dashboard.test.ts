@@ -22,7 +22,7 @@ import {
   startBrowser,
 } from "./support/browser.js";
 import { alive, cleanEnv, killAll, startCli } from "./support/cli.js";
-import { FakeRuntime } from "./support/fake-runtime.js";
+import { clientTenMinutesBehind } from "./support/process.js";
 import { eventually } from "./support/wait.js";
 
 const chromium = findChromium();
@@ -90,15 +90,7 @@ describe("dynamolock dashboard in a browser", { skip }, () => {
 
   it("shows a takeover by another process within a few refreshes, read-only, without console errors", async (t) => {
     // "alpha" holds the lock with a clock ten minutes behind: to everyone else its lease has run out.
-    const runtime = new FakeRuntime();
-    runtime.wallOffset = Date.now() - 600_000;
-    const alpha = new LockClient({
-      table,
-      client: backend.newClient(),
-      holder: "alpha",
-      runtime,
-      leaseMs: 10_000,
-    });
+    const alpha = clientTenMinutesBehind(backend.newClient(), { table, holder: "alpha", leaseMs: 10_000 });
     clients.push(alpha);
     await alpha.acquire("orders/1");
 

@@ -10,7 +10,7 @@ import { promisify } from "node:util";
 import { LockClient } from "../src/index.js";
 import { type Backend, startBackend, uniqueName } from "./support/backend.js";
 import { cleanEnv, cli, killAll } from "./support/cli.js";
-import { FakeRuntime } from "./support/fake-runtime.js";
+import { clientTenMinutesBehind } from "./support/process.js";
 import { eventually } from "./support/wait.js";
 
 const run = promisify(execFile);
@@ -169,15 +169,7 @@ describe("dynamolock top in a terminal", { skip: skipTop }, () => {
     await tm("send-keys", "-l", command);
     await tm("send-keys", "Enter");
 
-    const runtime = new FakeRuntime();
-    runtime.wallOffset = Date.now() - 600_000;
-    const alpha = new LockClient({
-      table,
-      client: backend.newClient(),
-      holder: "alpha",
-      runtime,
-      leaseMs: 10_000,
-    });
+    const alpha = clientTenMinutesBehind(backend.newClient(), { table, holder: "alpha", leaseMs: 10_000 });
     clients.push(alpha);
     await alpha.acquire("orders/7");
     await eventually(async () => /orders\/7\s+alpha/.test(await pane()), "alpha in top", 1_000);

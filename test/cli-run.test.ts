@@ -76,6 +76,18 @@ async function grandchildPid(pidFile: string): Promise<number> {
   return pid;
 }
 
+/** Heartbeats every 100 ms, so `run` learns of a forceRelease at once, and 300 ms of --grace. */
+const LOSE_FAST = ["--lease", "3s", "--heartbeat", "100ms", "--grace", "300ms"];
+
+/** `run` on lock `id` (with `options`) over `leaderWithGrandchild(…, then)`, once the grandchild is up. */
+async function runWithGrandchild(id: string, then: string, options: string[] = []) {
+  const pidFile = join(dir, `${id}.pid`);
+  const run = startCli(["run", ...lockArgs(id), ...options, "--", ...leaderWithGrandchild(pidFile, then)], {
+    env,
+  });
+  return { run, grandchild: await grandchildPid(pidFile) };
+}
+
 describe("dynamolock run: a lock that is no longer valid never starts the command", () => {
   /** A lock as `acquire` may hand it out: `lose()` aborts its signal as the library would. */
   function fakeLock(options: { held?: boolean } = {}) {
@@ -167,23 +179,7 @@ describe("dynamolock run: a lock that is no longer valid never starts the comman
 describe("dynamolock run: the command's process group", { concurrency: 3 }, () => {
   it("on a lost lock, SIGKILLs grandchildren that ignore SIGTERM after --grace, though the leader died first", async () => {
     const id = "lost-grandchild";
-    const pidFile = join(dir, `${id}.pid`);
-    const run = startCli(
-      [
-        "run",
-        ...lockArgs(id),
-        "--lease",
-        "3s",
-        "--heartbeat",
-        "100ms",
-        "--grace",
-        "300ms",
-        "--",
-        ...leaderWithGrandchild(pidFile, "wait"),
-      ],
-      { env },
-    );
-    const grandchild = await grandchildPid(pidFile);
+    const { run, grandchild } = await runWithGrandchild(id, "wait", LOSE_FAST);
     await locks.forceRelease(id);
     const result = await run.done;
     assert.equal(result.code, 79, result.stderr);
@@ -192,11 +188,7 @@ describe("dynamolock run: the command's process group", { concurrency: 3 }, () =
 
   it("keeps the lock after a normal exit until the group's last member is gone, then exits with the leader's code", async () => {
     const id = "straggler";
-    const pidFile = join(dir, `${id}.pid`);
-    const run = startCli(["run", ...lockArgs(id), "--", ...leaderWithGrandchild(pidFile, "exit 5")], {
-      env,
-    });
-    const grandchild = await grandchildPid(pidFile);
+    const { run, grandchild } = await runWithGrandchild(id, "exit 5");
     await run.waitFor("keeping the lock", "stderr");
     assert.equal((await locks.read(id))?.held, true, "released while the group still had a member");
     assert.equal(stillRunning(grandchild), true);
@@ -208,23 +200,7 @@ describe("dynamolock run: the command's process group", { concurrency: 3 }, () =
 
   it("stops the group before exiting 79 when the lock is lost while it waits for stragglers", async () => {
     const id = "straggler-lost";
-    const pidFile = join(dir, `${id}.pid`);
-    const run = startCli(
-      [
-        "run",
-        ...lockArgs(id),
-        "--lease",
-        "3s",
-        "--heartbeat",
-        "100ms",
-        "--grace",
-        "300ms",
-        "--",
-        ...leaderWithGrandchild(pidFile, "exit 0"),
-      ],
-      { env },
-    );
-    const grandchild = await grandchildPid(pidFile);
+    const { run, grandchild } = await runWithGrandchild(id, "exit 0", LOSE_FAST);
     await run.waitFor("keeping the lock", "stderr");
     await locks.forceRelease(id);
     const result = await run.done;

@@ -1,52 +1,15 @@
 /** Several processes contend for one lock on a real server; one holder is killed with SIGKILL. */
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
-import { after, before, describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
+import { describe, it } from "node:test";
 import { LockClient } from "../src/index.js";
-import { type Backend, startBackend, uniqueName } from "./support/backend.js";
 import { FakeRuntime } from "./support/fake-runtime.js";
 import { FaultyClient } from "./support/faults.js";
+import { sharedTable } from "./support/process.js";
+import { workerStarter } from "./support/workers.js";
 
-let backend: Backend;
-let table: string;
-let admin: LockClient;
-const children = new Set<ChildProcess>();
-
-before(async () => {
-  backend = await startBackend();
-  table = uniqueName();
-  admin = new LockClient({ table, client: backend.client });
-  await admin.createTable();
-});
-after(async () => {
-  for (const child of children) child.kill("SIGKILL");
-  await admin.close();
-  await backend.close();
-});
-
-function startWorker(script: string, env: Record<string, string>): { child: ChildProcess; lines: string[] } {
-  const child = spawn(
-    process.execPath,
-    ["--import", "tsx", fileURLToPath(new URL(`fixtures/${script}`, import.meta.url))],
-    {
-      env: { ...process.env, ENDPOINT: backend.endpoint, TABLE: table, ...env },
-      stdio: ["ignore", "pipe", "inherit"],
-    },
-  );
-  children.add(child);
-  child.on("exit", () => children.delete(child));
-  const lines: string[] = [];
-  let buffered = "";
-  child.stdout?.on("data", (chunk: Buffer) => {
-    buffered += chunk.toString();
-    const parts = buffered.split("\n");
-    buffered = parts.pop() ?? "";
-    lines.push(...parts.filter((l) => l.length > 0));
-  });
-  return { child, lines };
-}
+const server = sharedTable();
+const startWorker = workerStarter(server);
 
 describe("processes contending for one lock", () => {
   it("every critical section sees the previous one's counter, in fence order", async () => {
@@ -74,7 +37,7 @@ describe("processes contending for one lock", () => {
     );
     // Fences strictly increase (no two acquisitions share one).
     assert.equal(new Set(sections.map((s) => s.fence)).size, sections.length);
-    const info = await admin.read<{ counter: number }>("counter");
+    const info = await server.admin.read<{ counter: number }>("counter");
     assert.deepEqual(info?.data, { counter: workers * iterations });
     assert.equal(info?.held, false);
     assert.ok(new Set(sections.map((s) => s.worker)).size > 1, "more than one worker got the lock");
@@ -87,7 +50,7 @@ describe("processes contending for one lock", () => {
     const [code] = await once(child, "close");
     assert.equal(code, 0);
     const { fence } = JSON.parse(lines[0] ?? "null") as { fence: number };
-    const info = await admin.read("left");
+    const info = await server.admin.read("left");
     assert.equal(info?.held, true, "like a crash: the lease runs out for waiters");
     assert.equal(info?.holder, "leaver");
     assert.equal(info?.fence, fence);
@@ -106,9 +69,9 @@ describe("processes contending for one lock", () => {
     // The waiter's clock is injected: only the observed-lease rule can free the lock (no shortcut),
     // and the dead holder can no longer write, so the boundary is exact whatever the machine's speed.
     const runtime = new FakeRuntime();
-    const link = new FaultyClient(backend.client);
+    const link = new FaultyClient(server.backend.client);
     const waiter = new LockClient({
-      table,
+      table: server.table,
       client: link.asSender,
       runtime,
       maxClockSkewMs: Number.POSITIVE_INFINITY,

@@ -4,41 +4,16 @@
  * every timer survives long durations, and no lock outlives its last reachable handle.
  */
 import assert from "node:assert/strict";
-import { after, afterEach, before, beforeEach, describe, it } from "node:test";
+import { afterEach, beforeEach, describe, it } from "node:test";
 import type { DynamoDBSender } from "../src/aws.js";
 import { type Lock, LockClient, LockError, LockHeldError, LockLostError } from "../src/index.js";
 import { MAX_TIMER_MS, setLongTimer } from "../src/runtime.js";
-import { type Backend, startBackend, uniqueName } from "./support/backend.js";
-import { FakeRuntime } from "./support/fake-runtime.js";
-import { testProcess } from "./support/process.js";
+import { sharedTable } from "./support/process.js";
 
 const LEASE = 10_000;
 const HEARTBEAT = 1_000;
 
-let backend: Backend;
-let table: string;
-let admin: LockClient;
-
-before(async () => {
-  backend = await startBackend();
-  table = uniqueName();
-  admin = new LockClient({ table, client: backend.client });
-  await admin.createTable();
-});
-after(async () => {
-  await admin.close();
-  await backend.close();
-});
-
-function process_(name: string) {
-  return testProcess(backend.client, {
-    table,
-    runtime: new FakeRuntime(),
-    leaseMs: LEASE,
-    heartbeatMs: HEARTBEAT,
-    holder: name,
-  });
-}
+const server = sharedTable({ leaseMs: LEASE, heartbeatMs: HEARTBEAT });
 
 /** Unhandled rejections seen while a test ran: each test asserts there were none. */
 const unhandled: unknown[] = [];
@@ -59,7 +34,7 @@ afterEach(async () => {
 
 describe("a lock is valid when it is handed out", () => {
   it("an acquisition answered after its lease ran out is taken again, never handed out expired", async () => {
-    const p = process_("p");
+    const p = server.process("p");
     const reply = p.link.holdReply("acquire");
     const acquiring = p.locks.acquire(id);
     await reply.reached;
@@ -76,7 +51,7 @@ describe("a lock is valid when it is handed out", () => {
     await p.advance(HEARTBEAT * 2);
     assert.equal(lock.held, true, "and it heartbeats as usual");
     await lock.release();
-    assert.equal((await admin.read(id))?.held, false);
+    assert.equal((await server.admin.read(id))?.held, false);
   });
 });
 
@@ -84,8 +59,8 @@ describe("close()", () => {
   it("stops an acquire that is waiting: it rejects as closed and never takes the lock later", async () => {
     // (Holders here run on fake clocks too: the real wall clock is behind the fake ones, which
     // would make a real-clock holder look long dead to a fake-clock waiter.)
-    const holder = await process_("h").locks.acquire(id);
-    const q = process_("q");
+    const holder = await server.process("h").locks.acquire(id);
+    const q = server.process("q");
     const waiting = q.locks.acquire(id, { waitMs: 60_000 }).catch((e: unknown) => e);
     await q.advance(500);
     await q.locks.close();
@@ -95,7 +70,7 @@ describe("close()", () => {
     assert.equal(err.lockId, id);
     await holder.release();
     await q.advance(LEASE * 2);
-    assert.equal((await admin.read(id))?.held, false, "nobody took it after the close");
+    assert.equal((await server.admin.read(id))?.held, false, "nobody took it after the close");
     assert.equal(q.runtime.pendingTimers, 0, "no timer left");
     await assert.rejects(
       q.locks.acquire(id),
@@ -104,14 +79,14 @@ describe("close()", () => {
   });
 
   it("stops an acquire whose write is in flight, and frees what that write took", async () => {
-    const q = process_("q");
+    const q = server.process("q");
     const reply = q.link.holdReply("acquire");
     const acquiring = q.locks.acquire(id).catch((e: unknown) => e);
     await reply.reached; // applied by the server: q owns the lock, but has not heard so yet
     await q.locks.close();
     const err = await acquiring;
     assert.ok(err instanceof LockError && err.reason === "closed", String(err));
-    const info = await admin.read(id);
+    const info = await server.admin.read(id);
     assert.equal(info?.held, false, "the write that went through was released by close()");
     reply.deliver();
   });
@@ -119,7 +94,7 @@ describe("close()", () => {
 
 describe("close() under faults", () => {
   it("settles during a partition: the cleanup of an unanswered acquire is bounded", async () => {
-    const q = process_("q");
+    const q = server.process("q");
     q.link.blackholed = true;
     const acquiring = q.locks.acquire(id, { waitMs: 60_000 }).catch((e: unknown) => e);
     await q.advance(10);
@@ -135,7 +110,7 @@ describe("close() under faults", () => {
   });
 
   it("a refused acquire whose error translation hangs still ends on abort, and close() settles", async () => {
-    const q = process_("q");
+    const q = server.process("q");
     q.link.refuse("acquire");
     q.link.blackhole("other"); // the DescribeTable that would name the table's keys never answers
     const controller = new AbortController();
@@ -154,7 +129,7 @@ describe("close() under faults", () => {
     // A promise settles a few microtasks after acquire() decided: a lock handed out just before
     // close() reaches the caller just after it. Either way close() releases it.
     for (let k = 0; k < 12; k++) {
-      const q = process_("q");
+      const q = server.process("q");
       const reply = q.link.holdReply("acquire");
       const acquiring = q.locks.acquire(`${id}-${k}`).catch((e: unknown) => e);
       await reply.reached;
@@ -165,12 +140,12 @@ describe("close() under faults", () => {
       await closing;
       if (outcome instanceof LockError) assert.equal(outcome.reason, "closed", `after ${k} microtasks`);
       else assert.equal((outcome as Lock).held, false, `after ${k} microtasks: released by close()`);
-      assert.equal((await admin.read(`${id}-${k}`))?.held, false, `after ${k} microtasks`);
+      assert.equal((await server.admin.read(`${id}-${k}`))?.held, false, `after ${k} microtasks`);
     }
   });
 
   it("an acquire applied but failing after the SDK tried to send it is cleaned up when it gives up", async () => {
-    const inner = backend.newClient();
+    const inner = server.backend.newClient();
     const sender = {
       async send(
         command: { constructor: { name: string }; input: { UpdateExpression?: string } },
@@ -188,18 +163,18 @@ describe("close() under faults", () => {
         return out;
       },
     } as unknown as DynamoDBSender;
-    const locks = new LockClient({ table, client: sender });
+    const locks = new LockClient({ table: server.table, client: sender });
     const err = await locks.acquire(id).catch((e: unknown) => e);
     assert.ok(err instanceof LockError, String(err));
     await locks.close();
-    assert.equal((await admin.read(id))?.held, false, "not left held by nobody");
+    assert.equal((await server.admin.read(id))?.held, false, "not left held by nobody");
     inner.destroy();
   });
 });
 
 describe("errors that retrying cannot fix", () => {
   it("an update the server refuses fails at once, writes nothing, and keeps the lock", async () => {
-    const p = process_("p");
+    const p = server.process("p");
     const lock = await p.locks.acquire<{ n: number }>(id, {});
     await lock.update({ n: 1 });
     p.link.refuse("renew");
@@ -215,11 +190,11 @@ describe("errors that retrying cannot fix", () => {
     await p.advance(LEASE * 2);
     assert.equal(lock.held, true, "heartbeats go on");
     await lock.release();
-    assert.deepEqual((await admin.read(id))?.data, { n: 1 });
+    assert.deepEqual((await server.admin.read(id))?.data, { n: 1 });
   });
 
   it("an update refused after an unanswered attempt says, in code, that it may have been written", async () => {
-    const p = process_("p");
+    const p = server.process("p");
     const lock = await p.locks.acquire<{ n: number }>(id);
     p.link.loseReplies("renew");
     const updating = lock.update({ n: 1 }).catch((e: unknown) => e);
@@ -229,13 +204,13 @@ describe("errors that retrying cannot fix", () => {
     const err = await updating;
     assert.ok(err instanceof LockError && !(err instanceof LockLostError), String(err));
     assert.equal(err.writeUncertain, true);
-    assert.deepEqual((await admin.read(id))?.data, { n: 1 }, "and it was written");
+    assert.deepEqual((await server.admin.read(id))?.data, { n: 1 }, "and it was written");
     assert.equal(lock.held, true);
     await lock.release();
   });
 
   it("a heartbeat the server refuses is tried again a heartbeat later; should it last, the loss names it", async () => {
-    const p = process_("p");
+    const p = server.process("p");
     const lock = await p.locks.acquire(id);
     p.link.refuse("renew", 1_000);
     await p.advance(LEASE);
@@ -248,7 +223,7 @@ describe("errors that retrying cannot fix", () => {
   });
 
   it("a release the server refuses stops heartbeats: the lease runs out even though the handle is gone", async () => {
-    const p = process_("p");
+    const p = server.process("p");
     p.link.refuse("release");
     let handle: Lock | undefined;
     const err = await p.locks
@@ -268,11 +243,11 @@ describe("errors that retrying cannot fix", () => {
     );
     assert.ok(handle !== undefined);
     assert.equal((handle.signal.reason as LockLostError).reason, "expired");
-    assert.equal((await admin.read(id))?.held, false, "and that one freed the lock");
+    assert.equal((await server.admin.read(id))?.held, false, "and that one freed the lock");
   });
 
   it("release(data) while a release is in flight, or after one, rejects: its data is not written", async () => {
-    const p = process_("p");
+    const p = server.process("p");
     const lock = await p.locks.acquire<{ n: number }>(id);
     const reply = p.link.holdReply("release");
     const first = lock.release({ n: 1 });
@@ -290,17 +265,17 @@ describe("errors that retrying cannot fix", () => {
       (e: unknown) => e instanceof LockError && /already released/.test(e.message),
     );
     await lock.release(); // without data: idempotent
-    assert.deepEqual((await admin.read(id))?.data, { n: 1 });
+    assert.deepEqual((await server.admin.read(id))?.data, { n: 1 });
   });
 
   it("a read after a failed heartbeat is bounded: release() and close() cannot hang behind it", async (t) => {
-    if (backend.capabilities.returnsOldItemOnConditionFailure) {
-      t.skip(`${backend.name} returns the item with a failed condition: there is no read to hang`);
+    if (server.backend.capabilities.returnsOldItemOnConditionFailure) {
+      t.skip(`${server.backend.name} returns the item with a failed condition: there is no read to hang`);
       return;
     }
-    const p = process_("p");
+    const p = server.process("p");
     const lock = await p.locks.acquire(id);
-    await admin.forceRelease(id);
+    await server.admin.forceRelease(id);
     p.link.blackhole("read");
     await p.advance(LEASE * 2);
     assert.equal(lock.signal.aborted, true, "the loss is reported without the read's answer");
@@ -311,14 +286,14 @@ describe("errors that retrying cannot fix", () => {
 
 describe("a guarded write after a release that was applied unheard", () => {
   it("says the lock was released by this holder, not taken by someone else", async (t) => {
-    if (!backend.capabilities.transactions) {
-      t.skip(`${backend.name} has no transactions`);
+    if (!server.backend.capabilities.transactions) {
+      t.skip(`${server.backend.name} has no transactions`);
       return;
     }
     // Found by the simulation (forceful seed 1136): the release's first attempt is applied and its
     // answer lost, its retry refused, so release() rejects and the lock still looks held; a guarded
     // write then fails its guard on our own release.
-    const p = process_("p");
+    const p = server.process("p");
     const lock = await p.locks.acquire(id);
     p.link.loseReplies("release");
     const releasing = lock.release().catch((e: unknown) => e);
@@ -326,20 +301,20 @@ describe("a guarded write after a release that was applied unheard", () => {
     p.link.refuse("release");
     await p.advance(HEARTBEAT);
     assert.ok((await releasing) instanceof LockError);
-    const put = { Put: { TableName: table, Item: { id: { S: `${id}-work` } } } };
+    const put = { Put: { TableName: server.table, Item: { id: { S: `${id}-work` } } } };
     const err = await lock.transact([put]).catch((e: unknown) => e);
     assert.ok(err instanceof LockError && !(err instanceof LockLostError), String(err));
     assert.equal(err.code, "ERELEASED");
     assert.equal(lock.signal.aborted, false, "not a loss: nobody else took or released it");
     assert.equal(lock.held, false);
-    assert.equal((await admin.read(`${id}-work`)) === undefined, true, "nothing committed");
+    assert.equal((await server.admin.read(`${id}-work`)) === undefined, true, "nothing committed");
   });
 });
 
 describe("onWait", () => {
   it("a promise it returns that rejects ends the wait with its reason, never unhandled", async () => {
-    const holder = await process_("h").locks.acquire(id);
-    const q = process_("q");
+    const holder = await server.process("h").locks.acquire(id);
+    const q = server.process("q");
     const boom = new Error("status line failed");
     const waiting = q.locks
       .acquire(id, { waitMs: 60_000, onWait: () => Promise.reject(boom) })
@@ -363,13 +338,13 @@ describe("long durations", () => {
   });
 
   it("a wait beyond 2^31 ms takes a free lock, and waitMs: Infinity waits for a release", async () => {
-    const locks = new LockClient({ table, client: backend.client });
+    const locks = new LockClient({ table: server.table, client: server.backend.client });
     const first = await locks.acquire(id, { waitMs: 2 ** 31 + 1 });
     assert.equal(first.held, true);
     await first.release();
     await locks.close();
-    const lock = await process_("h").locks.acquire(id);
-    const q = process_("q");
+    const lock = await server.process("h").locks.acquire(id);
+    const q = server.process("q");
     let looks = 0;
     const waiting = q.locks.acquire(id, { waitMs: Number.POSITIVE_INFINITY, onWait: () => void looks++ });
     await q.advance(LEASE / 2);
@@ -382,7 +357,11 @@ describe("long durations", () => {
   });
 
   it("a lease beyond 2^31 ms does not expire at once", async () => {
-    const locks = new LockClient({ table, client: backend.client, leaseMs: 3 * 2 ** 31 });
+    const locks = new LockClient({
+      table: server.table,
+      client: server.backend.client,
+      leaseMs: 3 * 2 ** 31,
+    });
     const lock = await locks.acquire(id);
     await new Promise((resolve) => setTimeout(resolve, 50));
     assert.equal(lock.signal.aborted, false);
@@ -393,14 +372,14 @@ describe("long durations", () => {
 
 describe("re-acquiring an id this client holds", () => {
   it("waits like any contender; the error says the holder is this same client", async () => {
-    const locks = new LockClient({ table, client: backend.client });
+    const locks = new LockClient({ table: server.table, client: server.backend.client });
     const lock = await locks.acquire(id);
     await assert.rejects(
       locks.acquire(id),
       (e: unknown) => e instanceof LockHeldError && /this same LockClient/.test(e.message),
     );
     await assert.rejects(
-      admin.acquire(id),
+      server.admin.acquire(id),
       (e: unknown) => e instanceof LockHeldError && !/this same LockClient/.test(e.message),
     );
     await lock.release();
@@ -422,8 +401,11 @@ describe("key names", () => {
     "expiresAt",
   ]) {
     it(`refuses partitionKey or sortKey.name "${name}", a lock attribute, before any request`, () => {
-      assert.throws(() => new LockClient({ table, partitionKey: name }), RangeError);
-      assert.throws(() => new LockClient({ table, sortKey: { name, value: "lock" } }), RangeError);
+      assert.throws(() => new LockClient({ table: server.table, partitionKey: name }), RangeError);
+      assert.throws(
+        () => new LockClient({ table: server.table, sortKey: { name, value: "lock" } }),
+        RangeError,
+      );
     });
   }
 });

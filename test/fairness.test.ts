@@ -3,52 +3,14 @@
  * acquisitions over a bounded number of rounds, never in wall-clock time.
  */
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
-import { after, before, describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
-import { LockClient } from "../src/index.js";
-import { type Backend, startBackend, uniqueName } from "./support/backend.js";
+import { describe, it } from "node:test";
+import { sharedTable } from "./support/process.js";
 import { eventually } from "./support/wait.js";
+import { workerStarter } from "./support/workers.js";
 
-let backend: Backend;
-let table: string;
-let admin: LockClient;
-const children = new Set<ChildProcess>();
-
-before(async () => {
-  backend = await startBackend();
-  table = uniqueName();
-  admin = new LockClient({ table, client: backend.client });
-  await admin.createTable();
-});
-after(async () => {
-  for (const child of children) child.kill("SIGKILL");
-  await admin.close();
-  await backend.close();
-});
-
-function startWorker(env: Record<string, string>): { child: ChildProcess; lines: string[] } {
-  const child = spawn(
-    process.execPath,
-    ["--import", "tsx", fileURLToPath(new URL("fixtures/fair-worker.ts", import.meta.url))],
-    {
-      env: { ...process.env, ENDPOINT: backend.endpoint, TABLE: table, ...env },
-      stdio: ["pipe", "pipe", "inherit"],
-    },
-  );
-  children.add(child);
-  child.on("exit", () => children.delete(child));
-  const lines: string[] = [];
-  let buffered = "";
-  child.stdout?.on("data", (chunk: Buffer) => {
-    buffered += chunk.toString();
-    const parts = buffered.split("\n");
-    buffered = parts.pop() ?? "";
-    lines.push(...parts.filter((l) => l.length > 0));
-  });
-  return { child, lines };
-}
+const server = sharedTable();
+const startWorker = workerStarter(server);
 
 describe("fairness across processes", () => {
   it("4 equal contenders looping acquire → 5 ms → release: none below half the mean share", {
@@ -57,7 +19,11 @@ describe("fairness across processes", () => {
     const workers = 4;
     const total = 80;
     const started = Array.from({ length: workers }, (_, i) =>
-      startWorker({ LOCK_ID: "fair", TOTAL: String(total), WORKER: `w${i}`, HOLD_MS: "5" }),
+      startWorker(
+        "fair-worker.ts",
+        { LOCK_ID: "fair", TOTAL: String(total), WORKER: `w${i}`, HOLD_MS: "5" },
+        { stdin: "pipe" },
+      ),
     );
     // Everyone starts contending at once: a worker that starts first must not count as favoured.
     await eventually(() => started.every(({ lines }) => lines[0] === "ready"), "workers ready", 12_000);

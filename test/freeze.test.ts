@@ -12,27 +12,14 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, fork } from "node:child_process";
 import { once } from "node:events";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { LockClient } from "../src/index.js";
-import { type Backend, startBackend, uniqueName } from "./support/backend.js";
+import { sharedTable } from "./support/process.js";
 
 const LEASE_MS = 1_500;
 
-let backend: Backend;
-let table: string;
-let admin: LockClient;
-
-before(async () => {
-  backend = await startBackend();
-  table = uniqueName();
-  admin = new LockClient({ table, client: backend.client });
-  await admin.createTable();
-});
-after(async () => {
-  await admin.close();
-  await backend.close();
-});
+const server = sharedTable();
 
 interface Report {
   event: "report";
@@ -56,8 +43,8 @@ async function freezeOnce(
     execArgv: ["--import", "tsx"],
     env: {
       ...process.env,
-      ENDPOINT: backend.endpoint,
-      TABLE: table,
+      ENDPOINT: server.backend.endpoint,
+      TABLE: server.table,
       LOCK_ID: id,
       LEASE_MS: String(LEASE_MS),
       ...env,
@@ -85,7 +72,12 @@ async function freezeOnce(
         resolve(m);
       });
     });
-  const taker = new LockClient({ table, client: backend.client, holder: "next", maxClockSkewMs: 0 });
+  const taker = new LockClient({
+    table: server.table,
+    client: server.backend.client,
+    holder: "next",
+    maxClockSkewMs: 0,
+  });
   try {
     const { fence } = (await next("acquired")) as { fence: number };
     // The child is gone already only if its step ran before the stop (see below): nothing to say.
@@ -100,7 +92,7 @@ async function freezeOnce(
     process.kill(pid, "SIGCONT");
     const report = (await next("report")) as Report;
     await once(child, "exit");
-    const info = await admin.read(id);
+    const info = await server.admin.read(id);
     assert.equal(info?.holder, "next", "the lock stays with the process that took it over");
     assert.deepEqual(info?.data, undefined, "the frozen holder's update wrote nothing");
     await lock.release();
@@ -125,8 +117,12 @@ async function freeze(name: string, env: Record<string, string>) {
 
 async function resource(id: string): Promise<unknown> {
   const { GetItemCommand } = await import("@aws-sdk/client-dynamodb");
-  const out = await backend.client.send(
-    new GetItemCommand({ TableName: table, Key: { id: { S: `resource/${id}` } }, ConsistentRead: true }),
+  const out = await server.backend.client.send(
+    new GetItemCommand({
+      TableName: server.table,
+      Key: { id: { S: `resource/${id}` } },
+      ConsistentRead: true,
+    }),
   );
   return out.Item;
 }

@@ -5,28 +5,17 @@
  * `GlobalTableVersion`. Every other request goes to the real server.
  */
 import assert from "node:assert/strict";
-import { after, afterEach, before, beforeEach, describe, it } from "node:test";
+import { afterEach, beforeEach, describe, it } from "node:test";
 import type { DynamoDBClient, TableDescription } from "@aws-sdk/client-dynamodb";
 import { keyOptions } from "../src/cli/connection.js";
 import { EXIT } from "../src/cli/exit-codes.js";
 import { explain } from "../src/cli/report.js";
 import { judgeReplication, replicationOf } from "../src/global-table.js";
 import { LockClient, LockError } from "../src/index.js";
-import { type Backend, countRequests, startBackend, uniqueName } from "./support/backend.js";
+import { countRequests } from "./support/backend.js";
+import { sharedTable } from "./support/process.js";
 
-let backend: Backend;
-let table: string;
-
-before(async () => {
-  backend = await startBackend();
-  table = uniqueName();
-  const admin = new LockClient({ table, client: backend.client });
-  await admin.createTable();
-  await admin.close();
-});
-after(async () => {
-  await backend.close();
-});
+const server = sharedTable();
 
 const MREC: Partial<TableDescription> = {
   GlobalTableVersion: "2019.11.21",
@@ -48,7 +37,7 @@ const MRSC: Partial<TableDescription> = {
 
 /** A client whose DescribeTable answers add `fields` to the real table's description, or fail with `fields`. */
 function clientDescribing(fields: Partial<TableDescription> | Error): DynamoDBClient {
-  const client = backend.newClient(); // region us-east-1
+  const client = server.backend.newClient(); // region us-east-1
   client.middlewareStack.add(
     (next, context) => async (args) => {
       if (context.commandName !== "DescribeTableCommand") return next(args);
@@ -85,7 +74,7 @@ describe("an eventually consistent (MREC) global table", () => {
   it("is refused before any lock request, with what goes wrong and what to do", async () => {
     const client = clientDescribing(MREC);
     const counter = countRequests(client);
-    const locks = new LockClient({ table, client });
+    const locks = new LockClient({ table: server.table, client });
     const err = await locks.acquire(id).catch((e: unknown) => e);
     assert.ok(err instanceof LockError, String(err));
     assert.match(err.message, /multi-Region eventual consistency/);
@@ -109,7 +98,7 @@ describe("an eventually consistent (MREC) global table", () => {
     it(`is refused for a ${label} acquire too, before any lock request`, async () => {
       const client = clientDescribing(MREC);
       const counter = countRequests(client);
-      const locks = new LockClient({ table, client });
+      const locks = new LockClient({ table: server.table, client });
       const err = await locks.acquire(id, opts).catch((e: unknown) => e);
       assert.ok(err instanceof LockError, String(err));
       assert.equal(err.code, "EGLOBALTABLE");
@@ -125,7 +114,7 @@ describe("an eventually consistent (MREC) global table", () => {
       { GlobalTableVersion: "2017.11.29" },
     ] as Partial<TableDescription>[]) {
       const client = clientDescribing(fields);
-      const locks = new LockClient({ table, client });
+      const locks = new LockClient({ table: server.table, client });
       await assert.rejects(locks.acquire(id), /eventual consistency/);
       await locks.close();
       client.destroy();
@@ -134,7 +123,7 @@ describe("an eventually consistent (MREC) global table", () => {
 
   it("is used with singleWriterRegion naming this client's Region, which is written to the warnings once", async () => {
     const client = clientDescribing(MREC);
-    const locks = new LockClient({ table, client, singleWriterRegion: "us-east-1" });
+    const locks = new LockClient({ table: server.table, client, singleWriterRegion: "us-east-1" });
     const lock = await locks.acquire(id);
     await lock.release();
     await (await locks.acquire(id)).release();
@@ -147,9 +136,9 @@ describe("an eventually consistent (MREC) global table", () => {
 
   it("is refused when singleWriterRegion is not this client's Region, or has no replica", async () => {
     const client = clientDescribing(MREC);
-    const elsewhere = new LockClient({ table, client, singleWriterRegion: "eu-west-1" });
+    const elsewhere = new LockClient({ table: server.table, client, singleWriterRegion: "eu-west-1" });
     await assert.rejects(elsewhere.acquire(id), /sends its requests to "us-east-1"/);
-    const nowhere = new LockClient({ table, client, singleWriterRegion: "ap-south-1" });
+    const nowhere = new LockClient({ table: server.table, client, singleWriterRegion: "ap-south-1" });
     await assert.rejects(nowhere.acquire(id), /no replica there/);
     await elsewhere.close();
     await nowhere.close();
@@ -160,7 +149,7 @@ describe("an eventually consistent (MREC) global table", () => {
 describe("a strongly consistent (MRSC) global table", () => {
   it("is used like a single-Region table, without a warning", async () => {
     const client = clientDescribing(MRSC);
-    const locks = new LockClient({ table, client });
+    const locks = new LockClient({ table: server.table, client });
     const lock = await locks.acquire<{ n: number }>(id);
     await lock.update({ n: 1 });
     await lock.release();
@@ -185,9 +174,9 @@ describe("a strongly consistent (MRSC) global table", () => {
       },
       { step: "initialize", name: "refuseTransactions" },
     );
-    const locks = new LockClient({ table, client });
+    const locks = new LockClient({ table: server.table, client });
     const lock = await locks.acquire(id);
-    const put = { Put: { TableName: table, Item: { id: { S: `${id}-work` } } } };
+    const put = { Put: { TableName: server.table, Item: { id: { S: `${id}-work` } } } };
     const err = await lock.transact([put]).catch((e: unknown) => e);
     assert.ok(err instanceof LockError, String(err));
     assert.match(err.message, /multi-Region strong consistency/);
@@ -208,7 +197,7 @@ describe("when the table cannot be looked at", () => {
     });
     const client = clientDescribing(denied);
     const counter = countRequests(client);
-    const locks = new LockClient({ table, client });
+    const locks = new LockClient({ table: server.table, client });
     await (await locks.acquire(id)).release();
     await (await locks.acquire(id)).release();
     const seen = await warned("DYNAMOLOCK_TABLE_UNCHECKED");
@@ -223,7 +212,7 @@ describe("when the table cannot be looked at", () => {
   it("checkTable: false skips the look", async () => {
     const client = clientDescribing(MREC);
     const counter = countRequests(client);
-    const locks = new LockClient({ table, client, checkTable: false });
+    const locks = new LockClient({ table: server.table, client, checkTable: false });
     await (await locks.acquire(id)).release();
     assert.deepEqual(counter.byOperation(), { UpdateItem: 2 });
     await locks.close();

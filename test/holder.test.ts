@@ -3,42 +3,16 @@
  * test says so, so every lease boundary is checked exactly, with no wall-clock windows.
  */
 import assert from "node:assert/strict";
-import { after, before, beforeEach, describe, it } from "node:test";
-import { LockClient, LockError, LockLostError } from "../src/index.js";
+import { beforeEach, describe, it } from "node:test";
+import { LockError, LockLostError } from "../src/index.js";
 import { driftMarginMs } from "../src/lease.js";
-import { type Backend, startBackend, uniqueName } from "./support/backend.js";
 import { FakeRuntime } from "./support/fake-runtime.js";
-import { testProcess } from "./support/process.js";
+import { sharedTable } from "./support/process.js";
 
 const LEASE = 10_000;
 const HEARTBEAT = 1_000;
 
-let backend: Backend;
-let table: string;
-let admin: LockClient;
-
-before(async () => {
-  backend = await startBackend();
-  table = uniqueName();
-  admin = new LockClient({ table, client: backend.client });
-  await admin.createTable();
-});
-after(async () => {
-  await admin.close();
-  await backend.close();
-});
-
-/** A process: its own clocks and a fault-injecting link to the real server. */
-function process_(name: string, runtime = new FakeRuntime(), options: { maxClockSkewMs?: number } = {}) {
-  return testProcess(backend.client, {
-    table,
-    runtime,
-    leaseMs: LEASE,
-    heartbeatMs: HEARTBEAT,
-    holder: name,
-    ...options,
-  });
-}
+const server = sharedTable({ leaseMs: LEASE, heartbeatMs: HEARTBEAT });
 
 let id: string;
 let n = 0;
@@ -48,7 +22,7 @@ beforeEach(() => {
 
 describe("holder", () => {
   it("heartbeats every heartbeatMs and leaves no timer behind after release", async () => {
-    const p = process_("p");
+    const p = server.process("p");
     const held = await p.locks.acquire(id);
     await p.advance(HEARTBEAT * 3 + 1);
     assert.deepEqual(p.link.sent, ["acquire", "renew", "renew", "renew"]);
@@ -57,7 +31,7 @@ describe("holder", () => {
   });
 
   it("loses the lock exactly when its lease runs out without a confirmed heartbeat", async () => {
-    const p = process_("p");
+    const p = server.process("p");
     const held = await p.locks.acquire(id);
     p.link.partitioned = true;
     const validFor = LEASE - driftMarginMs(LEASE);
@@ -81,7 +55,7 @@ describe("holder", () => {
   });
 
   it("an update still unanswered when the lease runs out is reported as maybe written", async () => {
-    const p = process_("p");
+    const p = server.process("p");
     const held = await p.locks.acquire(id);
     p.link.partitioned = true; // no answers: every attempt may or may not have been applied
     const updating = held.update({ maybe: true });
@@ -95,61 +69,65 @@ describe("holder", () => {
   });
 
   it("after losing by expiry, frees its own record as soon as it can reach the server", async () => {
-    const p = process_("p");
+    const p = server.process("p");
     await p.locks.acquire(id);
     p.link.partitioned = true;
     await p.advance(LEASE);
     // The best-effort release was attempted during the partition and failed; nothing was freed.
-    assert.equal((await admin.read(id))?.held, true);
-    const late = process_("late");
+    assert.equal((await server.admin.read(id))?.held, true);
+    const late = server.process("late");
     const held = await late.locks.acquire(`${id}-b`);
     late.link.partitioned = true;
     await late.advance(LEASE - driftMarginMs(LEASE) - 1);
     late.link.partitioned = false; // the partition heals just as the lease ends
     await late.advance(1);
     assert.equal(held.signal.aborted, true);
-    assert.equal((await admin.read(`${id}-b`))?.held, false, "the expired holder released its own record");
+    assert.equal(
+      (await server.admin.read(`${id}-b`))?.held,
+      false,
+      "the expired holder released its own record",
+    );
   });
 
   it("a heartbeat applied but not acknowledged does not cost the lock", async () => {
-    const p = process_("p");
+    const p = server.process("p");
     const held = await p.locks.acquire(id);
     p.link.loseReplies("renew", 2);
     await p.advance(HEARTBEAT * 2);
     assert.equal(held.signal.aborted, false);
     await p.advance(LEASE * 2);
     assert.equal(held.signal.aborted, false, "later heartbeats keep it");
-    assert.equal((await admin.read(id))?.held, true);
+    assert.equal((await server.admin.read(id))?.held, true);
     await held.release();
   });
 
   it("a release applied but not acknowledged is recognised on retry, with its data", async () => {
-    const p = process_("p");
+    const p = server.process("p");
     const held = await p.locks.acquire(id);
     p.link.loseReplies("release");
     const releasing = held.release({ done: 1 });
     await p.advance(2_000);
     await releasing;
     assert.equal(held.signal.aborted, false);
-    const info = await admin.read(id);
+    const info = await server.admin.read(id);
     assert.equal(info?.held, false);
     assert.deepEqual(info?.data, { done: 1 });
   });
 
   it("an update applied but not acknowledged is retried and succeeds", async () => {
-    const p = process_("p");
+    const p = server.process("p");
     const held = await p.locks.acquire<{ n: number }>(id);
     p.link.loseReplies("renew");
     const updating = held.update({ n: 1 });
     await p.advance(2_000);
     await updating;
     assert.deepEqual(held.data, { n: 1 });
-    assert.deepEqual((await admin.read(id))?.data, { n: 1 });
+    assert.deepEqual((await server.admin.read(id))?.data, { n: 1 });
     await held.release();
   });
 
   it("a release waits for the heartbeat in flight and never races it", async () => {
-    const p = process_("p");
+    const p = server.process("p");
     const held = await p.locks.acquire(id);
     const heartbeat = p.link.holdReply("renew");
     const ticking = p.advance(HEARTBEAT);
@@ -162,32 +140,32 @@ describe("holder", () => {
     await releasing;
     assert.deepEqual(p.link.sent, ["acquire", "renew", "release"]);
     assert.equal(held.signal.aborted, false);
-    assert.equal((await admin.read(id))?.held, false);
+    assert.equal((await server.admin.read(id))?.held, false);
   });
 
   it("an acquire applied but not acknowledged is retried into the same acquisition", async () => {
-    const p = process_("p");
+    const p = server.process("p");
     p.link.loseReplies("acquire");
     const acquiring = p.locks.acquire(id, { waitMs: 5_000 });
     await p.advance(1_000);
     const held = await acquiring;
     assert.equal(held.signal.aborted, false);
-    const info = await admin.read(id);
+    const info = await server.admin.read(id);
     assert.equal(info?.holder, "p");
     assert.equal(info?.fence, held.fence);
     await held.release();
   });
 
   it("an acquire whose outcome stays unknown is cleaned up, not left held for a lease", async () => {
-    const p = process_("p");
+    const p = server.process("p");
     p.link.loseReplies("acquire");
     await assert.rejects(p.locks.acquire(id), (e) => e instanceof LockError && !(e instanceof LockLostError));
     await p.link.settle();
-    assert.equal((await admin.read(id))?.held, false);
+    assert.equal((await server.admin.read(id))?.held, false);
   });
 
   it("an acquire aborted while its request is in flight is cleaned up", async () => {
-    const p = process_("p");
+    const p = server.process("p");
     const reply = p.link.holdReply("acquire");
     const controller = new AbortController();
     const acquiring = p.locks.acquire(id, { signal: controller.signal, waitMs: 5_000 });
@@ -196,13 +174,13 @@ describe("holder", () => {
     controller.abort(reason);
     await assert.rejects(acquiring, (e) => e === reason);
     await p.link.settle();
-    assert.equal((await admin.read(id))?.held, false);
+    assert.equal((await server.admin.read(id))?.held, false);
   });
 });
 
 describe("waiter", () => {
   it("a server that never answers cannot hold an acquire past its wait (plus one lease)", async () => {
-    const p = process_("p");
+    const p = server.process("p");
     p.link.blackholed = true;
     let settled = false;
     const acquiring = p.locks.acquire(id, { waitMs: 2_000 }).finally(() => {
@@ -219,8 +197,8 @@ describe("waiter", () => {
 
   it("a transient failure of a poll does not end the wait", async () => {
     const runtime = new FakeRuntime();
-    const holder = process_("holder", runtime);
-    const waiter = process_("waiter", runtime);
+    const holder = server.process("holder", { runtime });
+    const waiter = server.process("waiter", { runtime });
     const held = await holder.locks.acquire(id);
     const acquiring = waiter.locks.acquire(id, { waitMs: 5_000 });
     const settleBoth = async () => {
@@ -240,8 +218,8 @@ describe("waiter", () => {
 
   it("takes over a dead holder by the observed lease: not a millisecond before it", async () => {
     const runtime = new FakeRuntime();
-    const dead = process_("dead", runtime);
-    const waiter = process_("waiter", runtime, { maxClockSkewMs: Number.POSITIVE_INFINITY });
+    const dead = server.process("dead", { runtime });
+    const waiter = server.process("waiter", { runtime, maxClockSkewMs: Number.POSITIVE_INFINITY });
     const held = await dead.locks.acquire(id);
     dead.link.partitioned = true; // it never heartbeats again
     let holderLearnedAt: number | undefined;
@@ -269,14 +247,14 @@ describe("waiter", () => {
   });
 
   it("takes over a holder that died long ago at once, by the wall-clock shortcut", async () => {
-    const old = process_("old");
+    const old = server.process("old");
     const held = await old.locks.acquire(id);
     old.link.partitioned = true;
     const later = new FakeRuntime();
     const skew = 1_000;
     // The newcomer's wall clock reads exactly the shortcut's bound: not yet.
     later.wallOffset = old.runtime.wallNow() + LEASE + skew;
-    const fresh = process_("fresh", later, { maxClockSkewMs: skew });
+    const fresh = server.process("fresh", { runtime: later, maxClockSkewMs: skew });
     assert.equal(await fresh.locks.tryAcquire(id), undefined);
     later.wallOffset += 1;
     const taken = await fresh.locks.tryAcquire(id);
@@ -286,20 +264,20 @@ describe("waiter", () => {
   });
 
   it("never takes the shortcut with maxClockSkewMs: Infinity", async () => {
-    const old = process_("old");
+    const old = server.process("old");
     await old.locks.acquire(id);
     old.link.partitioned = true;
     const later = new FakeRuntime();
     later.wallOffset = old.runtime.wallNow() + 365 * 24 * 3_600_000;
-    const fresh = process_("fresh", later, { maxClockSkewMs: Number.POSITIVE_INFINITY });
+    const fresh = server.process("fresh", { runtime: later, maxClockSkewMs: Number.POSITIVE_INFINITY });
     assert.equal(await fresh.locks.tryAcquire(id), undefined);
-    await admin.forceRelease(id);
+    await server.admin.forceRelease(id);
   });
 
   it("a live holder's heartbeats keep resetting the observed lease", async () => {
     const runtime = new FakeRuntime();
-    const live = process_("live", runtime);
-    const waiter = process_("waiter", runtime, { maxClockSkewMs: Number.POSITIVE_INFINITY });
+    const live = server.process("live", { runtime });
+    const waiter = server.process("waiter", { runtime, maxClockSkewMs: Number.POSITIVE_INFINITY });
     const held = await live.locks.acquire(id);
     const settleBoth = async () => {
       await live.link.settle();

@@ -6,34 +6,20 @@
  * lock, event-loop delay) is `npm run bench` (bench/many.ts).
  */
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
-import { type Lock, LockClient } from "../src/index.js";
-import { type Backend, startBackend, uniqueName } from "./support/backend.js";
-import { testProcess } from "./support/process.js";
+import { describe, it } from "node:test";
+import type { Lock } from "../src/index.js";
+import { sharedTable } from "./support/process.js";
 
 const LOCKS = 1_000;
 const LEASE = 6_000;
 const HEARTBEAT = 1_000;
 const ROUNDS = 3;
 
-let backend: Backend;
-let table: string;
-let admin: LockClient;
-
-before(async () => {
-  backend = await startBackend();
-  table = uniqueName();
-  admin = new LockClient({ table, client: backend.client });
-  await admin.createTable();
-});
-after(async () => {
-  await admin.close();
-  await backend.close();
-});
+const server = sharedTable({ leaseMs: LEASE, heartbeatMs: HEARTBEAT });
 
 describe("many locks in one process", () => {
   it(`${LOCKS} held locks heartbeat on time for ${ROUNDS} intervals, lose nothing, and keep two timers each`, async () => {
-    const p = testProcess(backend.client, { table, leaseMs: LEASE, heartbeatMs: HEARTBEAT, holder: "many" });
+    const p = server.process("many");
     const held: Lock[] = [];
     for (let batch = 0; batch < LOCKS; batch += 50) {
       const ids = Array.from({ length: Math.min(50, LOCKS - batch) }, (_, i) => `many-${batch + i}`);
@@ -55,7 +41,7 @@ describe("many locks in one process", () => {
     // The server agrees: every item carries its holder's last heartbeat.
     const lastBeat = p.runtime.wallOffset + HEARTBEAT * ROUNDS;
     let seen = 0;
-    for await (const info of admin.list({ prefix: "many-" })) {
+    for await (const info of server.admin.list({ prefix: "many-" })) {
       seen++;
       assert.equal(info.held, true, info.lockId);
       assert.equal(info.heartbeatAt, lastBeat, info.lockId);

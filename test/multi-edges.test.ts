@@ -4,23 +4,25 @@
  * Against a real server (dynalite by default).
  */
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { type DynamoDBClient, GetItemCommand, UpdateItemCommand } from "@aws-sdk/client-dynamodb";
 import { LockClient } from "../src/index.js";
-import { type Backend, startBackend, uniqueName } from "./support/backend.js";
 import { FakeRuntime } from "./support/fake-runtime.js";
+import { sharedTable } from "./support/process.js";
 import { eventually } from "./support/wait.js";
 
-let backend: Backend;
-let table: string;
+const server = sharedTable();
 const LEASE = 10_000;
 const clients: LockClient[] = [];
+server.onClose(async () => {
+  for (const c of clients) await c.close();
+});
 
 /** A client on the shared table; closed after the file. */
 function client(holder: string, extra: Record<string, unknown> = {}, dynamo?: DynamoDBClient): LockClient {
   const c = new LockClient({
-    table,
-    client: dynamo ?? backend.client,
+    table: server.table,
+    client: dynamo ?? server.backend.client,
     holder,
     leaseMs: LEASE,
     heartbeatMs: 1_000,
@@ -31,30 +33,18 @@ function client(holder: string, extra: Record<string, unknown> = {}, dynamo?: Dy
   return c;
 }
 
-before(async () => {
-  backend = await startBackend();
-  table = uniqueName();
-  const admin = new LockClient({ table, client: backend.client });
-  await admin.createTable();
-  await admin.close();
-});
-after(async () => {
-  for (const c of clients) await c.close();
-  await backend.close();
-});
-
 async function rawItem(id: string) {
-  const out = await backend.client.send(
-    new GetItemCommand({ TableName: table, Key: { id: { S: id } }, ConsistentRead: true }),
+  const out = await server.backend.client.send(
+    new GetItemCommand({ TableName: server.table, Key: { id: { S: id } }, ConsistentRead: true }),
   );
   return out.Item;
 }
 
 /** A holder entry that died long ago (wall clock far in the past), written straight into the item. */
 async function plantDeadEntry(id: string, token: string, kind: string) {
-  await backend.client.send(
+  await server.backend.client.send(
     new UpdateItemCommand({
-      TableName: table,
+      TableName: server.table,
       Key: { id: { S: id } },
       UpdateExpression: "SET #h = :m, #k = :k",
       ExpressionAttributeNames: { "#h": "holders", "#k": "kind" },
@@ -110,7 +100,7 @@ describe("a waiting writer's intent", () => {
 
   it("is gone once its writer is in, also when the writer adopts a write whose answer was lost", async () => {
     const id = "edge-intent-own-adopt";
-    const flaky = backend.newClient();
+    const flaky = server.backend.newClient();
     let dropped = false;
     flaky.middlewareStack.add(
       (next, context) => async (args) => {
@@ -166,9 +156,9 @@ describe("a dead holder of another kind", () => {
 
   it("a dead exclusive owner is removed by a semaphore acquire, which gets in", async () => {
     const id = "edge-dead-owner";
-    await backend.client.send(
+    await server.backend.client.send(
       new UpdateItemCommand({
-        TableName: table,
+        TableName: server.table,
         Key: { id: { S: id } },
         UpdateExpression: "SET #o = :o, #v = :v, #l = :l, #h = :h, #n = :n, #f = :v",
         ExpressionAttributeNames: {
@@ -197,7 +187,7 @@ describe("a dead holder of another kind", () => {
 describe("an entry's release", () => {
   it("applied but unanswered, retried, and refused after the lease: resolves, as the mutex's does", async () => {
     const id = "edge-release-unanswered";
-    const lossy = backend.newClient();
+    const lossy = server.backend.newClient();
     let attempts = 0;
     let lock: Awaited<ReturnType<LockClient["acquire"]>> | undefined;
     lossy.middlewareStack.add(
@@ -246,7 +236,7 @@ describe("the first tryAcquire of a new id", () => {
       const aDone = new Promise<void>((resolve) => {
         aIn = resolve;
       });
-      const slow = backend.newClient();
+      const slow = server.backend.newClient();
       slow.middlewareStack.add(
         (next, context) => async (args) => {
           if (context.commandName !== "UpdateItemCommand") return next(args);
@@ -305,11 +295,14 @@ describe("a reclaim that is throttled", () => {
               );
             }
           }
-          return (backend.client.send as (c: unknown, o?: unknown) => Promise<unknown>)(command, options);
+          return (server.backend.client.send as (c: unknown, o?: unknown) => Promise<unknown>)(
+            command,
+            options,
+          );
         },
       };
       const p = new LockClient({
-        table,
+        table: server.table,
         client: sender as never,
         runtime,
         checkTable: false,
@@ -364,8 +357,8 @@ describe("a waiting writer's intent refresh", () => {
     const reader = await client("reader").acquire(id, { mode: "shared" });
     const runtime = new FakeRuntime();
     const w = new LockClient({
-      table,
-      client: backend.client,
+      table: server.table,
+      client: server.backend.client,
       runtime,
       checkTable: false,
       holder: "slow-poller",

@@ -4,35 +4,19 @@
  * a shared directory (one O_EXCL file per holder inside), which must never show more than N.
  */
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { after, before, describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
-import { LockClient } from "../src/index.js";
-import { type Backend, startBackend, uniqueName } from "./support/backend.js";
+import { after, describe, it } from "node:test";
+import { sharedTable } from "./support/process.js";
+import { workerStarter } from "./support/workers.js";
 
-let backend: Backend;
-let table: string;
-let admin: LockClient;
-const children = new Set<ChildProcess>();
+const server = sharedTable();
+const start = workerStarter(server);
 const marks = mkdtempSync(join(tmpdir(), "dynamolock-permits-"));
-
-before(async () => {
-  backend = await startBackend();
-  table = uniqueName();
-  admin = new LockClient({ table, client: backend.client });
-  await admin.createTable();
-});
-after(async () => {
-  // Only the children this test started, by their own pids.
-  for (const child of children) if (child.pid !== undefined) process.kill(child.pid, "SIGKILL");
-  await admin.close();
-  await backend.close();
-  rmSync(marks, { recursive: true, force: true });
-});
+after(() => rmSync(marks, { recursive: true, force: true }));
 
 interface Section {
   readonly pid: number;
@@ -46,27 +30,19 @@ function startWorker(env: Record<string, string>): {
   sections: Section[];
   closed: Promise<unknown[]>;
 } {
-  const child = spawn(
-    process.execPath,
-    ["--import", "tsx", fileURLToPath(new URL("fixtures/permit-worker.ts", import.meta.url))],
+  const sections: Section[] = [];
+  const { child } = start(
+    "permit-worker.ts",
+    { MARKS: marks, ...env },
     {
-      env: { ...process.env, ENDPOINT: backend.endpoint, TABLE: table, MARKS: marks, ...env },
-      stdio: ["ignore", "pipe", "inherit"],
+      onLine: (line) => {
+        sections.push(JSON.parse(line) as Section);
+        if (process.env.DEBUG_PERMITS) process.stderr.write(`${line}\n`);
+      },
     },
   );
-  children.add(child);
-  child.on("exit", () => children.delete(child));
   // Listened to from the start: a worker may finish before the test awaits it.
   const closed = once(child, "close");
-  const sections: Section[] = [];
-  let buffered = "";
-  child.stdout?.on("data", (chunk: Buffer) => {
-    buffered += chunk.toString();
-    const parts = buffered.split("\n");
-    buffered = parts.pop() ?? "";
-    for (const line of parts) if (line.length > 0) sections.push(JSON.parse(line) as Section);
-    if (process.env.DEBUG_PERMITS) process.stderr.write(`${parts.join("\n")}\n`);
-  });
   return { child, sections, closed };
 }
 
@@ -107,7 +83,7 @@ describe("semaphore across processes", () => {
     t.diagnostic(`${all.length} critical sections, at most ${most} inside at once`);
     assert.ok(all.every((s) => s.held));
     assert.equal(new Set(all.map((s) => s.fence)).size, all.length, "every acquisition has its own fence");
-    const item = await admin.read("exports");
+    const item = await server.admin.read("exports");
     assert.ok(item !== undefined);
   });
 });

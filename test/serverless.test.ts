@@ -6,42 +6,16 @@
  */
 import assert from "node:assert/strict";
 import { tracingChannel } from "node:diagnostics_channel";
-import { after, before, beforeEach, describe, it } from "node:test";
+import { beforeEach, describe, it } from "node:test";
 import { LockClient, LockError, LockLostError } from "../src/index.js";
 import { driftMarginMs } from "../src/lease.js";
-import { type Backend, startBackend, uniqueName } from "./support/backend.js";
-import { FakeRuntime } from "./support/fake-runtime.js";
-import { testProcess } from "./support/process.js";
+import { sharedTable } from "./support/process.js";
 
 const LEASE = 10_000;
 const HEARTBEAT = 1_000;
 const VALID = LEASE - driftMarginMs(LEASE);
 
-let backend: Backend;
-let table: string;
-let admin: LockClient;
-
-before(async () => {
-  backend = await startBackend();
-  table = uniqueName();
-  admin = new LockClient({ table, client: backend.client });
-  await admin.createTable();
-});
-after(async () => {
-  await admin.close();
-  await backend.close();
-});
-
-function process_(name: string, options: { heartbeat?: boolean; maxClockSkewMs?: number } = {}) {
-  return testProcess(backend.client, {
-    table,
-    runtime: new FakeRuntime(),
-    leaseMs: LEASE,
-    heartbeatMs: HEARTBEAT,
-    holder: name,
-    ...options,
-  });
-}
+const server = sharedTable({ leaseMs: LEASE, heartbeatMs: HEARTBEAT });
 
 let id: string;
 let n = 0;
@@ -51,7 +25,7 @@ beforeEach(() => {
 
 describe("heartbeat: false", () => {
   it("sends nothing on its own and arms no timer that keeps the process alive", async () => {
-    const p = process_("p", { heartbeat: false });
+    const p = server.process("p", { heartbeat: false });
     const lock = await p.locks.acquire(id);
     // Only the expiry timer, unref'd: it aborts `signal` in a process that is running anyway.
     assert.equal(p.runtime.pendingTimers, 1);
@@ -70,7 +44,7 @@ describe("heartbeat: false", () => {
   });
 
   it("is per acquire: overrides the client's setting either way", async () => {
-    const beats = process_("beats");
+    const beats = server.process("beats");
     const quiet = await beats.locks.acquire(id, { heartbeat: false });
     const tried = await beats.locks.tryAcquire(`${id}-try`, { heartbeat: false });
     assert.ok(tried !== undefined);
@@ -79,7 +53,7 @@ describe("heartbeat: false", () => {
     await quiet.release();
     await tried.release();
 
-    const still = process_("still", { heartbeat: false });
+    const still = server.process("still", { heartbeat: false });
     const loud = await still.locks.acquire(`${id}-loud`, { heartbeat: true });
     await still.advance(HEARTBEAT * 2 + 1);
     assert.deepEqual(still.link.sent, ["acquire", "renew", "renew"]);
@@ -87,14 +61,14 @@ describe("heartbeat: false", () => {
   });
 
   it("extend() renews with one request and reports the lease left, counted from its send", async () => {
-    const p = process_("p", { heartbeat: false });
+    const p = server.process("p", { heartbeat: false });
     const lock = await p.locks.acquire<{ n: number }>(id);
     await p.advance(VALID - 100);
     assert.equal(lock.remainingMs, 100);
     const left = await lock.extend();
     assert.equal(left, VALID);
     assert.deepEqual(p.link.sent, ["acquire", "renew"]);
-    const info = await admin.read(id);
+    const info = await server.admin.read(id);
     assert.equal(info?.heartbeatAt, p.runtime.wallNow(), "heartbeatAt is the extend's send time");
     // Valid a whole lease from the extend, no longer.
     await p.advance(VALID - 1);
@@ -104,7 +78,7 @@ describe("heartbeat: false", () => {
   });
 
   it("extend() on a heartbeating lock renews early and moves the next heartbeat", async () => {
-    const p = process_("p");
+    const p = server.process("p");
     const lock = await p.locks.acquire(id);
     await p.advance(HEARTBEAT / 2);
     assert.equal(await lock.extend(), VALID);
@@ -117,7 +91,7 @@ describe("heartbeat: false", () => {
   });
 
   it("extend() answered after the lease ran out does not revive the lock", async () => {
-    const p = process_("p", { heartbeat: false });
+    const p = server.process("p", { heartbeat: false });
     const lock = await p.locks.acquire(id);
     const hold = p.link.holdReply("renew");
     const extending = lock.extend();
@@ -132,7 +106,7 @@ describe("heartbeat: false", () => {
   });
 
   it("extend() after a loss or a release rejects without sending anything", async () => {
-    const p = process_("p", { heartbeat: false });
+    const p = server.process("p", { heartbeat: false });
     const released = await p.locks.acquire(id);
     await released.release();
     const sent = p.link.sent.length;
@@ -149,12 +123,15 @@ describe("heartbeat: false", () => {
   });
 
   it("refuses bad options with a typed error naming them, before any request", async () => {
-    const p = process_("p", { heartbeat: false });
+    const p = server.process("p", { heartbeat: false });
     await assert.rejects(p.locks.acquire(id, { heartbeat: "no" as unknown as boolean }), (e: Error) => {
       return e instanceof TypeError && /`heartbeat`/.test(e.message);
     });
     await assert.rejects(p.locks.tryAcquire(id, { heartbeat: 0 as unknown as boolean }), /`heartbeat`/);
-    assert.throws(() => new LockClient({ table, heartbeat: "off" as unknown as boolean }), /`heartbeat`/);
+    assert.throws(
+      () => new LockClient({ table: server.table, heartbeat: "off" as unknown as boolean }),
+      /`heartbeat`/,
+    );
     assert.deepEqual(p.link.sent, []);
     const lock = await p.locks.acquire(id);
     await assert.rejects(lock.extend("soon" as unknown as object), TypeError);
@@ -169,7 +146,7 @@ describe("heartbeat: false", () => {
 
 describe("after a freeze past the lease", () => {
   it("signal is aborted when first looked at, before any timer has run", async () => {
-    const p = process_("p", { heartbeat: false });
+    const p = server.process("p", { heartbeat: false });
     const lock = await p.locks.acquire(id);
     let told = false;
     lock.signal.addEventListener("abort", () => {
@@ -185,7 +162,7 @@ describe("after a freeze past the lease", () => {
   });
 
   it("held is false when first looked at, and the signal has aborted with it", async () => {
-    const p = process_("p");
+    const p = server.process("p");
     const lock = await p.locks.acquire(id);
     p.runtime.freeze(VALID);
     assert.equal(lock.held, false);
@@ -194,10 +171,10 @@ describe("after a freeze past the lease", () => {
 
   for (const heartbeat of [false, true]) {
     it(`every owner's act refuses without sending (heartbeat: ${heartbeat}), while another has taken over`, async () => {
-      const p = process_("frozen", { heartbeat });
+      const p = server.process("frozen", { heartbeat });
       const lock = await p.locks.acquire(id);
       // The other process's wall clock is past the holder's lease and skew bound: it takes over at once.
-      const q = process_("next", { maxClockSkewMs: 0 });
+      const q = server.process("next", { maxClockSkewMs: 0 });
       q.runtime.wallOffset = p.runtime.wallOffset + LEASE + 1;
       const next = await q.locks.acquire(id);
       p.runtime.freeze(LEASE);
@@ -219,7 +196,7 @@ describe("after a freeze past the lease", () => {
       await p.advance(0);
       // Only the quiet release after the expiry, conditioned on our own token: it changes nothing.
       assert.deepEqual(p.link.sent.slice(before), ["release"]);
-      const info = await admin.read(id);
+      const info = await server.admin.read(id);
       assert.equal(info?.holder, "next");
       assert.equal(info?.fence, next.fence);
       await next.release();
@@ -227,7 +204,7 @@ describe("after a freeze past the lease", () => {
   }
 
   it("withLock does not start fn on a lock that is no longer held", async () => {
-    const p = process_("p", { heartbeat: false });
+    const p = server.process("p", { heartbeat: false });
     // The freeze lands between the acquisition being handed out (the traced acquire has ended, valid)
     // and withLock calling fn: the last await between taking the lock and acting on it.
     const frozen = { done: false };

@@ -48,6 +48,22 @@ function gateUpdates(client: DynamoDBClient, command = "UpdateItemCommand") {
   };
 }
 
+/**
+ * What `call` rejects with once a write it had sent is aborted for `reason`: an EABORTED LockError
+ * saying the write may have applied.
+ */
+async function abortedAfterSending(call: Promise<unknown>, reason: Error): Promise<LockError> {
+  const err = await call.then(
+    () => assert.fail("expected a rejection"),
+    (e: unknown) => e,
+  );
+  assert.ok(err instanceof LockError);
+  assert.equal(err.code, "EABORTED");
+  assert.equal(err.writeUncertain, true);
+  assert.equal(err.cause, reason);
+  return err;
+}
+
 async function setUp() {
   const client = backend.newClient();
   const gate = gateUpdates(client);
@@ -85,14 +101,7 @@ describe("signal on update, release, forceRelease", () => {
     await gate.sent();
     const reason = new Error("caller gave up");
     stop.abort(reason);
-    const err = await update.then(
-      () => assert.fail("expected a rejection"),
-      (e: unknown) => e,
-    );
-    assert.ok(err instanceof LockError);
-    assert.equal(err.code, "EABORTED");
-    assert.equal(err.writeUncertain, true);
-    assert.equal(err.cause, reason);
+    const err = await abortedAfterSending(update, reason);
     assert.match(err.message, /may still apply/);
     gate.open();
     // The write went through: the lock's state and the table follow its real outcome.
@@ -178,14 +187,7 @@ describe("signal on transact", () => {
     const reason = new Error("caller gave up");
     stop.abort(reason);
     // Rejects while the request is still held: the caller stops waiting at once.
-    const err = await write.then(
-      () => assert.fail("expected a rejection"),
-      (e: unknown) => e,
-    );
-    assert.ok(err instanceof LockError);
-    assert.equal(err.code, "EABORTED");
-    assert.equal(err.writeUncertain, true);
-    assert.equal(err.cause, reason);
+    await abortedAfterSending(write, reason);
     gate.open();
     // Whatever became of the write, the lock is still ours and releases normally.
     assert.equal(lock.signal.aborted, false);

@@ -3,7 +3,7 @@
  * switch the search must find), each pinned down here on a real server with injected clocks and faults.
  */
 import assert from "node:assert/strict";
-import { after, before, beforeEach, describe, it } from "node:test";
+import { beforeEach, describe, it } from "node:test";
 import {
   type DynamoDBClient,
   UpdateItemCommand,
@@ -11,28 +11,14 @@ import {
 } from "@aws-sdk/client-dynamodb";
 import type { DynamoDBSender } from "../src/aws.js";
 import { LockClient, LockLostError } from "../src/index.js";
-import { type Backend, startBackend, uniqueName } from "./support/backend.js";
 import { FakeRuntime } from "./support/fake-runtime.js";
 import { kindOf, type RequestKind } from "./support/faults.js";
-import { testProcess } from "./support/process.js";
+import { sharedTable } from "./support/process.js";
 
 const LEASE = 10_000;
 const HEARTBEAT = 1_000;
 
-let backend: Backend;
-let table: string;
-let admin: LockClient;
-
-before(async () => {
-  backend = await startBackend();
-  table = uniqueName();
-  admin = new LockClient({ table, client: backend.client });
-  await admin.createTable();
-});
-after(async () => {
-  await admin.close();
-  await backend.close();
-});
+const server = sharedTable({ leaseMs: LEASE, heartbeatMs: HEARTBEAT });
 
 /**
  * A process that stalls (a GC pause) right after its next read of the wall clock: from then on its
@@ -55,17 +41,9 @@ class StallAfterWallRead extends FakeRuntime {
   }
 }
 
-function process_(name: string, options: { maxClockSkewMs?: number } = {}) {
-  const runtime = new StallAfterWallRead();
-  return testProcess(backend.client, {
-    table,
-    runtime,
-    leaseMs: LEASE,
-    heartbeatMs: HEARTBEAT,
-    holder: name,
-    ...options,
-  });
-}
+/** A test process whose clocks can stall. */
+const process_ = (name: string, options: { maxClockSkewMs?: number } = {}) =>
+  server.process(name, { runtime: new StallAfterWallRead(), ...options });
 
 let id: string;
 let n = 0;
@@ -85,7 +63,7 @@ describe("found by the simulation", () => {
     const reply = p.link.holdReply("release");
     const releasing = held.release({ n: 1 });
     await reply.reached;
-    const next = await admin.acquire<{ n: number }>(id);
+    const next = await server.admin.acquire<{ n: number }>(id);
     reply.deliver();
     await p.advance(2_000);
     await releasing;
@@ -104,7 +82,7 @@ describe("found by the simulation", () => {
     const reply = p.link.holdReply("release");
     const releasing = held.release({ n: 1 }).catch((e: unknown) => e);
     await reply.reached; // applied: only now does someone else acquire and release
-    await (await admin.acquire(id)).release();
+    await (await server.admin.acquire(id)).release();
     reply.deliver();
     await p.advance(2_000);
     const err = await releasing;
@@ -126,7 +104,7 @@ describe("found by the simulation", () => {
     assert.ok(err instanceof LockLostError);
     assert.equal(err.writeUncertain, true);
     assert.match(err.message, /may or may not have been written/);
-    assert.deepEqual((await admin.read(id))?.data, { n: 7 }, "and indeed it was written");
+    assert.deepEqual((await server.admin.read(id))?.data, { n: 7 }, "and indeed it was written");
   });
 
   it("a stall between stamping a heartbeat's wall time and sending it never outlasts the shortcut", async () => {
@@ -139,7 +117,7 @@ describe("found by the simulation", () => {
     p.runtime.stallAfterNextWallRead(LEASE / 2);
     await p.advance(1);
     await p.advance(1);
-    const info = await admin.read(id);
+    const info = await server.admin.read(id);
     assert.equal(held.signal.aborted, false);
     assert.ok(info?.heartbeatAt !== undefined);
     // With zero skew, a waiter whose wall clock passes heartbeatAt + lease takes over: the holder's own
@@ -156,8 +134,13 @@ describe("found by the simulation", () => {
     // sim: stormy seed 656. A retried acquire was applied again long after its holder had released
     // the lock ("ghost"), putting the old token back; then a late duplicate of that holder's update
     // passed `owner = me AND version <= v` and overwrote the data its release had written.
-    const wire = recording(backend.client);
-    const locks = new LockClient({ table, client: wire.sender, leaseMs: LEASE, heartbeatMs: HEARTBEAT });
+    const wire = recording(server.backend.client);
+    const locks = new LockClient({
+      table: server.table,
+      client: wire.sender,
+      leaseMs: LEASE,
+      heartbeatMs: HEARTBEAT,
+    });
     const held = await locks.acquire<{ n: number }>(id);
     await held.update({ n: 1 });
     await held.release({ n: 2 });
@@ -165,23 +148,23 @@ describe("found by the simulation", () => {
     await wire
       .replay("renew")
       .catch((err: unknown) => assert.equal((err as Error).name, "ConditionalCheckFailedException"));
-    assert.deepEqual((await admin.read(id))?.data, { n: 2 }, "the released data stands");
+    assert.deepEqual((await server.admin.read(id))?.data, { n: 2 }, "the released data stands");
     await locks.close();
   });
 
   it("a late duplicate of a forceRelease cannot remove a later holder", async () => {
     // sim: stormy seed 1201. The force-release was conditioned on "someone holds it", so a duplicate
     // arriving after a new holder had acquired removed that holder, which nobody told.
-    const wire = recording(backend.client);
-    const operator = new LockClient({ table, client: wire.sender });
-    const first = await admin.acquire(id);
+    const wire = recording(server.backend.client);
+    const operator = new LockClient({ table: server.table, client: wire.sender });
+    const first = await server.admin.acquire(id);
     await operator.forceRelease(id);
     await first.release().catch(() => undefined);
-    const next = await admin.acquire(id);
+    const next = await server.admin.acquire(id);
     await wire
       .replay("release")
       .catch((err: unknown) => assert.equal((err as Error).name, "ConditionalCheckFailedException"));
-    assert.equal((await admin.read(id))?.held, true, "the later holder keeps the lock");
+    assert.equal((await server.admin.read(id))?.held, true, "the later holder keeps the lock");
     await next.release();
     await operator.close();
   });
@@ -194,7 +177,7 @@ describe("found by the simulation", () => {
     const acquiring = p.locks.acquire(id, { waitMs: 5_000 });
     await p.advance(1_000);
     const held = await acquiring;
-    const info = await admin.read(id);
+    const info = await server.admin.read(id);
     assert.equal(
       held.fence,
       1,
@@ -203,7 +186,11 @@ describe("found by the simulation", () => {
     assert.equal(info?.fence, held.fence);
     assert.equal(held.signal.aborted, false);
     await held.release();
-    assert.equal((await admin.read(id))?.held, false, "released with the token the first write installed");
+    assert.equal(
+      (await server.admin.read(id))?.held,
+      false,
+      "released with the token the first write installed",
+    );
   });
 
   it("an update the SDK retried across a forceRelease does not claim it was not written", async () => {
@@ -215,14 +202,14 @@ describe("found by the simulation", () => {
         command: { constructor: { name: string }; input: UpdateItemCommandInput },
         options?: unknown,
       ) {
-        const send = backend.client.send.bind(backend.client) as (
+        const send = server.backend.client.send.bind(server.backend.client) as (
           c: unknown,
           o?: unknown,
         ) => Promise<unknown>;
         if (kindOf(command as unknown as Parameters<typeof kindOf>[0]) !== "renew")
           return send(command, options);
         await send(command, options); // applied; the reply is lost inside the SDK
-        await admin.forceRelease(id);
+        await server.admin.forceRelease(id);
         try {
           return await send(command, options); // the SDK's retry
         } catch (err) {
@@ -232,13 +219,18 @@ describe("found by the simulation", () => {
         }
       },
     } as unknown as DynamoDBSender;
-    const locks = new LockClient({ table, client: retryingSdk, leaseMs: LEASE, heartbeatMs: HEARTBEAT });
+    const locks = new LockClient({
+      table: server.table,
+      client: retryingSdk,
+      leaseMs: LEASE,
+      heartbeatMs: HEARTBEAT,
+    });
     const held = await locks.acquire<{ n: number }>(id);
     const err = await held.update({ n: 5 }).catch((e: unknown) => e);
     assert.ok(err instanceof LockLostError);
     assert.equal(err.writeUncertain, true);
     assert.match(err.message, /may or may not have been written/);
-    assert.deepEqual((await admin.read(id))?.data, { n: 5 });
+    assert.deepEqual((await server.admin.read(id))?.data, { n: 5 });
     await locks.close();
   });
 });

@@ -287,59 +287,24 @@ describe("store model against dynalite", () => {
   });
   after(() => server.close());
 
-  it("agrees with dynalite on 300 random lock requests", async () => {
+  type Request =
+    | { readonly get: false; readonly input: Parameters<Store["updateItem"]>[0] }
+    | { readonly get: true; readonly input: Parameters<Store["getItem"]>[0] };
+
+  /**
+   * Sends `steps` requests, each made by `request` for its step, to a fresh model and to dynalite
+   * (the table "locks", keyed by `id`, in both), and asserts that the two answer each one alike:
+   * the same output, or an error of the same name.
+   */
+  async function agreeWithDynalite(steps: number, request: (schema: KeySchema, step: number) => Request) {
     const schema: KeySchema = { table: "locks", partitionKey: "id", sortKey: undefined };
     const model = new Store({ returnsOldItemOnConditionFailure: false });
     model.createTable("locks", { partitionKey: "id" });
-    const r = new Random(7, "differential");
-    const owners = ["a", "b", "c"];
-    for (let step = 0; step < 300; step++) {
-      const id = r.pick(["one", "two"]);
-      const owner = r.pick(owners);
-      const version = r.int(1, 4);
-      const data = r.chance(0.5) ? { M: { n: N(step), s: S(`w${step}`) } } : undefined;
-      let input: Parameters<Store["updateItem"]>[0] | Parameters<Store["getItem"]>[0];
-      let get = false;
-      switch (r.int(0, 6)) {
-        case 0:
-          input = acquireRequest(schema, id, { owner, holder: owner, leaseMs: 1000, wallNow: step });
-          break;
-        case 1:
-          input = acquireRequest(schema, id, {
-            owner,
-            holder: owner,
-            leaseMs: 1000,
-            wallNow: step,
-            stale: { owner: r.pick(owners), version },
-          });
-          break;
-        case 2:
-          input = renewRequest(schema, id, { owner, fence: r.int(1, 6), version, wallNow: step, data });
-          break;
-        case 3:
-          input = releaseRequest(schema, id, {
-            owner,
-            wallNow: step,
-            data,
-            fence: r.chance(0.5) ? r.int(1, 6) : undefined,
-          });
-          break;
-        case 4:
-          input = forceReleaseRequest(schema, id, step);
-          break;
-        case 5:
-          input = pollRequest(schema, id);
-          get = true;
-          break;
-        default:
-          input = readRequest(schema, id);
-          get = true;
-      }
+    for (let step = 0; step < steps; step++) {
+      const { get, input } = request(schema, step);
       const fromModel = (() => {
         try {
-          return {
-            ok: get ? model.getItem(input) : model.updateItem(input as Parameters<Store["updateItem"]>[0]),
-          };
+          return { ok: get ? model.getItem(input) : model.updateItem(input) };
         } catch (err) {
           return { error: (err as Error).name };
         }
@@ -347,8 +312,8 @@ describe("store model against dynalite", () => {
       const fromDynalite = await (async () => {
         try {
           const out = get
-            ? await client.send(new GetItemCommand(input as Parameters<Store["getItem"]>[0]))
-            : await client.send(new UpdateItemCommand(input as Parameters<Store["updateItem"]>[0]));
+            ? await client.send(new GetItemCommand(input))
+            : await client.send(new UpdateItemCommand(input));
           const { $metadata: _, ...rest } = out;
           return { ok: rest };
         } catch (err) {
@@ -357,84 +322,109 @@ describe("store model against dynalite", () => {
       })();
       assert.deepEqual(fromModel, fromDynalite, `step ${step}: ${JSON.stringify(input)}`);
     }
+  }
+
+  it("agrees with dynalite on 300 random lock requests", async () => {
+    const r = new Random(7, "differential");
+    const owners = ["a", "b", "c"];
+    await agreeWithDynalite(300, (schema, step): Request => {
+      const id = r.pick(["one", "two"]);
+      const owner = r.pick(owners);
+      const version = r.int(1, 4);
+      const data = r.chance(0.5) ? { M: { n: N(step), s: S(`w${step}`) } } : undefined;
+      switch (r.int(0, 6)) {
+        case 0:
+          return {
+            get: false,
+            input: acquireRequest(schema, id, { owner, holder: owner, leaseMs: 1000, wallNow: step }),
+          };
+        case 1:
+          return {
+            get: false,
+            input: acquireRequest(schema, id, {
+              owner,
+              holder: owner,
+              leaseMs: 1000,
+              wallNow: step,
+              stale: { owner: r.pick(owners), version },
+            }),
+          };
+        case 2:
+          return {
+            get: false,
+            input: renewRequest(schema, id, { owner, fence: r.int(1, 6), version, wallNow: step, data }),
+          };
+        case 3:
+          return {
+            get: false,
+            input: releaseRequest(schema, id, {
+              owner,
+              wallNow: step,
+              data,
+              fence: r.chance(0.5) ? r.int(1, 6) : undefined,
+            }),
+          };
+        case 4:
+          return { get: false, input: forceReleaseRequest(schema, id, step) };
+        case 5:
+          return { get: true, input: pollRequest(schema, id) };
+        default:
+          return { get: true, input: readRequest(schema, id) };
+      }
+    });
   });
 
   it("agrees with dynalite on 400 random requests of locks with several holders (nested map paths)", async () => {
-    const schema: KeySchema = { table: "locks", partitionKey: "id", sortKey: undefined };
-    const model = new Store({ returnsOldItemOnConditionFailure: false });
-    model.createTable("locks", { partitionKey: "id" });
     const r = new Random(11, "differential-multi");
     const tokens = ["a", "b", "c", "d"];
-    for (let step = 0; step < 400; step++) {
+    await agreeWithDynalite(400, (schema, step): Request => {
       const id = r.pick(["m1", "m2"]);
       const token = r.pick(tokens);
       const version = r.int(1, 3);
       const kind = r.pick([{ permits: 1 }, { permits: 2 }, { shared: true as const }]);
       const p = { token, holder: token, leaseMs: 1000, wallNow: step };
       const stale = r.chance(0.5) ? { token: r.pick(tokens), version } : undefined;
-      let input: Parameters<Store["updateItem"]>[0] | Parameters<Store["getItem"]>[0];
-      let get = false;
       switch (r.int(0, 10)) {
         case 0:
         case 1:
-          input = takeRequest(schema, id, {
-            ...p,
-            kind,
-            create: r.chance(0.3),
-            stale,
-            staleIntent: r.chance(0.3) ? stale : undefined,
-          });
-          break;
-        case 2:
-          input = renewEntryRequest(schema, id, { token, version, wallNow: step });
-          break;
-        case 3:
-          input = removeEntryRequest(schema, id, token, r.chance(0.5) ? version : undefined);
-          break;
-        case 4:
-          input = intentRequest(schema, id, { ...p, version, stale: r.chance(0.3) ? stale : undefined });
-          break;
-        case 5:
-          input = withdrawIntentRequest(schema, id, token);
-          break;
-        case 6:
-          input = evictOwnerRequest(schema, id, { owner: token, version });
-          break;
-        case 7:
-          input = acquireRequest(schema, id, { owner: token, holder: token, leaseMs: 1000, wallNow: step });
-          break;
-        case 8:
-          input = releaseRequest(schema, id, { owner: token, wallNow: step });
-          break;
-        case 9:
-          input = pollRequest(schema, id);
-          get = true;
-          break;
-        default:
-          input = readRequest(schema, id);
-          get = true;
-      }
-      const fromModel = (() => {
-        try {
           return {
-            ok: get ? model.getItem(input) : model.updateItem(input as Parameters<Store["updateItem"]>[0]),
+            get: false,
+            input: takeRequest(schema, id, {
+              ...p,
+              kind,
+              create: r.chance(0.3),
+              stale,
+              staleIntent: r.chance(0.3) ? stale : undefined,
+            }),
           };
-        } catch (err) {
-          return { error: (err as Error).name };
-        }
-      })();
-      const fromDynalite = await (async () => {
-        try {
-          const out = get
-            ? await client.send(new GetItemCommand(input as Parameters<Store["getItem"]>[0]))
-            : await client.send(new UpdateItemCommand(input as Parameters<Store["updateItem"]>[0]));
-          const { $metadata: _, ...rest } = out;
-          return { ok: rest };
-        } catch (err) {
-          return { error: (err as Error).name };
-        }
-      })();
-      assert.deepEqual(fromModel, fromDynalite, `step ${step}: ${JSON.stringify(input)}`);
-    }
+        case 2:
+          return { get: false, input: renewEntryRequest(schema, id, { token, version, wallNow: step }) };
+        case 3:
+          return {
+            get: false,
+            input: removeEntryRequest(schema, id, token, r.chance(0.5) ? version : undefined),
+          };
+        case 4:
+          return {
+            get: false,
+            input: intentRequest(schema, id, { ...p, version, stale: r.chance(0.3) ? stale : undefined }),
+          };
+        case 5:
+          return { get: false, input: withdrawIntentRequest(schema, id, token) };
+        case 6:
+          return { get: false, input: evictOwnerRequest(schema, id, { owner: token, version }) };
+        case 7:
+          return {
+            get: false,
+            input: acquireRequest(schema, id, { owner: token, holder: token, leaseMs: 1000, wallNow: step }),
+          };
+        case 8:
+          return { get: false, input: releaseRequest(schema, id, { owner: token, wallNow: step }) };
+        case 9:
+          return { get: true, input: pollRequest(schema, id) };
+        default:
+          return { get: true, input: readRequest(schema, id) };
+      }
+    });
   });
 });

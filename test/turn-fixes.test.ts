@@ -5,48 +5,32 @@
  * make the claimant late, and a local-queue follower reports its whole wait.
  */
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { UpdateItemCommand } from "@aws-sdk/client-dynamodb";
-import { LockClient, LockHeldError } from "../src/index.js";
+import { LockHeldError } from "../src/index.js";
 import { claimRequest } from "../src/requests.js";
 import { claimLeaseMs } from "../src/turn.js";
 import { recordedHoldMs } from "../src/waiting.js";
-import { type Backend, startBackend, uniqueName } from "./support/backend.js";
-import { FakeRuntime } from "./support/fake-runtime.js";
-import { testProcess } from "./support/process.js";
+import { sharedTable } from "./support/process.js";
 import { eventually } from "./support/wait.js";
 
-let backend: Backend;
-let table: string;
-let admin: LockClient;
 let n = 0;
 const nextId = () => `turnfix-${++n}`;
 
-before(async () => {
-  backend = await startBackend();
-  table = uniqueName();
-  admin = new LockClient({ table, client: backend.client });
-  await admin.createTable();
-});
-after(async () => {
-  await admin.close();
-  await backend.close();
-});
+const server = sharedTable();
 
-const schema = () => ({ table, partitionKey: "id" }) as never;
-const proc = (holder: string, extra: { maxClockSkewMs?: number } = {}) =>
-  testProcess(backend.client, { table, holder, runtime: new FakeRuntime(), ...extra });
+const schema = () => ({ table: server.table, partitionKey: "id" }) as never;
 
 /** The claim a waiter that then died leaves in the item, written at `at` on its wall clock. */
 async function deadClaim(id: string, at: number, fence: number, ms = 3_100): Promise<void> {
   const input = claimRequest(schema(), id, { waiter: "dead-waiter", since: at - 500, ms, at, fence });
-  await backend.client.send(new UpdateItemCommand(input));
+  await server.backend.client.send(new UpdateItemCommand(input));
 }
 
 describe("a leftover claim on a free lock", () => {
   it("lapses by the wall clock shortcut: tryAcquire gets the lock, and a refusal says the turn is claimed", async () => {
     const id = nextId();
-    const p = proc("p");
+    const p = server.process("p");
     const first = await p.locks.acquire(id);
     await first.release();
     await deadClaim(id, p.runtime.wallNow(), first.fence);
@@ -66,7 +50,7 @@ describe("a leftover claim on a free lock", () => {
 
   it("with the shortcut off (maxClockSkewMs: Infinity) it lapses only by being watched for nextMs", async () => {
     const id = nextId();
-    const p = proc("p", { maxClockSkewMs: Number.POSITIVE_INFINITY });
+    const p = server.process("p", { maxClockSkewMs: Number.POSITIVE_INFINITY });
     const first = await p.locks.acquire(id);
     await first.release();
     await deadClaim(id, p.runtime.wallNow() - 1_000_000, first.fence);
@@ -80,11 +64,11 @@ describe("a leftover claim on a free lock", () => {
 
   it("a late duplicate of a claim cannot land after its claimant acquired", async () => {
     const id = nextId();
-    const p = proc("p");
+    const p = server.process("p");
     const held = await p.locks.acquire(id);
     const at = p.runtime.wallNow();
     const claim = claimRequest(schema(), id, { waiter: "w", since: at, ms: 3_100, at, fence: held.fence });
-    await backend.client.send(new UpdateItemCommand(claim)); // the claim, as the waiter sent it
+    await server.backend.client.send(new UpdateItemCommand(claim)); // the claim, as the waiter sent it
     await held.release();
     // The lock is acquired (here after the claim lapsed; the claimant's own acquire does the same):
     // the acquire removes the claim and moves the fence on ...
@@ -92,7 +76,7 @@ describe("a leftover claim on a free lock", () => {
     const taken = await p.locks.acquire(id);
     await taken.release();
     // ... and a duplicate of the claim arrives late: refused, the item carries no claim.
-    await assert.rejects(backend.client.send(new UpdateItemCommand(claim)), {
+    await assert.rejects(server.backend.client.send(new UpdateItemCommand(claim)), {
       name: "ConditionalCheckFailedException",
     });
     const again = await p.locks.tryAcquire(id);
@@ -111,15 +95,15 @@ describe("one long hold", () => {
 
   it("does not make the claimant late: it looks at least every 2 × pollMaxMs", async () => {
     const id = nextId();
-    const a = proc("a");
-    const b = proc("b");
+    const a = server.process("a");
+    const b = server.process("b");
     // Recorded holds say ten minutes (as after one long hold): the claimant must not stride 4 s
     // (LONG_HOLD_STRIDE × pollMaxMs), only 2 s (CLAIMANT_STRIDE × pollMaxMs).
     const first = await a.locks.acquire(id);
     await first.release();
-    await backend.client.send(
+    await server.backend.client.send(
       new UpdateItemCommand({
-        TableName: table,
+        TableName: server.table,
         Key: { id: { S: id } },
         UpdateExpression: "SET holdMs = :h",
         ExpressionAttributeValues: { ":h": { N: "600000" } },
@@ -155,8 +139,8 @@ describe("claim length", () => {
 describe("a local-queue follower", () => {
   it("reports its whole wait, from its call, and a finite next look", async () => {
     const id = nextId();
-    const o = proc("o");
-    const m = proc("m");
+    const o = server.process("o");
+    const m = server.process("m");
     const held = await o.locks.acquire(id);
     const head = m.locks.acquire(id, { waitMs: 2_000 });
     head.catch(() => undefined);
@@ -183,7 +167,7 @@ describe("a local-queue follower", () => {
 
   it("waiting without end, reports a finite next look on entering the queue", async () => {
     const id = nextId();
-    const m = proc("m");
+    const m = server.process("m");
     const held = await m.locks.acquire(id);
     const stop = new AbortController();
     let reported: number | undefined;
