@@ -72,7 +72,7 @@ import {
 } from "./turn.js";
 import { fail, keyString, nonNegativeOrInfinite, optionalSignal, optionsObject } from "./validate.js";
 import { waitRequests } from "./wait-requests.js";
-import { claimantGapMs, longestGapMs, looksByWriting, nextLookMs } from "./waiting.js";
+import { claimantGapMs, expectedReleaseAt, longestGapMs, looksByWriting, nextLookMs } from "./waiting.js";
 
 export interface AcquireOptions {
   /**
@@ -1253,6 +1253,12 @@ export class LockClient {
           gapMs: delay,
           looks: seen.looks,
           poll,
+          lookAt: runtime.monotonicNow() + delay,
+          expectedAt: expectedReleaseAt({
+            seenAt: seen.at,
+            heldBeforeSeenMs: seen.before,
+            holdMs: record.holdMs,
+          }),
         });
         if (onWait !== undefined) {
           const { holder, fence, heartbeatAt } = record;

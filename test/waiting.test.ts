@@ -9,7 +9,15 @@ import {
   shouldClaim,
   standing,
 } from "../src/turn.js";
-import { LONG_HOLD_STRIDE, longestGapMs, nextLookMs, recordedHoldMs } from "../src/waiting.js";
+import {
+  expectedReleaseAt,
+  LONG_HOLD_STRIDE,
+  longestGapMs,
+  looksByWriting,
+  nextLookMs,
+  recordedHoldMs,
+  WRITE_LOOKS,
+} from "../src/waiting.js";
 
 const poll = { minMs: 50, maxMs: 1_000 };
 
@@ -71,6 +79,25 @@ describe("waiting schedule", () => {
       nextLookMs({ ...base, heldBeforeSeenMs: 40 }),
     );
     assert.equal(nextLookMs({ ...base, heldBeforeSeenMs: -5_000 }), 40);
+  });
+
+  it("the claimant's look at the expected release, and the dense ones after it, are writes", () => {
+    // A 50 ms hold first seen at t=100: the release is expected at t=150; the fine pace is 12.5 ms.
+    const expectedAt = expectedReleaseAt({ seenAt: 100, holdMs: 50 });
+    assert.equal(expectedAt, 150);
+    const look = { turnIsMine: true, returnsOldItem: true, holdMs: 50, looks: 1, poll, expectedAt };
+    // The one stride to the expected release (sent from t=100, 50 ms): a write. (It was a read, and
+    // a claimant that read the lock free then needed a second round trip to take it.)
+    assert.equal(looksByWriting({ ...look, gapMs: 50, lookAt: 150 }), true);
+    // A stride that ends well before the expected release (a long hold's): a read.
+    assert.equal(looksByWriting({ ...look, gapMs: 30, lookAt: 130 }), false);
+    // The dense looks after it: writes, for a few looks only.
+    assert.equal(looksByWriting({ ...look, gapMs: 12.5, lookAt: 163 }), true);
+    assert.equal(looksByWriting({ ...look, gapMs: 12.5, lookAt: 300, looks: WRITE_LOOKS + 1 }), false);
+    // Never when it is not our turn, on a server that does not return the old item, or without a hold.
+    assert.equal(looksByWriting({ ...look, gapMs: 50, lookAt: 150, turnIsMine: false }), false);
+    assert.equal(looksByWriting({ ...look, gapMs: 50, lookAt: 150, returnsOldItem: false }), false);
+    assert.equal(looksByWriting({ ...look, gapMs: 50, lookAt: 150, holdMs: undefined }), false);
   });
 
   it("the longest gap is pollMaxMs until recorded holds are long, then at most a few pollMaxMs", () => {
