@@ -222,7 +222,15 @@ async function delayProxy(
     client.on("close", () => backend.destroy());
     backend.on("close", () => client.destroy());
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  // An accept error (EMFILE, say) must not crash the bench: the connection is lost, the run goes on.
+  server.on("error", () => undefined);
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
   const { port: listening } = server.address() as AddressInfo;
   return {
     endpoint: `http://127.0.0.1:${listening}`,
@@ -442,9 +450,10 @@ async function main(): Promise<void> {
   };
   const db = await startLocalDynamoDB({ engine: server });
   const table = "contention";
-  const proxy = latencyMs > 0 ? await delayProxy(db.endpoint, latencyMs) : undefined;
-  const endpoint = proxy?.endpoint ?? db.endpoint;
+  let proxy: Awaited<ReturnType<typeof delayProxy>> | undefined;
   try {
+    proxy = latencyMs > 0 ? await delayProxy(db.endpoint, latencyMs) : undefined;
+    const endpoint = proxy?.endpoint ?? db.endpoint;
     const admin = new LockClient({ table, client: db.client });
     await admin.createTable();
     await admin.close();

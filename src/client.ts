@@ -928,7 +928,7 @@ export class LockClient {
     /** Claims stop after one fails in a way that retrying cannot fix (an IAM policy without them, say). */
     let claimsRefused = false;
     /** The owner we are waiting for and when we first saw it: the waiting schedule counts from it. */
-    let seen: { owner: string; at: number; looks: number; before: number } | undefined;
+    let seen: { owner: string; at: number; looks: number; writes: number; before: number } | undefined;
     let observation: Observation | undefined;
     let stale: { owner: string; version: number } | undefined;
     /**
@@ -947,6 +947,8 @@ export class LockClient {
     /** Writes sent once the deadline had passed: a lock seen free just after may be tried once more. */
     let lateWrites = 0;
     let lastSeen: LockRecord | undefined;
+    /** The next write is a look by writing (waiting.ts `looksByWriting`), not a write to a free lock. */
+    let writeLook = false;
 
     /** The exclusive side of a reader–writer lock (src/multi-acquire.ts); idle for plain mutex ids. */
     const exclusive = new ExclusiveWait(this.#multiContext(id, heartbeat), id);
@@ -1071,6 +1073,8 @@ export class LockClient {
 
     for (;;) {
       // ---- write: take the lock ----
+      const lookingByWriting = writeLook;
+      writeLook = false;
       const sentAt = runtime.monotonicNow();
       if (sentAt >= deadline && ++lateWrites > 2) giveUp(this.#heldError(id, lastSeen, sentAt - started));
       const owner =
@@ -1110,13 +1114,20 @@ export class LockClient {
             giveUp(await this.#translate(err, `Acquiring lock "${id}" failed`, id, signal));
           }
           await backOff();
-          // Write again, with a new token. Should the unanswered write have made us the owner, this
-          // one fails and the lock it returns shows our earlier token.
-          continue;
+          if (!lookingByWriting) {
+            // Write again, with a new token. Should the unanswered write have made us the owner,
+            // this one fails and the lock it returns shows our earlier token.
+            continue;
+          }
+          // A look by writing that failed (throttled, unanswered) looks again by reading: under
+          // throttling, retried writes would not count among an owner's few write-looks. Should
+          // the write have made us the owner, the read shows our token and it is adopted below.
+          record = await look(pollRequest(schema, id));
+        } else {
+          record = parseRecord(oldItemOf(err));
+          if (record !== undefined) returnsOldItem = true;
+          if (record === undefined) record = await look(pollRequest(schema, id));
         }
-        record = parseRecord(oldItemOf(err));
-        if (record !== undefined) returnsOldItem = true;
-        if (record === undefined) record = await look(pollRequest(schema, id));
       }
       if (acquired !== undefined) {
         const lock = adopt(owner, acquired, sentAt);
@@ -1224,7 +1235,7 @@ export class LockClient {
           // before we saw it (a scheduling hint only; waiting.ts clamps it).
           const acquiredAt = record.version === 1 ? record.heartbeatAt : undefined;
           const before = acquiredAt === undefined ? 0 : runtime.wallNow() - acquiredAt;
-          seen = { owner: record.owner, at: arrivedAt, looks: 0, before };
+          seen = { owner: record.owner, at: arrivedAt, looks: 0, writes: 0, before };
         }
         const scheduled = nextLookMs({
           now: arrivedAt,
@@ -1251,7 +1262,7 @@ export class LockClient {
           returnsOldItem,
           holdMs: record.holdMs,
           gapMs: delay,
-          looks: seen.looks,
+          writeLooks: seen.writes,
           poll,
           lookAt: runtime.monotonicNow() + delay,
           expectedAt: expectedReleaseAt({
@@ -1273,7 +1284,11 @@ export class LockClient {
           if (isThenable(result)) result.then(undefined, (err: unknown) => stop.abort(err));
         }
         await sleep(runtime, delay, signal).catch(giveUp);
-        if (writeNext) break; // look by trying to take it (waiting.ts)
+        if (writeNext) {
+          seen.writes++;
+          writeLook = true;
+          break; // look by trying to take it (waiting.ts)
+        }
         record = await look(pollRequest(schema, id));
       }
     }

@@ -29,7 +29,11 @@ export interface WaitRequestsContext {
 export interface WaitRequests {
   /** Sends one request of the acquire, cut off as `sendWithinWait` says. */
   bounded<T>(send: (abortSignal: AbortSignal) => Promise<T>): Promise<T>;
-  /** The next step of the acquire's backoff (one count for all its looks, retries and polls). */
+  /**
+   * The next step of the acquire's backoff: one count per acquire call for its retried looks and
+   * writes and the multi-holder (and shared-holders) pace. (The mutex's looks at an owned lock are
+   * timed by waiting.ts instead.)
+   */
   nextBackoffMs(): number;
   /** Sleeps the next backoff step, within the wait; a stop ends the acquire. */
   backOff(): Promise<void>;

@@ -142,15 +142,20 @@ export function looksByWriting(i: {
   readonly returnsOldItem: boolean;
   readonly holdMs: number | undefined;
   readonly gapMs: number;
-  readonly looks: number;
+  /** Looks by writing already made at this owner. */
+  readonly writeLooks: number;
   readonly poll: BackoffSettings;
   /** Monotonic instant the look will be sent (now + gap). */
   readonly lookAt: number;
   /** {@link expectedReleaseAt} of the current owner. */
   readonly expectedAt: number | undefined;
 }): boolean {
-  if (!i.turnIsMine || !i.returnsOldItem || i.holdMs === undefined || i.looks > WRITE_LOOKS) return false;
+  if (!i.turnIsMine || !i.returnsOldItem || i.holdMs === undefined || i.writeLooks >= WRITE_LOOKS)
+    return false;
   const fine = finePaceMs(i.poll, i.holdMs);
-  const atExpected = i.expectedAt !== undefined && i.lookAt >= i.expectedAt - fine;
-  return atExpected || i.gapMs <= 2 * fine;
+  // The look that crosses the expected release (scheduled from before it, landing at or after it),
+  // not every look after it: a holder that overstays is watched by reads at the overdue pace.
+  const crossesExpected =
+    i.expectedAt !== undefined && i.lookAt - i.gapMs < i.expectedAt && i.lookAt >= i.expectedAt - fine;
+  return crossesExpected || i.gapMs <= 2 * fine;
 }

@@ -127,6 +127,57 @@ describe("one long hold", () => {
   });
 });
 
+describe("a look by writing", () => {
+  it("that fails without an answer is followed by a read, not by another write", async (t) => {
+    if (!server.backend.capabilities.returnsOldItemOnConditionFailure) {
+      t.skip(`${server.backend.name} returns no item with a failed condition: every look is a read`);
+      return;
+    }
+    const id = nextId();
+    const a = server.process("a");
+    const b = server.process("b");
+    // Holds of this lock last about a second: the claimant's look at the expected release is a
+    // write (waiting.ts looksByWriting).
+    const first = await a.locks.acquire(id);
+    await first.release();
+    await server.backend.client.send(
+      new UpdateItemCommand({
+        TableName: server.table,
+        Key: { id: { S: id } },
+        UpdateExpression: "SET holdMs = :h",
+        ExpressionAttributeValues: { ":h": { N: "1000" } },
+      }),
+    );
+    const held = await a.locks.acquire(id);
+    let looks = 0;
+    const waiting = b.locks.acquire(id, { waitMs: 60_000, onWait: () => void looks++ });
+    await eventually(() => looks >= 1, "b waits, its claim made");
+    const before = b.link.sent.length;
+    // The write-look is lost on its way (a network error).
+    b.link.dropNext("acquire");
+    await b.advance(1_000 + 10);
+    await eventually(() => b.link.dropped.length === 1, "b looks by writing");
+    await b.advance(200); // its backoff
+    await eventually(() => b.link.sent.length > before, "b looks again");
+    // A write retried under throttling or lost answers would not count among the owner's few
+    // write-looks: the next look is a read.
+    assert.equal(b.link.sent[before], "read", JSON.stringify(b.link.sent));
+    await held.release();
+    let got: unknown;
+    void waiting.then((l) => {
+      got = l;
+    });
+    for (let i = 0; i < 40 && got === undefined; i++) {
+      await b.advance(100);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    await eventually(() => got !== undefined, "b takes the freed lock");
+    await (await waiting).release();
+    await a.locks.close();
+    await b.locks.close();
+  });
+});
+
 describe("claim length", () => {
   it("is three of the claimant's longest gaps plus slack, never more than a lease", () => {
     assert.equal(claimLeaseMs(1_000, 30_000), 3_100);

@@ -85,15 +85,25 @@ describe("waiting schedule", () => {
     // A 50 ms hold first seen at t=100: the release is expected at t=150; the fine pace is 12.5 ms.
     const expectedAt = expectedReleaseAt({ seenAt: 100, holdMs: 50 });
     assert.equal(expectedAt, 150);
-    const look = { turnIsMine: true, returnsOldItem: true, holdMs: 50, looks: 1, poll, expectedAt };
+    const look = { turnIsMine: true, returnsOldItem: true, holdMs: 50, writeLooks: 0, poll, expectedAt };
     // The one stride to the expected release (sent from t=100, 50 ms): a write. (It was a read, and
     // a claimant that read the lock free then needed a second round trip to take it.)
     assert.equal(looksByWriting({ ...look, gapMs: 50, lookAt: 150 }), true);
     // A stride that ends well before the expected release (a long hold's): a read.
     assert.equal(looksByWriting({ ...look, gapMs: 30, lookAt: 130 }), false);
-    // The dense looks after it: writes, for a few looks only.
-    assert.equal(looksByWriting({ ...look, gapMs: 12.5, lookAt: 163 }), true);
-    assert.equal(looksByWriting({ ...look, gapMs: 12.5, lookAt: 300, looks: WRITE_LOOKS + 1 }), false);
+    // The dense looks after it: writes, for a few only.
+    assert.equal(looksByWriting({ ...look, gapMs: 12.5, lookAt: 163, writeLooks: 1 }), true);
+    assert.equal(looksByWriting({ ...look, gapMs: 12.5, lookAt: 300, writeLooks: WRITE_LOOKS }), false);
+    // A holder that overstays is watched by reads: a look well past the expected release, at the
+    // overdue pace (not dense), is a read.
+    assert.equal(looksByWriting({ ...look, gapMs: 200, lookAt: 600, writeLooks: 2 }), false);
+    // A long hold: the stride that crosses its expected release is a write however many reads came
+    // before it (write-looks are counted apart from reads).
+    const longAt = expectedReleaseAt({ seenAt: 0, holdMs: 60_000 });
+    assert.equal(
+      looksByWriting({ ...look, holdMs: 60_000, expectedAt: longAt, gapMs: 2_000, lookAt: 60_000 }),
+      true,
+    );
     // Never when it is not our turn, on a server that does not return the old item, or without a hold.
     assert.equal(looksByWriting({ ...look, gapMs: 50, lookAt: 150, turnIsMine: false }), false);
     assert.equal(looksByWriting({ ...look, gapMs: 50, lookAt: 150, returnsOldItem: false }), false);

@@ -77,6 +77,18 @@ export class FaultyClient {
     this.#blackholedKinds.add(kind);
   }
 
+  /**
+   * The next `count` requests of `kind` are lost on their way (a network error, never applied); they
+   * are listed in `dropped`, not in `sent`.
+   */
+  dropNext(kind: RequestKind, count = 1): void {
+    this.#drops.set(kind, count);
+  }
+
+  /** Requests `dropNext` lost, by kind, in order. */
+  readonly dropped: RequestKind[] = [];
+  #drops = new Map<RequestKind, number>();
+
   /** The next `count` requests of `kind` are applied by the server, but their replies are lost. */
   loseReplies(kind: RequestKind, count = 1): void {
     this.#loseReplies.set(kind, count);
@@ -127,6 +139,12 @@ export class FaultyClient {
   async #send(command: AnyCommand, options?: { abortSignal?: AbortSignal }): Promise<unknown> {
     if (this.partitioned) throw networkError();
     const kind = kindOf(command);
+    const drops = this.#drops.get(kind) ?? 0;
+    if (drops > 0) {
+      this.#drops.set(kind, drops - 1);
+      this.dropped.push(kind);
+      throw networkError();
+    }
     this.sent.push(kind);
     const refusals = this.#refusals.get(kind) ?? 0;
     if (refusals > 0) {
