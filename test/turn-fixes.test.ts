@@ -11,7 +11,8 @@ import { LockHeldError } from "../src/index.js";
 import { claimRequest } from "../src/requests.js";
 import { claimLeaseMs } from "../src/turn.js";
 import { recordedHoldMs } from "../src/waiting.js";
-import { sharedTable } from "./support/process.js";
+import type { FakeRuntime } from "./support/fake-runtime.js";
+import { sharedTable, type TestProcess } from "./support/process.js";
 import { eventually } from "./support/wait.js";
 
 let n = 0;
@@ -25,6 +26,32 @@ const schema = () => ({ table: server.table, partitionKey: "id" }) as never;
 async function deadClaim(id: string, at: number, fence: number, ms = 3_100): Promise<void> {
   const input = claimRequest(schema(), id, { waiter: "dead-waiter", since: at - 500, ms, at, fence });
   await server.backend.client.send(new UpdateItemCommand(input));
+}
+
+/**
+ * `a` holds `id`, whose item records holds of `holdMs` (as after such holds), and `b` waits for it
+ * (60 s), counting its looks.
+ */
+async function heldWithRecordedHolds(
+  id: string,
+  holdMs: number,
+  a: TestProcess<FakeRuntime>,
+  b: TestProcess<FakeRuntime>,
+) {
+  const first = await a.locks.acquire(id);
+  await first.release();
+  await server.backend.client.send(
+    new UpdateItemCommand({
+      TableName: server.table,
+      Key: { id: { S: id } },
+      UpdateExpression: "SET holdMs = :h",
+      ExpressionAttributeValues: { ":h": { N: String(holdMs) } },
+    }),
+  );
+  const held = await a.locks.acquire(id);
+  let looks = 0;
+  const waiting = b.locks.acquire(id, { waitMs: 60_000, onWait: () => void looks++ });
+  return { held, waiting, looks: () => looks };
 }
 
 describe("a leftover claim on a free lock", () => {
@@ -99,20 +126,8 @@ describe("one long hold", () => {
     const b = server.process("b");
     // Recorded holds say ten minutes (as after one long hold): the claimant must not stride 4 s
     // (LONG_HOLD_STRIDE × pollMaxMs), only 2 s (CLAIMANT_STRIDE × pollMaxMs).
-    const first = await a.locks.acquire(id);
-    await first.release();
-    await server.backend.client.send(
-      new UpdateItemCommand({
-        TableName: server.table,
-        Key: { id: { S: id } },
-        UpdateExpression: "SET holdMs = :h",
-        ExpressionAttributeValues: { ":h": { N: "600000" } },
-      }),
-    );
-    const held = await a.locks.acquire(id);
-    let looks = 0;
-    const waiting = b.locks.acquire(id, { waitMs: 60_000, onWait: () => void looks++ });
-    await eventually(() => looks >= 1, "b looks");
+    const { held, waiting, looks } = await heldWithRecordedHolds(id, 600_000, a, b);
+    await eventually(() => looks() >= 1, "b looks");
     await a.advance(50);
     await held.release();
     await b.advance(2_000 + 150);
@@ -138,20 +153,8 @@ describe("a look by writing", () => {
     const b = server.process("b");
     // Holds of this lock last about a second: the claimant's look at the expected release is a
     // write (waiting.ts looksByWriting).
-    const first = await a.locks.acquire(id);
-    await first.release();
-    await server.backend.client.send(
-      new UpdateItemCommand({
-        TableName: server.table,
-        Key: { id: { S: id } },
-        UpdateExpression: "SET holdMs = :h",
-        ExpressionAttributeValues: { ":h": { N: "1000" } },
-      }),
-    );
-    const held = await a.locks.acquire(id);
-    let looks = 0;
-    const waiting = b.locks.acquire(id, { waitMs: 60_000, onWait: () => void looks++ });
-    await eventually(() => looks >= 1, "b waits, its claim made");
+    const { held, waiting, looks } = await heldWithRecordedHolds(id, 1_000, a, b);
+    await eventually(() => looks() >= 1, "b waits, its claim made");
     const before = b.link.sent.length;
     // The write-look is lost on its way (a network error).
     b.link.dropNext("acquire");
