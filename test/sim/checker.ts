@@ -126,6 +126,10 @@ interface Waiter {
   readonly id: string;
   readonly startedAt: number;
   readonly deadline: number;
+  /** The process's wall clock when the call began: the queue order turns use (src/turn.ts). */
+  readonly since: number;
+  /** Acquisitions by other processes' calls that began later (by wall clock) while this one waited. */
+  overtaken: number;
 }
 
 export interface LivenessBounds {
@@ -232,6 +236,9 @@ export class Checker {
     shortcutDeadlines: 0,
     /** Releases that handed the lock to a waiter of the same process (src/hand-off.ts). */
     handOffs: 0,
+    /** Acquisitions that passed a waiter of another process whose wait began earlier, and the most one waiter saw. */
+    overtakes: 0,
+    maxOvertaken: 0,
   };
   violation: Violation | undefined;
   /** A line for each lock event, when tracing. */
@@ -317,6 +324,7 @@ export class Checker {
     this.#holderWrite(id, w);
     this.#claimWhileWaiting(id, w);
     if (after !== undefined && after !== before) this.#turnHonoured(id, w);
+    if (after !== undefined && after !== before) this.#overtaking(id, after, w);
     if (after !== undefined && after !== before) {
       this.#dataAtAcquisition.set(
         `${id}#${num(w.after?.[FIELD.fence]) ?? 0}`,
@@ -424,6 +432,30 @@ export class Checker {
       "turn honoured",
       `${values?.[":owner"]?.S} took "${id}" while ${claimant} (waiting since ${claimedSince}) had the next turn`,
     );
+  }
+
+  /**
+   * Counts, for every waiter of another process still waiting on `id`, an acquisition by a call that
+   * began after it (by wall clocks, the order turns promise: docs/protocol.md "Turns"). A measure,
+   * not an invariant: before a waiter's claim is in place (its first look; a look of a waiter behind
+   * the claimant that comes a stride late) later callers may pass it, a chain of same-process
+   * hand-offs among them; once it is in place nobody later passes it ("turn honoured").
+   */
+  #overtaking(id: string, owner: string, w: AppliedWrite): void {
+    const values = (w.input as { ExpressionAttributeValues?: Record<string, AttributeValue> })
+      .ExpressionAttributeValues;
+    const since = num(values?.[":since"]);
+    if (since === undefined) return;
+    const [name] = owner.split(".");
+    const now = this.#now;
+    for (const waiter of this.#waiters) {
+      if (waiter.id !== id || waiter.process.name === name || !waiter.process.alive) continue;
+      if (waiter.process.incarnation !== waiter.life || waiter.deadline < now || since <= waiter.since)
+        continue;
+      waiter.overtaken++;
+      this.stats.overtakes++;
+      this.stats.maxOvertaken = Math.max(this.stats.maxOvertaken, waiter.overtaken);
+    }
   }
 
   /**
@@ -742,6 +774,8 @@ export class Checker {
       id,
       startedAt,
       deadline: startedAt + waitMs / process.clock.rate,
+      since: process.wallAt(startedAt),
+      overtaken: 0,
     };
     this.#waiters.add(waiter);
     let settled = false;

@@ -170,6 +170,11 @@ export class MixTally {
     this.midTurnStalls += result.midTurnStalls;
     for (const tag of faultMix(scenario)) this.counts.set(tag, (this.counts.get(tag) ?? 0) + 1);
     for (const [k, v] of Object.entries(result.network)) this.network.set(k, (this.network.get(k) ?? 0) + v);
-    for (const [k, v] of Object.entries(result.checker)) this.checker.set(k, (this.checker.get(k) ?? 0) + v);
+    // Counts add up; a "max…" stat is the largest any schedule saw.
+    for (const [k, v] of Object.entries(result.checker))
+      this.checker.set(
+        k,
+        k.startsWith("max") ? Math.max(this.checker.get(k) ?? 0, v) : (this.checker.get(k) ?? 0) + v,
+      );
   }
 }
