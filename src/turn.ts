@@ -125,11 +125,11 @@ export const CLAIM_GAPS = 3;
  * How long a claim made now should count: CLAIM_GAPS of the longest gap of the waiting schedule
  * (`longestGapMs`: `pollMaxMs`, up to 4 × `pollMaxMs` while recorded holds are long), at least
  * CLAIM_MIN_MS, plus some slack, and never longer than a lease. Sized on the longest gap, not on the
- * current (jittered) one, so that the claimant (which looks at least every `pollMaxMs`, waiting.ts
- * `claimantGapMs`) renews it every other `pollMaxMs` or less often, not every other look. A claimant
- * that stopped looking blocks a free lock for this long at most after each watcher first saw its
- * last claim write (sooner by the wall clock shortcut, {@link claimLapsed}): 3.1 s by default, up
- * to 12.1 s while recorded holds are long, never more than a lease.
+ * current (jittered) one, so that the claimant (which looks at least every 2 × `pollMaxMs`,
+ * waiting.ts `claimantGapMs`) renews it every other `pollMaxMs` or less often, not every other
+ * look. A claimant that stopped looking blocks a free lock for this long at most after each
+ * watcher first saw its last claim write (sooner by the wall clock shortcut, {@link claimLapsed}):
+ * 3.1 s by default, up to 12.1 s while recorded holds are long, never more than a lease.
  */
 export function claimLeaseMs(longestGapMs: number, leaseMs: number): number {
   const floor = Math.min(CLAIM_MIN_MS, leaseMs);
