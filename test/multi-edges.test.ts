@@ -413,7 +413,10 @@ describe("the item's size", () => {
   it("the exclusive holder of a reader–writer id leaves room for 100 readers with the longest names", async () => {
     const id = "edge-size-rw";
     const long = (i: number) => `${String(i).padStart(4, "0")}${"h".repeat(1020)}`;
-    const w = client("writer");
+    // Its heartbeats rewrite an item of ~280 KB: on a loaded machine a 1 s heartbeat's attempts
+    // (each cut off within its interval) can all run long, and the lease end. A long lease and
+    // interval keep this test about sizes, not about the machine's speed.
+    const w = client("writer", { leaseMs: 60_000, heartbeatMs: 10_000 });
     await (await w.acquire(id, { mode: "shared" })).release(); // the id is a reader–writer lock
     const lock = await w.acquire(id);
     // The largest data its budget accepts (a typed refusal beyond, before any request).
