@@ -1374,19 +1374,7 @@ export class LockClient {
    * still being its own. Best effort and bounded like a cleanup: if it fails, the claim lapses.
    */
   #withdraw(id: string, waiter: string): void {
-    const { schema, runtime, leaseMs } = this.#options;
-    const bound = deadlineSignal(runtime, leaseMs, undefined, () => new Error("no answer"));
-    const withdrawal = this.#client
-      .send(new UpdateItemCommand(withdrawRequest(schema, id, waiter)), { abortSignal: bound.signal })
-      .then(
-        () => undefined,
-        () => undefined,
-      )
-      .finally(() => {
-        bound.dispose();
-        this.#cleanups.delete(withdrawal);
-      });
-    this.#cleanups.add(withdrawal);
+    this.#sendCleanUp(withdrawRequest(this.#options.schema, id, waiter));
   }
 
   /**

@@ -456,26 +456,28 @@ export function pollRequest(schema: KeySchema, id: string): GetItemCommandInput 
     TableName: schema.table,
     Key: itemKey(schema, id),
     ConsistentRead: true,
-    ProjectionExpression:
-      "#owner, #version, #leaseMs, #heartbeatAt, #holder, #fence, #holders, #kind, #intent, #next, #nextSince, #nextMs, #nextAt, #holdMs",
-    ExpressionAttributeNames: names(
-      "#owner",
-      "#version",
-      "#leaseMs",
-      "#heartbeatAt",
-      "#holder",
-      "#fence",
-      "#holders",
-      "#kind",
-      "#intent",
-      "#next",
-      "#nextSince",
-      "#nextMs",
-      "#nextAt",
-      "#holdMs",
-    ),
+    ProjectionExpression: POLLED.join(", "),
+    ExpressionAttributeNames: names(...POLLED),
   };
 }
+
+/** The fields a poll reads: everything a waiter judges by, never the data. */
+const POLLED: readonly Name[] = [
+  "#owner",
+  "#version",
+  "#leaseMs",
+  "#heartbeatAt",
+  "#holder",
+  "#fence",
+  "#holders",
+  "#kind",
+  "#intent",
+  "#next",
+  "#nextSince",
+  "#nextMs",
+  "#nextAt",
+  "#holdMs",
+];
 
 /**
  * claim: a waiter records that the next turn is its own (turn.ts), counting for `ms` unless renewed,
