@@ -27,9 +27,11 @@ import { once } from "node:events";
 import { type AddressInfo, createConnection, createServer, type Server, type Socket } from "node:net";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
 import { type DynamoDBClient, UpdateItemCommand } from "@aws-sdk/client-dynamodb";
 import { LockClient } from "../src/index.js";
 import { localClient, startLocalDynamoDB } from "../src/testing.js";
+import { linesOf } from "../test/support/workers.js";
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = "true";
 
@@ -241,20 +243,23 @@ async function delayProxy(
   };
 }
 
-function args(): Map<string, string> {
-  const out = new Map<string, string>();
-  const argv = process.argv.slice(2);
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i] as string;
-    if (!a.startsWith("--")) throw new Error(`Unexpected argument ${a}`);
-    const next = argv[i + 1];
-    if (next === undefined || next.startsWith("--")) out.set(a.slice(2), "true");
-    else {
-      out.set(a.slice(2), next);
-      i++;
-    }
-  }
-  return out;
+/** The command line (strict: an unknown option is an error). */
+function args() {
+  return parseArgs({
+    strict: true,
+    options: {
+      child: { type: "boolean" },
+      server: { type: "string", default: "dynalite" },
+      processes: { type: "string", default: "2,8,32" },
+      "hold-ms": { type: "string", default: "5" },
+      seconds: { type: "string", default: "5" },
+      "wait-holds": { type: "string", default: "100,1000,10000" },
+      "latency-ms": { type: "string", default: "0" },
+      "no-naive": { type: "boolean" },
+      "no-waiting": { type: "boolean" },
+      json: { type: "boolean" },
+    },
+  }).values;
 }
 
 function percentile(sorted: readonly number[], p: number): number {
@@ -326,15 +331,7 @@ async function contend(
         },
         stdio: ["pipe", "pipe", "inherit"],
       });
-      const lines: string[] = [];
-      let buffered = "";
-      child.stdout?.on("data", (chunk: Buffer) => {
-        buffered += chunk.toString();
-        const parts = buffered.split("\n");
-        buffered = parts.pop() ?? "";
-        lines.push(...parts.filter((l) => l.length > 0));
-      });
-      children.push({ child, lines });
+      children.push({ child, lines: linesOf(child) });
     }
     // Everyone ready (bounded: starting 32 processes on 2 cores takes a while), then go together.
     const readyBy = performance.now() + 120_000;
@@ -434,17 +431,17 @@ async function waitingCost(endpoint: string, table: string, holdMs: number): Pro
 
 async function main(): Promise<void> {
   const a = args();
-  if (a.has("child")) return child();
-  const server = (a.get("server") ?? "dynalite") as "dynalite" | "ddb-local";
+  if (a.child === true) return child();
+  const server = a.server as "dynalite" | "ddb-local";
   if (server !== "dynalite" && server !== "ddb-local")
     throw new Error("--server must be dynalite or ddb-local");
-  const processCounts = (a.get("processes") ?? "2,8,32").split(",").map(Number);
-  const holdMs = Number(a.get("hold-ms") ?? 5);
-  const seconds = Math.min(120, Number(a.get("seconds") ?? 5));
-  const waitHolds = (a.get("wait-holds") ?? "100,1000,10000").split(",").map(Number);
-  const latencyMs = Number(a.get("latency-ms") ?? 0);
+  const processCounts = a.processes.split(",").map(Number);
+  const holdMs = Number(a["hold-ms"]);
+  const seconds = Math.min(120, Number(a.seconds));
+  const waitHolds = a["wait-holds"].split(",").map(Number);
+  const latencyMs = Number(a["latency-ms"]);
   if (!(latencyMs >= 0 && latencyMs <= 1_000)) throw new Error("--latency-ms must be within 0..1000");
-  const json = a.has("json");
+  const json = a.json === true;
   const log = (line: string) => {
     if (!json) console.log(line);
   };
@@ -466,7 +463,7 @@ async function main(): Promise<void> {
       "mode      procs  acq/s   reads/acq writes/acq  req/s  hand-off p50 / p99 ms  share min / max / mean",
     );
     for (const n of processCounts) {
-      for (const mode of a.has("no-naive") ? (["library"] as const) : (["library", "naive"] as const)) {
+      for (const mode of a["no-naive"] === true ? (["library"] as const) : (["library", "naive"] as const)) {
         const row = await contend(endpoint, table, mode, n, holdMs, seconds);
         rows.push(row);
         log(
@@ -475,7 +472,7 @@ async function main(): Promise<void> {
       }
     }
     const waiting: WaitingRow[] = [];
-    if (!a.has("no-waiting")) {
+    if (a["no-waiting"] !== true) {
       log("\nwaiting cost: one waiter while a live holder holds (the lock has recorded such holds)");
       log("hold ms   reads/s  writes/s  hand-off ms   (naive 100 ms polling: 10 writes/s)");
       for (const h of waitHolds) {

@@ -42,18 +42,26 @@ export function workerStarter(
     );
     children.add(child);
     child.on("exit", () => children.delete(child));
-    const lines: string[] = [];
-    let buffered = "";
-    child.stdout?.on("data", (chunk: Buffer) => {
-      buffered += chunk.toString();
-      const parts = buffered.split("\n");
-      buffered = parts.pop() ?? "";
-      for (const line of parts) {
-        if (line.length === 0) continue;
-        lines.push(line);
-        options.onLine?.(line);
-      }
-    });
-    return { child, lines };
+    return { child, lines: linesOf(child, options.onLine) };
   };
+}
+
+/**
+ * The non-empty lines `child` writes to stdout, collected as they arrive (a line split across
+ * chunks is joined), each also passed to `onLine`. Shared with bench/contention.ts.
+ */
+export function linesOf(child: ChildProcess, onLine?: (line: string) => void): string[] {
+  const lines: string[] = [];
+  let buffered = "";
+  child.stdout?.on("data", (chunk: Buffer) => {
+    buffered += chunk.toString();
+    const parts = buffered.split("\n");
+    buffered = parts.pop() ?? "";
+    for (const line of parts) {
+      if (line.length === 0) continue;
+      lines.push(line);
+      onLine?.(line);
+    }
+  });
+  return lines;
 }
