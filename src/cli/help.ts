@@ -116,9 +116,9 @@ Options:
   --grace DURATION      after SIGTERM on a lost lock, wait this long before SIGKILL (default: 10s)
   --holder NAME         the name others see (default: hostname:pid)
   --record-exit         store the exit status, times and holder under "lastRun" in the lock's data
-  --permits N           a semaphore: at most N runs hold the id at once (1 to 1000); every run of
+  --permits N           a semaphore: at most N runs hold the id at once (1 to 100); every run of
                         the id must give the same N
-  --shared              a reader–writer lock's shared side: any number of --shared runs at once,
+  --shared              a reader–writer lock's shared side: up to 100 --shared runs at once,
                         never with a run without it (the exclusive side, which waits for them and
                         keeps new --shared runs out while it waits). Not with --permits.
                         With --permits or --shared the data is read-only: what COMMAND writes to

@@ -11,6 +11,7 @@ import { join } from "node:path";
 import type { LockData } from "../data.js";
 import { LockHeldError, LockLostError } from "../errors.js";
 import type { Lock } from "../lock.js";
+import { MAX_PERMITS } from "../multi-options.js";
 import { LOCK_OPTIONS, optionalDuration, optionalString, parse, positiveInteger } from "./args.js";
 import { lockTarget } from "./connection.js";
 import { formatDuration } from "./duration.js";
@@ -205,9 +206,6 @@ export async function supervise(lock: HeldLock, run: Supervised): Promise<number
     if (dataDir !== undefined) await rm(dataDir, { recursive: true, force: true }).catch(() => undefined);
   }
 }
-
-/** Most permits `--permits` takes: the library's own bound. */
-export const MAX_PERMITS = 1000;
 
 /**
  * --permits N (a semaphore: at most N runs at once) or --shared (a reader–writer lock's shared
