@@ -12,7 +12,7 @@
  */
 import { UpdateItemCommand, type UpdateItemCommandInput } from "@aws-sdk/client-dynamodb";
 import { type DynamoDBSender, isConditionFailed, isRetryable, mayHaveBeenApplied, oldItemOf } from "./aws.js";
-import { waitBeforeNextPoll } from "./backoff.js";
+import { backoffDelay, waitBeforeNextPoll } from "./backoff.js";
 import type { WaitProgress } from "./client.js";
 import { LockError, type LockHeldError } from "./errors.js";
 import {
@@ -397,6 +397,8 @@ export class ExclusiveWait {
   #token: string | undefined;
   #version = 0;
   #refreshedAt = Number.NEGATIVE_INFINITY;
+  /** Refreshes that failed in a row since the last that went through: the retry backs off. */
+  #refreshFailures = 0;
   #withdrawn = false;
 
   constructor(ctx: MultiContext, id: string) {
@@ -454,8 +456,9 @@ export class ExclusiveWait {
   /**
    * How long the writer may sleep before its intent needs a refresh (Infinity without one): the
    * intent lives by its lease, so a waiting writer's sleep is capped by this, not only by the poll
-   * settings (a poll interval may be longer than a lease). A refresh that failed is due at once:
-   * then at least the first poll delay, so a failing refresh is not retried in a tight loop.
+   * settings (a poll interval may be longer than a lease). A refresh that failed is due again
+   * after the poll backoff of its failures in a row (capped by a heartbeat interval): a throttled
+   * item is not written every `pollMinMs`.
    */
   refreshDueInMs(now: number): number {
     if (this.#version === 0 || this.#withdrawn || !Number.isFinite(this.#refreshedAt)) {
@@ -463,7 +466,13 @@ export class ExclusiveWait {
     }
     const { heartbeatMs, poll } = this.#ctx.options;
     const due = heartbeatMs - (now - this.#refreshedAt);
-    return due > 0 ? due : Math.min(poll.minMs, heartbeatMs);
+    if (due > 0) return due;
+    const backoff = backoffDelay(
+      Math.max(0, this.#refreshFailures - 1),
+      poll,
+      this.#ctx.options.runtime.random(),
+    );
+    return Math.min(backoff, heartbeatMs);
   }
 
   /** Withdraws our intent (the acquire gave up), best effort. */
@@ -508,7 +517,10 @@ export class ExclusiveWait {
     });
     // Counted whether or not the write is answered: a (token, version) pair is never written twice.
     this.#version = version;
-    if (await this.#send(input, signal)) this.#refreshedAt = sentAt;
+    if (await this.#send(input, signal)) {
+      this.#refreshedAt = sentAt;
+      this.#refreshFailures = 0;
+    } else this.#refreshFailures++;
   }
 
   /** A conditional write: true if applied; a failed condition only means the item moved on. */
