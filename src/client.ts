@@ -812,7 +812,8 @@ export class LockClient {
         : undefined;
     let inherited: Inherited | undefined;
     try {
-      if (waitMs === 0)
+      // Nobody of this client ahead (or no wait): straight to the acquire, no queue machinery.
+      if (waitMs === 0 || !place.behind)
         return await this.#acquire<Data>(id, waitMs, stop, onWait, heartbeat, since, place.done);
       const local = () => [...this.#held.keys()].find((lock) => lock.id === id);
       if (place.behind && onWait !== undefined) {
@@ -843,9 +844,10 @@ export class LockClient {
           Promise.race([place.ready.then(() => false), handed, outOfTime]),
           stop.signal,
         );
-        // Out of time while a release is handing us the lock: its outcome decides, as for a write
-        // of our own sent before the deadline.
-        if (waitedOut && candidate?.pending === true) {
+        // A release is handing us the lock (whether we ran out of time or our turn in the queue
+        // came meanwhile): its outcome decides, as for a write of our own sent before the deadline.
+        // Leaving before it is known would free a lock handed to us and start polling for it.
+        if (candidate?.pending === true) {
           await untilAborted(candidate.idle(), stop.signal);
           inherited = candidate.leave();
           if (inherited.handed !== undefined) waitedOut = false;
@@ -1174,7 +1176,11 @@ export class LockClient {
             poll,
             random: runtime.random(),
           });
-          const delay = waitBeforeNextPoll(pace, lapsesInMs(), remaining);
+          const delay = waitBeforeNextPoll(
+            pace,
+            Math.min(lapsesInMs(), exclusive.refreshDueInMs(arrivedAt)), // a recorded intent's refresh
+            remaining,
+          );
           await sleep(runtime, delay, signal).catch(giveUp);
           record = await look(pollRequest(schema, id));
           continue;
@@ -1264,7 +1270,7 @@ export class LockClient {
           gapMs: delay,
           writeLooks: seen.writes,
           poll,
-          lookAt: runtime.monotonicNow() + delay,
+          lookAt: arrivedAt + delay,
           expectedAt: expectedReleaseAt({
             seenAt: seen.at,
             heldBeforeSeenMs: seen.before,
@@ -1283,7 +1289,9 @@ export class LockClient {
           // Not awaited (the wait goes on), but never left unhandled: a rejection ends the wait.
           if (isThenable(result)) result.then(undefined, (err: unknown) => stop.abort(err));
         }
-        await sleep(runtime, delay, signal).catch(giveUp);
+        // The claim's round trip is part of the gap: the bounds above (a stale holder, a lapsing
+        // claim, the deadline) count from `arrivedAt`.
+        await sleep(runtime, Math.max(0, arrivedAt + delay - runtime.monotonicNow()), signal).catch(giveUp);
         if (writeNext) {
           seen.writes++;
           writeLook = true;
@@ -1353,8 +1361,11 @@ export class LockClient {
     const context = this.#context(id, heartbeat, onSettled);
     // The exclusive holder of an id used with several holders leaves room for their entries.
     const budget = context.dataBudgetBytes - (record.kind === undefined ? 0 : HOLDERS_ROOM_BYTES);
+    // An id with a kind (a reader–writer lock's exclusive side) is never handed on in the release:
+    // the hand-off's condition refuses it, so offering would cost a request for nothing.
+    const successor = record.kind === undefined ? context.successor : undefined;
     const lock = Lock.adopt<Data>(
-      { ...context, dataBudgetBytes: budget },
+      { ...context, dataBudgetBytes: budget, successor },
       {
         id,
         owner,
