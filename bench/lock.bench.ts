@@ -3,9 +3,10 @@
  * dynamodb-lock-client, against servers this script starts itself (dynalite always, DynamoDB Local
  * when Java is available), each in a process of its own. Sections: the uncontended cycle, client
  * settings, permits (semaphores and shared holds next to the mutex: bench/permits.ts), many locks
- * held at once, multi-process contention (bench/contention.ts, when present),
- * and the import time of the main entry. Every comparison alternates its rounds. Numbers are for
- * comparing on one machine in one run (BENCHMARKS.md records one), not promises.
+ * held at once, multi-process contention (bench/contention.ts), and the import time of the main
+ * entry. Every comparison alternates its rounds, except contention's: it alternates which mode runs
+ * first from one process count to the next. Numbers are for comparing on one machine in one run
+ * (BENCHMARKS.md records one), not promises.
  *
  *   npm run bench                         # everything, ~6 minutes on 2 cores
  *   npm run bench -- --quick              # a ~2 minute smoke run

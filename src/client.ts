@@ -126,7 +126,10 @@ export interface LockInfo<Data> {
   readonly lockId: string;
   /** The stored data, or undefined if none was stored. */
   readonly data: Data | undefined;
-  /** Whether an owner is recorded (it may be a crashed holder whose lease is running out). */
+  /**
+   * Whether anyone holds it: an exclusive owner or permit/shared holders (some may be crashed
+   * holders whose lease is running out).
+   */
   readonly held: boolean;
   /** The holder's name, when held. */
   readonly holder: string | undefined;

@@ -9,9 +9,11 @@ import { fail } from "./validate.js";
  * The most permits a semaphore may have. Every holder's entry lives in the one item (400 KB), and
  * every heartbeat rewrites the whole item: a write costs one WCU per KB of the item, so N holders
  * heartbeating every `heartbeatMs` cost about N × (N × entry size / 1 KB) WCU per `heartbeatMs`,
- * quadratic in N, and one partition takes at most 1 000 WCU/s. At 100 holders with long names (an
- * item near 120 KB) and a heartbeat every 5 s that is about 2 400 WCU per 5 s: within a partition's
- * limit, with room for data; far more holders would not be (docs/protocol.md, "Cost").
+ * quadratic in N, and one partition takes at most 1 000 WCU/s. At 100 holders with short names (an
+ * item near 13 KB) and a heartbeat every 5 s that is about 1 300 WCU per 5 s (260 WCU/s): within a
+ * partition's limit. With long names (an item near 120 KB) it is about 12 000 WCU per 5 s
+ * (2 400 WCU/s), above it: long names need fewer holders or a longer `heartbeatMs`
+ * (docs/protocol.md, "Cost").
  */
 export const MAX_PERMITS = 100;
 

@@ -154,8 +154,8 @@ ${EXIT_CODES}
 
 Shows whether the lock is held, by whom, how old its last heartbeat is, its lease, fence and data.
 For a semaphore (run --permits) or a reader–writer lock (run --shared), lists every holder: mode
-(exclusive, permit, shared), name, key (for \`release --force --holder\`), fence (known for the
-exclusive holder only) and heartbeat age, and a writer waiting behind shared holders.
+(exclusive, permit, shared), name, key (for \`release --force --holder\`), fence (a permit or
+shared holder's from its first heartbeat or extend on) and heartbeat age, and a writer waiting behind shared holders.
 Reads with one strongly consistent GetItem; takes no lock. Exits 0 whether held or free.
 
 Options:

@@ -49,7 +49,7 @@ export interface StatusHolderJson {
   readonly mode: "exclusive" | "permit" | "shared";
   readonly holder: string | null;
   readonly key: string;
-  /** Known for the exclusive holder only: permit and shared entries do not store theirs. */
+  /** A permit or shared holder's is known from its first heartbeat or `extend()` on; null before that. */
   readonly fence: number | null;
   readonly heartbeatAt: number | null;
   readonly heartbeatAgeMs: number | null;
