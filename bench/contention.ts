@@ -3,7 +3,7 @@
  *
  *   node --import tsx bench/contention.ts [--server dynalite|ddb-local] [--processes 2,8,32]
  *        [--hold-ms 5] [--seconds 5] [--wait-holds 100,1000,10000] [--latency-ms 0] [--no-naive]
- *        [--no-waiting] [--json]
+ *        [--naive-first] [--no-waiting] [--json]
  *
  * Starts its own server (dynalite in this process, or DynamoDB Local through src/ddb-local.ts), then
  * for each process count forks that many child processes that each loop acquire → hold `--hold-ms`
@@ -29,9 +29,10 @@ import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { type DynamoDBClient, UpdateItemCommand } from "@aws-sdk/client-dynamodb";
-import { LockClient } from "../src/index.js";
+import { LockClient, LockHeldError } from "../src/index.js";
 import { localClient, startLocalDynamoDB } from "../src/testing.js";
 import { linesOf } from "../test/support/workers.js";
+import { percentile } from "./stats.js";
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = "true";
 
@@ -127,8 +128,9 @@ async function child(): Promise<void> {
       let lock: Awaited<ReturnType<LockClient["acquire"]>>;
       try {
         lock = await locks.acquire(LOCK_ID, { waitMs: Math.max(0, end - performance.now()) });
-      } catch {
-        break; // the time is up while waiting
+      } catch (err) {
+        if (err instanceof LockHeldError) break; // the time is up while waiting
+        throw err; // anything else would silently lower this process's share
       }
       const acquiredAt = wallNow();
       await sleep(holdMs);
@@ -256,14 +258,11 @@ function args() {
       "wait-holds": { type: "string", default: "100,1000,10000" },
       "latency-ms": { type: "string", default: "0" },
       "no-naive": { type: "boolean" },
+      "naive-first": { type: "boolean" },
       "no-waiting": { type: "boolean" },
       json: { type: "boolean" },
     },
   }).values;
-}
-
-function percentile(sorted: readonly number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
 }
 
 interface ContentionRow {
@@ -463,7 +462,11 @@ async function main(): Promise<void> {
       "mode      procs  acq/s   reads/acq writes/acq  req/s  hand-off p50 / p99 ms  share min / max / mean",
     );
     for (const n of processCounts) {
-      for (const mode of a["no-naive"] === true ? (["library"] as const) : (["library", "naive"] as const)) {
+      // Which mode runs first alternates from one process count to the next (--naive-first starts
+      // with the naive floor), so drift of the machine does not always favour the same one.
+      const modes = a["no-naive"] === true ? (["library"] as const) : (["library", "naive"] as const);
+      const naiveFirst = (processCounts.indexOf(n) % 2 === 1) !== (a["naive-first"] === true);
+      for (const mode of naiveFirst ? [...modes].reverse() : modes) {
         const row = await contend(endpoint, table, mode, n, holdMs, seconds);
         rows.push(row);
         log(
