@@ -133,7 +133,8 @@ describe("same-process hand-off", () => {
       const info = await admin.read(id);
       assert.equal(info?.fence, second.fence);
       assert.equal(info?.holder, "p");
-      // Its lease counts from the hand-off's send: it runs out a lease after that, not after the look.
+      // (That its lease counts from the hand-off's send is the simulation's to check: break
+      // hand-off-counts-from-reply. Here heartbeats have renewed it since.)
       await second.release();
       assert.equal((await admin.read(id))?.held, false);
       await p.locks.close();

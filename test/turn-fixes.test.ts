@@ -160,6 +160,8 @@ describe("a look by writing", () => {
     b.link.dropNext("acquire");
     await b.advance(1_000 + 10);
     await eventually(() => b.link.dropped.length === 1, "b looks by writing");
+    // Nothing reached the server between the claim and the dropped write-look.
+    assert.equal(b.link.sent.length, before);
     await b.advance(200); // its backoff
     await eventually(() => b.link.sent.length > before, "b looks again");
     // A write retried under throttling or lost answers would not count among the owner's few

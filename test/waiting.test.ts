@@ -45,8 +45,7 @@ describe("waiting schedule", () => {
     // Strides of at most LONG_HOLD_STRIDE·pollMaxMs up to the expected release, which is looked at.
     assert.ok(times.includes(10_000), `looks at ${times.join(", ")}`);
     assert.ok(times.length <= 10_000 / (LONG_HOLD_STRIDE * poll.maxMs) + 2, `looks at ${times.join(", ")}`);
-    // Cheaper than one read per second while the holder holds.
-    assert.ok(times.length / 10 < 1);
+    // (So cheaper than one read per second while the holder holds.)
   });
 
   it("backs off past the expected release, never beyond the longest gap", () => {
